@@ -1,0 +1,43 @@
+# packwatch: two commands on a fresh machine — `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+BSTAMP := $(VENV)/.installed-bench
+OUT    ?= out/demo
+
+.PHONY: demo test venv bench bench-soc typecheck clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "packwatch needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+$(BSTAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@touch $@
+
+venv: $(STAMP)
+
+## run the simulated pack on the virtual board, log it over the virtual serial port, plot it
+demo: $(STAMP)
+	$(BIN)/packwatch demo --out $(OUT)
+
+## every test tier: T0 (CPython + fakes), T1 (real MicroPython), T2 (virtual board end to end), types
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q tests
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --config-file firmware/mypy.ini firmware
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+bench-soc: $(BSTAMP)
+	PYBAMM_DISABLE_TELEMETRY=true $(BIN)/python -m bench.soc.run
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
