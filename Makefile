@@ -30,8 +30,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
 	$(MAKE) --no-print-directory typecheck
 
-typecheck: $(STAMP)
-	$(BIN)/mypy --config-file firmware/mypy.ini firmware
+# firmware types against each port's MicroPython stubs, each in its own folder (they share module names)
+STUBS_VER := 1.29.0.post1
+STDLIB_STUBS_VER := 1.29.0.post2
+$(VENV)/stubs/%/.installed: $(STAMP)
+	$(BIN)/pip install -q --no-deps --target $(VENV)/stubs/$* micropython-$*-stubs==$(STUBS_VER) micropython-stdlib-stubs==$(STDLIB_STUBS_VER)
+	@touch $@
+
+typecheck: $(VENV)/stubs/rp2/.installed $(VENV)/stubs/esp32/.installed
+	for port in rp2 esp32; do \
+	  echo "mypy: firmware against micropython-$$port-stubs"; \
+	  MYPYPATH=$(VENV)/stubs/$$port $(BIN)/mypy --config-file firmware/mypy.ini \
+	    --custom-typeshed-dir $(VENV)/stubs/$$port --cache-dir $(VENV)/.mypy-$$port firmware || exit 1; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

@@ -1,0 +1,284 @@
+# TI BQ76952 battery monitor (AFE) on I2C: direct commands, subcommands, data memory, optional CRC-8.
+# Register map and transfer rules: docs/hardware.md (from the BQ76952 TRM, SLUUBY2).
+from pwfw.compat import const, sleep_ms
+
+_BAT_STATUS = const(0x12)
+_CELL1 = const(0x14)
+_STACK = const(0x34)
+_PACK = const(0x36)
+_LD = const(0x38)
+_CC2 = const(0x3A)
+_SUBCMD = const(0x3E)
+_XBUF = const(0x40)
+_CHK = const(0x60)
+_INT_TEMP = const(0x68)
+_TS1 = const(0x70)
+_USERV_MV = const(10)  # stack/PACK/LD are in userV units, centivolts by default (mV would overflow int16)
+_POLLS = const(10)  # a subcommand answers in ~2 ms; give up after 10 polls 1 ms apart
+
+DEVICE_NUMBER = const(0x0001)
+FW_VERSION = const(0x0002)
+SET_CFGUPDATE = const(0x0090)
+EXIT_CFGUPDATE = const(0x0092)
+VCELL_MODE = const(0x9304)  # Settings:Configuration:Vcell Mode, bit n-1 = cell input n in use
+BQ76952_ID = const(0x7695)
+
+
+def _crc8_table():
+    t = bytearray(256)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = ((c << 1) ^ 0x07) & 0xFF if c & 0x80 else (c << 1) & 0xFF
+        t[i] = c
+    return bytes(t)
+
+
+_T = _crc8_table()  # CRC-8, polynomial 0x07, init 0 (the BQ769x2 bus CRC)
+
+
+def crc8(data, crc=0):
+    for b in data:
+        crc = _T[crc ^ b]
+    return crc
+
+
+def _s16(b, i):
+    v = b[i] | (b[i + 1] << 8)
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def cell_inputs(cells, cell_map=None):
+    """1-based cell inputs in use: all 16, or TI's layout for fewer (1..n-1 and 16, top cell on VC16)."""
+    if cell_map is None:
+        cell_map = list(range(1, cells)) + [16] if cells < 16 else list(range(1, 17))
+    if len(cell_map) != cells or not 3 <= cells <= 16:
+        raise ValueError("cell map")
+    last = 0
+    for c in cell_map:
+        if not last < c <= 16:
+            raise ValueError("cell map")
+        last = c
+    return cell_map
+
+
+class BQ76952:
+    def __init__(self, i2c, addr=0x08, crc=False, retries=2, sleep=sleep_ms):
+        self.i2c = i2c
+        self.addr = addr
+        self.crc = crc
+        self.retries = retries
+        self._sleep = sleep
+        self.nacks = 0
+        self.crc_errors = 0
+        w = 2 if crc else 1  # CRC mode: every data byte is followed by its CRC byte
+        self._raw = bytearray(32 * w)
+        mv = memoryview(self._raw)
+        self._r2 = mv[: 2 * w]
+        self._r32 = mv[: 32 * w]
+        # data bytes: the raw buffer itself, or the CRC-checked bytes copied out of it
+        self._d = bytearray(32) if crc else self._raw
+        self._cmd = bytearray(2)
+        # the CRC of the first read byte covers (addr W, reg, addr R): precompute the address part
+        self._crc_w = _T[addr << 1]
+        self._crc_r = (addr << 1) | 1
+        self._rd = i2c.readfrom_mem_into  # bound once: calling it allocates nothing
+        self._reg = 0
+        self._n2 = 0
+        self.cells = 0
+        self._map = b""
+        self.set_map(16)
+
+    # --- bus transfers ------------------------------------------------------------------------
+    # MicroPython puts a call's frame on the heap when its locals + stack pass ~11 words (a try
+    # block costs ~3): the per-sample path is split into small functions so it allocates nothing.
+    def _read(self, reg, raw, n):
+        """Read n data bytes from reg in one transaction (auto-increment) into self._d."""
+        self._reg = reg
+        self._n2 = 2 * n
+        tries = self.retries
+        while tries:
+            tries -= 1
+            if self._try(raw):
+                return
+        # the last attempt raises the bus's own OSError (ENODEV, ETIMEDOUT) unchanged
+        self.nacks += 1
+        self._rd(self.addr, reg, raw)
+        self.nacks -= 1
+        if self._bad(raw):
+            raise ValueError("bq76952 crc")
+
+    def _try(self, raw):
+        try:
+            self._rd(self.addr, self._reg, raw)
+        except OSError:
+            self.nacks += 1
+            return False
+        return not self._bad(raw)
+
+    def _bad(self, raw):
+        if self.crc and not self._check(raw):
+            self.crc_errors += 1
+            return True
+        return False
+
+    def _check(self, raw):
+        c = _T[_T[self._crc_w ^ self._reg] ^ self._crc_r]
+        j = 0
+        while j < self._n2:
+            b = raw[j]
+            if _T[c ^ b] != raw[j + 1]:
+                return False
+            self._d[j >> 1] = b
+            c = 0  # every CRC after the first covers its data byte only
+            j += 2
+        return True
+
+    def _write(self, reg, data):
+        if self.crc:
+            buf = bytearray(2 * len(data))
+            c = _T[self._crc_w ^ reg]
+            j = 0
+            for b in data:
+                buf[j] = b
+                buf[j + 1] = _T[c ^ b]
+                c = 0
+                j += 2
+        else:
+            buf = data
+        tries = self.retries
+        while True:
+            try:
+                self.i2c.writeto_mem(self.addr, reg, buf)
+                return
+            except OSError:
+                self.nacks += 1
+                if tries <= 0:
+                    raise
+                tries -= 1
+
+    def _read16(self, reg):
+        self._read(reg, self._r2, 2)
+        return _s16(self._d, 0)
+
+    # --- direct commands ------------------------------------------------------------------
+    def read_cells(self, out_mv):
+        """All 16 inputs in one 32-byte read; out_mv[i] = configured cell i in mV."""
+        self._read(_CELL1, self._r32, 32)
+        m = self._map
+        i = self.cells
+        while i:
+            i -= 1
+            out_mv[i] = _s16(self._d, m[i] << 1)
+
+    def read_stack_mv(self):
+        return self._read16(_STACK) * _USERV_MV
+
+    def read_pack_mv(self):
+        return self._read16(_PACK) * _USERV_MV
+
+    def read_ld_mv(self):
+        return self._read16(_LD) * _USERV_MV
+
+    def read_cc2_ma(self):
+        return self._read16(_CC2)  # userA: mA by default, so +-32.767 A
+
+    def read_ts_dk(self, n):
+        if not 1 <= n <= 3:
+            raise ValueError("ts")
+        return self._read16(_TS1 + 2 * (n - 1))
+
+    def read_int_dk(self):
+        return self._read16(_INT_TEMP)
+
+    def read_status(self):
+        return self._read16(_BAT_STATUS) & 0xFFFF
+
+    # --- subcommands and data memory ------------------------------------------------------
+    def subcommand(self, cmd, nread=0):
+        """Send a subcommand; return a memoryview of the first nread response bytes.
+
+        The view shares the driver's buffer: copy it before the next read.
+        """
+        c = self._cmd
+        c[0] = cmd & 0xFF
+        c[1] = cmd >> 8
+        self._write(_SUBCMD, c)
+        return self._response(cmd, nread)
+
+    def _response(self, cmd, nread):
+        # the device reads 0xFF at 0x3E/0x3F until it has run the subcommand, then echoes it
+        for _ in range(_POLLS):
+            if self._read16(_SUBCMD) & 0xFFFF == cmd:
+                break
+            self._sleep(1)
+        else:
+            raise OSError(110)
+        if not nread:
+            return memoryview(self._d)[:0]
+        tries = self.retries
+        while True:
+            self._read(_CHK, self._r2, 2)
+            chk = self._d[0]
+            n = self._d[1] - 4
+            if not nread <= n <= 32:
+                raise ValueError("bq76952 length")
+            self._read(_XBUF, memoryview(self._raw)[: n * 2 if self.crc else n], n)
+            s = (cmd & 0xFF) + (cmd >> 8)
+            for i in range(n):
+                s += self._d[i]
+            if ~s & 0xFF == chk:
+                return memoryview(self._d)[:nread]
+            self.crc_errors += 1
+            if tries <= 0:
+                raise ValueError("bq76952 checksum")
+            tries -= 1
+
+    def read_dm(self, addr, n):
+        return self.subcommand(addr, n)
+
+    def write_dm(self, addr, data):
+        """Write data memory (the device takes it only in CONFIG_UPDATE mode: see configure)."""
+        n = len(data)
+        if not 1 <= n <= 32:
+            raise ValueError("dm length")
+        blk = bytearray(2 + n)
+        blk[0] = addr & 0xFF
+        blk[1] = addr >> 8
+        blk[2:] = data
+        self._write(_SUBCMD, blk)  # address at 0x3E/0x3F and data at 0x40.. in one transfer
+        s = 0
+        for b in blk:
+            s += b
+        c = self._cmd
+        c[0] = ~s & 0xFF
+        c[1] = n + 4
+        self._write(_CHK, c)  # checksum + length: the device commits on this write
+
+    # --- set-up -------------------------------------------------------------------------------
+    def set_map(self, cells, cell_map=None):
+        m = cell_inputs(cells, cell_map)
+        self._map = bytes([c - 1 for c in m])
+        self.cells = cells
+        return m
+
+    def configure(self, cells=16, cell_map=None):
+        """Check the part, set the cell inputs in use (Vcell Mode) and read it back.
+
+        The map is set first so read_cells fills exactly `cells` values even if the bus fails here.
+        """
+        m = self.set_map(cells, cell_map)
+        mask = 0
+        for c in m:
+            mask |= 1 << (c - 1)
+        r = self.subcommand(DEVICE_NUMBER, 2)
+        if r[0] | (r[1] << 8) != BQ76952_ID:
+            raise ValueError("not a bq76952")
+        self.subcommand(SET_CFGUPDATE)
+        try:
+            self.write_dm(VCELL_MODE, bytes((mask & 0xFF, mask >> 8)))
+        finally:
+            self.subcommand(EXIT_CFGUPDATE)
+        r = self.read_dm(VCELL_MODE, 2)
+        if r[0] | (r[1] << 8) != mask:
+            raise ValueError("vcell mode")

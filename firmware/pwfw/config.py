@@ -1,0 +1,160 @@
+# Configuration: defaults per chemistry, board overrides, validated changes.
+# Values are plain int attributes (cfg.cell_ov_mv) so the per-sample code reads them without lookups
+# in a dict or any allocation.
+
+# (name, default lfp, default nmc, lo, hi, unit) — docs/configuration.md documents every row.
+KEYS = (
+    ("sample_ms", 100, 100, 20, 10000, "ms"),
+    ("report_ms", 1000, 1000, 100, 60000, "ms"),
+    ("capacity_mah", 100000, 100000, 100, 2000000, "mAh"),
+    ("cell_ov_mv", 3650, 4200, 2000, 4500, "mV"),
+    ("cell_ov_hyst_mv", 50, 50, 0, 1000, "mV"),
+    ("cell_ov_ms", 1000, 1000, 0, 60000, "ms"),
+    ("cell_uv_mv", 2500, 3000, 1500, 4000, "mV"),
+    ("cell_uv_hyst_mv", 300, 300, 0, 1000, "mV"),
+    ("cell_uv_ms", 2000, 2000, 0, 60000, "ms"),
+    ("chg_tmin_dc", 0, 0, -400, 1000, "0.1 °C"),
+    ("chg_tmax_dc", 450, 450, -400, 1000, "0.1 °C"),
+    ("dsg_tmin_dc", -200, -200, -400, 1000, "0.1 °C"),
+    ("dsg_tmax_dc", 600, 600, -400, 1000, "0.1 °C"),
+    ("temp_hyst_dc", 30, 30, 0, 200, "0.1 °C"),
+    ("temp_ms", 2000, 2000, 0, 60000, "ms"),
+    ("dir_ma", 500, 500, 0, 100000, "mA"),
+    ("oc_chg_ma", 100000, 100000, 100, 2000000, "mA"),
+    ("oc_dsg_ma", 150000, 150000, 100, 2000000, "mA"),
+    ("oc_hyst_ma", 5000, 5000, 0, 100000, "mA"),
+    ("oc_ms", 500, 500, 0, 60000, "ms"),
+    ("oc_latch", 1, 1, 0, 1, "0/1"),
+    ("imbal_mv", 100, 100, 5, 2000, "mV"),
+    ("imbal_hyst_mv", 20, 20, 0, 1000, "mV"),
+    ("imbal_ms", 5000, 5000, 0, 600000, "ms"),
+    ("ow_mv", 500, 500, 50, 10000, "mV"),
+    ("ow_hyst_mv", 100, 100, 0, 10000, "mV"),
+    ("ow_ms", 1000, 1000, 0, 60000, "ms"),
+    ("ow_latch", 1, 1, 0, 1, "0/1"),
+    ("release_ms", 1000, 1000, 0, 60000, "ms"),
+    ("spike_lo_mv", 500, 500, 0, 5000, "mV"),
+    ("spike_hi_mv", 5000, 5000, 1000, 6500, "mV"),
+    ("spike_ms", 1000, 1000, 0, 60000, "ms"),
+    ("i_gain_ppm", 0, 0, -200000, 200000, "ppm"),
+    ("i_offset_ma", 0, 0, -20000, 20000, "mA"),
+)
+
+# Pairs that must stay ordered (lower key < upper key) whatever is changed.
+_ORDER = (
+    ("cell_uv_mv", "cell_ov_mv"),
+    ("chg_tmin_dc", "chg_tmax_dc"),
+    ("dsg_tmin_dc", "dsg_tmax_dc"),
+    ("spike_lo_mv", "spike_hi_mv"),
+)
+
+# Board-file top-level fields that are also configuration keys.
+_BOARD_FIELDS = ("sample_ms", "report_ms", "capacity_mah")
+
+CHEMISTRIES = ("lfp", "nmc")
+
+
+def _row(key):
+    for r in KEYS:
+        if r[0] == key:
+            return r
+    return None
+
+
+class Config:
+    def __init__(self, board=None):
+        board = board or {}
+        chem = board.get("chemistry", "lfp")
+        if chem not in CHEMISTRIES:
+            raise ValueError("unknown chemistry %r (known: lfp, nmc)" % (chem,))
+        self.chem = chem
+        self.cells = board.get("cells", 16 if chem == "lfp" else 14)
+        col = 1 if chem == "lfp" else 2
+        self._defaults = {}
+        for r in KEYS:
+            self._defaults[r[0]] = r[col]
+            setattr(self, r[0], r[col])
+        over = {}
+        for k in _BOARD_FIELDS:
+            if k in board:
+                over[k] = board[k]
+        limits = board.get("limits") or {}
+        if not isinstance(limits, dict):
+            raise ValueError("board limits must be an object")
+        over.update(limits)
+        try:
+            self.update(over)
+        except ValueError as e:
+            raise ValueError("board file: %s" % e)
+
+    def keys(self):
+        return [r[0] for r in KEYS]
+
+    def get(self, key):
+        if _row(key) is None:
+            raise ValueError("unknown key %r" % (key,))
+        return getattr(self, key)
+
+    def as_dict(self):
+        d = {}
+        for r in KEYS:
+            d[r[0]] = getattr(self, r[0])
+        return d
+
+    def overrides(self):
+        """Keys that differ from the chemistry defaults: what to persist."""
+        d = {}
+        for r in KEYS:
+            v = getattr(self, r[0])
+            if v != self._defaults[r[0]]:
+                d[r[0]] = v
+        return d
+
+    def set(self, key, value):
+        self.update({key: value})
+
+    def update(self, changes):
+        """Apply all of changes or none: ValueError names the first problem."""
+        for key in changes:
+            value = changes[key]
+            r = _row(key)
+            if r is None:
+                raise ValueError("unknown key %r" % (key,))
+            if type(value) is not int:
+                raise ValueError("%s must be an integer, not %r" % (key, value))
+            if value < r[3] or value > r[4]:
+                raise ValueError("%s=%d out of range %d..%d %s" % (key, value, r[3], r[4], r[5]))
+        for lo_key, hi_key in _ORDER:
+            lo = changes.get(lo_key, getattr(self, lo_key))
+            hi = changes.get(hi_key, getattr(self, hi_key))
+            if lo >= hi:
+                raise ValueError("%s (%d) must be below %s (%d)" % (lo_key, lo, hi_key, hi))
+        for key in changes:
+            setattr(self, key, changes[key])
+
+    def load_overrides(self, d):
+        """Apply persisted overrides one by one, skipping bad ones (a newer/older firmware may differ).
+        Returns the list of rejected keys; never raises on bad data."""
+        bad = []
+        if not isinstance(d, dict):
+            return ["<not a dict>"]
+        for key in d:
+            try:
+                self.update({key: d[key]})
+            except ValueError:
+                bad.append(key)
+        return bad
+
+    def current_ma(self, raw_ma):
+        """Calibrated current: (raw - offset) * (1 + gain_ppm / 1e6), integer-only without big ints
+        (|raw| ≤ 2e6 mA and |gain| ≤ 2e5 ppm keep every product below 2**30)."""
+        x = raw_ma - self.i_offset_ma
+        g = self.i_gain_ppm
+        if not g:
+            return x
+        a = x if x >= 0 else -x
+        gg = g if g >= 0 else -g
+        c = ((a // 1000) * gg + (a % 1000) * gg // 1000) // 1000
+        if (x < 0) != (g < 0):
+            c = -c
+        return x + c

@@ -1,0 +1,157 @@
+# Wire protocol, device side (docs/protocol.md): frames are built in one pre-allocated buffer
+# so a report costs no heap beyond the CRC, and command lines are assembled byte by byte.
+from binascii import crc32
+
+from pwfw.compat import const
+
+_MAX_FRAME = const(1024)
+_MAX_CMD = const(96)
+_HEX = b"0123456789ABCDEF"
+
+
+class FrameWriter:
+    """Builds `#topic {json} CRC\\n` into a fixed buffer and writes it to a stream."""
+
+    def __init__(self, out, size=_MAX_FRAME):
+        self.out = out
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+        self.n = 0
+        self._first = True
+        self.overflows = 0
+
+    def _byte(self, b):
+        if self.n < len(self.buf) - 11:  # keep room for " CRCCRCCR\n"
+            self.buf[self.n] = b
+            self.n += 1
+        else:
+            self.overflows += 1
+
+    def _bytes(self, s):
+        for b in s:
+            self._byte(b)
+
+    def begin(self, topic):
+        self.n = 0
+        self._first = True
+        self._byte(35)  # '#'
+        self._bytes(topic)
+        self._byte(32)
+        self._byte(123)  # '{'
+
+    def _key(self, key):
+        if not self._first:
+            self._byte(44)  # ','
+        self._first = False
+        self._byte(34)
+        self._bytes(key)
+        self._byte(34)
+        self._byte(58)  # ':'
+
+    def _int(self, v):
+        if v is None:
+            self._bytes(b"null")
+            return
+        if v < 0:
+            self._byte(45)
+            v = -v
+        if v == 0:
+            self._byte(48)
+            return
+        start = self.n
+        while v:
+            self._byte(48 + v % 10)
+            v //= 10
+        # digits went in backwards: reverse them in place
+        i, j = start, self.n - 1
+        buf = self.buf
+        while i < j:
+            buf[i], buf[j] = buf[j], buf[i]
+            i += 1
+            j -= 1
+
+    def int(self, key, v):
+        self._key(key)
+        self._int(v)
+
+    def ints(self, key, arr, n=-1):
+        """A list of ints; entries that are None become null."""
+        self._key(key)
+        self._byte(91)  # '['
+        if n < 0:
+            n = len(arr)
+        for i in range(n):
+            if i:
+                self._byte(44)
+            self._int(arr[i])
+        self._byte(93)
+
+    def str(self, key, s):
+        self._key(key)
+        if s is None:
+            self._bytes(b"null")
+            return
+        self._byte(34)
+        for ch in s.encode() if isinstance(s, str) else s:
+            if ch == 34 or ch == 92:  # '"' or '\'
+                self._byte(92)
+                self._byte(ch)
+            elif ch < 32 or ch > 126:
+                self._byte(63)  # '?': keep frames printable ASCII
+            else:
+                self._byte(ch)
+        self._byte(34)
+
+    def bool(self, key, v):
+        self._key(key)
+        self._bytes(b"true" if v else b"false")
+
+    def end(self):
+        """Close the object, append the CRC and send the line."""
+        self._byte(125)  # '}'
+        n = self.n
+        crc = crc32(self.mv[:n])
+        buf = self.buf
+        buf[n] = 32
+        for i in range(8):
+            buf[n + 8 - i] = _HEX[crc & 15]
+            crc >>= 4
+        buf[n + 9] = 10
+        self.n = n + 10
+        self.out.write(self.mv[: self.n])
+
+
+class LineReader:
+    """Collects command bytes into lines; over-long and non-printable lines are flagged, not lost silently."""
+
+    TOO_LONG = 1
+    BAD_BYTES = 2
+
+    def __init__(self, size=_MAX_CMD):
+        self.buf = bytearray(size)
+        self.n = 0
+        self.error = 0
+
+    def feed(self, b):
+        """Feed one byte; return True when a line (or an error for one) is complete."""
+        if b == 10:  # '\n' ends a line
+            return True
+        if b == 13:
+            return False
+        if b < 32 or b > 126:
+            self.error |= self.BAD_BYTES
+            return False
+        if self.n >= len(self.buf):
+            self.error |= self.TOO_LONG
+            return False
+        self.buf[self.n] = b
+        self.n += 1
+        return False
+
+    def take(self):
+        """Return (text, error) for the completed line and start a new one."""
+        err = self.error
+        text = "" if err else bytes(self.buf[: self.n]).decode()
+        self.n = 0
+        self.error = 0
+        return text, err

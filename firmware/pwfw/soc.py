@@ -1,0 +1,505 @@
+# State-of-charge estimator: integer coulomb counting at the core, voltage corrections only where the
+# cell model says voltage is informative, drift-not-jump application, per-cell deltas, capacity learning.
+# Every per-update value stays a small int (|x| < 2**30) so MicroPython never allocates in update().
+# Units: SoC in ppm (1e6 = full), voltages in uV, current in mA, resistance in uOhm, time in ms.
+from array import array
+
+from pwfw.compat import MICROPYTHON, const
+from pwfw.soc_model import load_model  # noqa: F401  (re-exported: pwfw.soc.load_model is API)
+
+_PPM = const(1000000)
+_DT_MAX = const(250)          # longer steps are split so 10*i*dt stays a small int
+_I_MAX = const(300000)        # mA clamp (300 A)
+_WIN_MS = const(10000)        # voltage corrections once per window of averaged samples
+_WIN_N = const(100)           # samples summed per window (bounds the sums)
+_RATE = const(2)              # applied correction at most 2 ppm per ms (0.2 %/s): drift, not jump
+_SIG_MIN = const(3000)        # 0.3 % floor on the pack sigma
+_SIG_MAX = const(600000)
+_SIGD_MAX = const(200000)
+_SYNC_SIG = const(8000)       # 0.8 %: what "full at CV tail" / "empty at cut-off" is worth
+_K_GAIN = const(12000)        # sigma growth per unit |dSoC| counted (ppm/1e6): gain + capacity error
+_K_CELL = const(15000)        # per-cell delta growth per |dSoC| (capacity spread between cells)
+_OFF_TAU = const(120000)      # ms, offset learning time constant at rest
+_REST_MS = const(30000)       # rest this long before learning the offset / trusting relaxation
+_FULL_MS = const(20000)       # CV tail held this long before the 100 % sync
+_H1 = const(32767)            # hysteresis state +1 (charge branch) in Q15
+
+if not MICROPYTHON:
+    # @micropython.native is compiler syntax on MicroPython (no import); a no-op here. Native code
+    # keeps each call's frame on the C stack: bytecode frames this size are heap-allocated per call.
+    class micropython:  # noqa: N801
+        @staticmethod
+        def native(f):
+            return f
+
+
+@micropython.native
+def _isqrt(n):
+    if n <= 0:
+        return 0
+    x = 1
+    while x * x < n:
+        x <<= 1
+    while True:
+        y = (x + n // x) >> 1
+        if y >= x:
+            return x
+        x = y
+
+
+@micropython.native
+def _rss(a, b, c, d):
+    # root of sum of squares, each term clamped so the squares stay small ints
+    a = min(abs(a), 15000)
+    b = min(abs(b), 15000)
+    c = min(abs(c), 15000)
+    d = min(abs(d), 15000)
+    return _isqrt(a * a + b * b + c * c + d * d)
+
+
+class Estimator:
+    def __init__(self, model, n_cells, capacity_mah):
+        m = load_model(model)
+        self.m = m
+        self.n = n_cells
+        self.cap_nom = int(capacity_mah)
+        # resistances of one series element of this pack: the model cell scaled by capacity
+        sc = m.cap_mah / self.cap_nom
+        g = len(m.soc)
+        self._r0 = array("i", [int(m.r0[j] * sc) for j in range(g)])
+        self._r1 = array("i", [int(m.r1[j] * sc) for j in range(g)])
+        self._r2 = array("i", [int(m.r2[j] * sc) for j in range(g)])
+        rmax = max(max(self._r0), max(self._r1), max(self._r2), 1)
+        self._imax = min(_I_MAX, (1 << 29) // rmax)
+        self.cell_soc_pm = array("h", [0] * n_cells)
+        self._d = array("i", [0] * n_cells)     # per-cell SoC minus pack average (ppm)
+        self._pd = array("i", [0] * n_cells)    # pending per-cell corrections
+        self._vs = array("i", [0] * n_cells)    # window sums of cell mV
+        self.cal_gain_ppm = 0                   # user calibration of the current sensor
+        self.cal_offset_ma = 0
+        self.fault = 0                          # bit0: implausible cell voltage seen (sample skipped)
+        self.t_dc = None
+        self.syncs = 0
+        self.cap_learns = 0
+        self.reset()
+
+    # ---- persistence / control -------------------------------------------------------------
+    def reset(self):
+        """First-boot state: SoC comes from the next voltage sample, with a voltage-derived sigma."""
+        self.cap_mah = self.cap_nom
+        self._qppm = self.cap_mah * 36
+        self._init = False
+        self._s = 500000
+        self._ps = 0
+        self._sig = _SIG_MAX
+        self._sigd = 50000
+        self._h = 0
+        self._hacc = 0
+        self._acc = 0
+        self._sacc = 0
+        self._dacc = 0
+        self._off = 0                           # learned offset, mA * 1024
+        self._v1 = 0
+        self._v2 = 0
+        self._q1 = 0
+        self._q2 = 0
+        self._rest = 0
+        self._full_ms = 0
+        self._vmin = 99999
+        self._full_latch = False
+        self._empty_latch = False
+        self._anc = 0                           # 0 none, 1 full, 2 empty
+        self._anc_s = 0
+        self._cc = 0                            # counted ppm since the last anchor
+        for k in range(self.n):
+            self._d[k] = 0
+            self._pd[k] = 0
+        self._clear_win()
+        self.soc_pm = 500
+        self.sigma_pm = _SIG_MAX // 1000
+        self._report()
+
+    def set_soc(self, pm, sigma_pm=30):
+        """Force the pack SoC (per mille), e.g. a known state; per-cell deltas are kept."""
+        self._s = max(0, min(1000, int(pm))) * 1000
+        self._ps = 0
+        self._sig = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
+        self._init = True
+        self._report()
+
+    def state(self):
+        """Small dict of ints to persist: s, p (pending) in ppm, sig/sigd ppm, h Q15, cap mAh, off mA*1024,
+        cd/cp: per-cell deltas and their pending corrections (ppm), one int per cell."""
+        return {"s": self._s, "p": self._ps, "sig": self._sig, "sigd": self._sigd, "h": self._h, "cap": self.cap_mah,
+                "off": self._off, "cd": list(self._d), "cp": list(self._pd)}
+
+    def restore(self, d):
+        try:
+            s = int(d["s"])
+            sig = int(d["sig"])
+            h = int(d["h"])
+            cap = int(d["cap"])
+            off = int(d.get("off", 0))
+            p = int(d.get("p", 0))
+            cd = [int(x) for x in d.get("cd") or ()]
+            cp = [int(x) for x in d.get("cp") or ()]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("soc: bad persisted state")
+        if not (-_PPM // 5 <= s <= _PPM * 6 // 5 and 0 < sig <= _SIG_MAX and -_H1 <= h <= _H1
+                and self.cap_nom // 2 <= cap <= self.cap_nom * 2 and abs(p) <= _PPM):
+            raise ValueError("soc: persisted state out of range")
+        self.reset()
+        self._s = s
+        self._ps = p
+        self._sig = max(_SIG_MIN, sig)
+        self._h = h
+        self.cap_mah = cap
+        self._qppm = cap * 36
+        self._off = max(-self.cap_nom * 5, min(self.cap_nom * 5, off))
+        if len(cd) == self.n:
+            for k in range(self.n):
+                self._d[k] = max(-300000, min(300000, cd[k]))
+                self._pd[k] = max(-300000, min(300000, cp[k])) if len(cp) == self.n else 0
+            self._sigd = max(_SIG_MIN, min(_SIGD_MAX, int(d.get("sigd", 20000))))
+        self._init = True
+        self._report()
+
+    # ---- tables ------------------------------------------------------------------------------
+    @micropython.native
+    def _seg(self, s):
+        # index j of the grid segment [j-1, j] holding s (ppm)
+        t = self.m.soc
+        j = 1
+        last = len(t) - 1
+        while j < last and t[j] < s:
+            j += 1
+        return j
+
+    @micropython.native
+    def _tab(self, tab, s):
+        t = self.m.soc
+        if s <= 0:
+            return tab[0]
+        if s >= _PPM:
+            return tab[len(tab) - 1]
+        j = self._seg(s)
+        a = t[j - 1]
+        return tab[j - 1] + (tab[j] - tab[j - 1]) * ((s - a) // 100) // ((t[j] - a) // 100)
+
+    @micropython.native
+    def _ocv(self, s):
+        # OCV on the current hysteresis branch (uV); slope of this segment in uV per pm -> self._g
+        m = self.m
+        j = self._seg(max(0, min(_PPM, s)))
+        dv = (m.mid[j] - m.mid[j - 1]) + ((m.half[j] - m.half[j - 1]) * (self._h >> 5) >> 10)
+        self._g = max(1, dv * 1000 // (m.soc[j] - m.soc[j - 1]))
+        v = self._tab(m.mid, s) + (self._tab(m.half, s) * (self._h >> 5) >> 10)
+        if s < 0:  # beyond the table: extend with the end slope so the innovation keeps its sign
+            v += s // 1000 * self._g
+        elif s > _PPM:
+            v += (s - _PPM) // 1000 * self._g
+        return v
+
+    @micropython.native
+    def _inv(self, v, tab_sign):
+        # SoC (ppm) where mid + tab_sign*half == v (tab_sign: +1 charge, -1 discharge, 0 mid)
+        m = self.m
+        t = m.soc
+        prev = m.mid[0] + tab_sign * m.half[0]
+        if v <= prev:
+            return 0
+        for j in range(1, len(t)):
+            cur = m.mid[j] + tab_sign * m.half[j]
+            if v <= cur:
+                if cur <= prev:
+                    return t[j]
+                return t[j - 1] + (v - prev) * ((t[j] - t[j - 1]) // 100) // (cur - prev) * 100
+            prev = cur
+        return _PPM
+
+    # ---- the update --------------------------------------------------------------------------
+    @micropython.native
+    def update(self, dt_ms, i_ma, cells_mv, t_dc):
+        """One sample: dt_ms since the last one, pack current (mA, + = charging), cell voltages (mV)."""
+        self.t_dc = t_dc
+        ok = self._sample(i_ma, cells_mv)
+        if dt_ms <= 0:
+            self._report()
+            return
+        while dt_ms > _DT_MAX:
+            self._step(_DT_MAX, i_ma)
+            dt_ms -= _DT_MAX
+        self._step(dt_ms, i_ma)
+        if ok and self._win_ms >= _WIN_MS:
+            self._correct()
+        self._report()
+
+    @micropython.native
+    def _sample(self, i_ma, cells_mv):
+        n = self.n
+        if len(cells_mv) < n:
+            self.fault |= 1
+            return False
+        lo = self.m.v_cut_uv // 1000 - 800
+        hi = self.m.v_full_uv // 1000 + 800
+        vmin = 99999
+        for k in range(n):
+            v = cells_mv[k]
+            if v < lo or v > hi:
+                self.fault |= 1
+                return False
+            if v < vmin:
+                vmin = v
+        if not self._init:
+            self._first(i_ma, cells_mv)
+        self._vmin = vmin
+        if self._wn < _WIN_N:
+            for k in range(n):
+                self._vs[k] += cells_mv[k]
+            self._wn += 1
+            self._wi += max(-_I_MAX, min(_I_MAX, i_ma - self.cal_offset_ma)) // 4
+            self._wrc += self._v1 + self._v2
+            self._wsd += (self._s + self._ps) // 8
+        return True
+
+    @micropython.native
+    def _first(self, i_ma, cells_mv):
+        # first boot: SoC interval consistent with the mean voltage on either hysteresis branch
+        n = self.n
+        tot = 0
+        for k in range(n):
+            tot += cells_mv[k]
+        v = tot * 1000 // n - max(-self._imax, min(self._imax, i_ma)) * self._tab(self._r0, 500000) // 1000
+        e = self.m.ocv_err_uv + 5000 + abs(i_ma) * self._tab(self._r0, 500000) // 2000
+        lo = self._inv(v - e, 1)
+        hi = self._inv(v + e, -1)
+        self._s = (lo + hi) // 2
+        self._ps = 0
+        self._sig = max(20000, min(_SIG_MAX, (hi - lo) * 3 // 10 + 10000))
+        self._sigd = 50000
+        self._init = True
+
+    @micropython.native
+    def _clear_win(self):
+        for k in range(self.n):
+            self._vs[k] = 0
+        self._wn = 0
+        self._wi = 0
+        self._wrc = 0
+        self._wsd = 0
+        self._win_ms = 0
+        self._wdi = 0
+        self._wlast = 0
+
+    @micropython.native
+    def _step(self, dt, i_ma):
+        i = i_ma - self.cal_offset_ma
+        i += i * (self.cal_gain_ppm // 100) // 10000
+        rest_lim = self.cap_mah // 200                    # C/200
+        if -rest_lim <= i - (self._off >> 10) <= rest_lim:
+            self._rest += dt
+            if self._rest >= _REST_MS:                    # the pack rests: what we read is offset
+                self._off += ((i << 10) - self._off) * dt // _OFF_TAU
+        else:
+            self._rest = 0
+        i -= self._off >> 10
+        i = max(-self._imax, min(self._imax, i))
+        self._wdi += abs(i - self._wlast) // 16
+        self._wlast = i
+        self._win_ms += dt
+        # coulomb counting, exact in 0.1 mA*ms
+        self._acc += 10 * i * dt
+        ds = self._acc // self._qppm
+        self._acc -= ds * self._qppm
+        self._s += ds
+        self._cc += ds
+        a = abs(ds)
+        # systematic error growth: gain/capacity (per |dSoC|) and residual offset (per time)
+        off_unc = 600 if self._rest >= _REST_MS else 280
+        self._sacc += a * _K_GAIN + dt * off_unc
+        if self._sacc >= _PPM:
+            self._sig = min(_SIG_MAX, self._sig + self._sacc // _PPM)
+            self._sacc %= _PPM
+        self._dacc += a * _K_CELL
+        if self._dacc >= _PPM:
+            self._sigd = min(_SIGD_MAX, self._sigd + self._dacc // _PPM)
+            self._dacc %= _PPM
+        # one-state hysteresis: moves toward the branch of the current's sign
+        if i != 0:
+            tgt = _H1 if i > 0 else -_H1
+            self._hacc += a * self.m.gamma
+            dh = ((tgt - self._h) >> 4) * (min(self._hacc, 250000) >> 2) // 15625
+            if self._hacc >= _PPM:
+                self._h = tgt
+                self._hacc = 0
+            elif dh != 0:
+                self._h += dh
+                self._hacc = 0
+        # two RC branches, integrated exactly with remainders
+        s = self._s
+        d = max(-500000, min(500000, i * self._tab(self._r1, s) // 1000 - self._v1)) * dt + self._q1
+        q = d // self.m.tau1_ms
+        self._q1 = d - q * self.m.tau1_ms
+        self._v1 += q
+        d = max(-500000, min(500000, i * self._tab(self._r2, s) // 1000 - self._v2)) * dt + self._q2
+        q = d // self.m.tau2_ms
+        self._q2 = d - q * self.m.tau2_ms
+        self._v2 += q
+        # apply pending corrections at a bounded rate
+        lim = _RATE * dt
+        p = max(-lim, min(lim, self._ps))
+        self._s += p
+        self._ps -= p
+        for k in range(self.n):
+            p = max(-lim, min(lim, self._pd[k]))
+            self._d[k] += p
+            self._pd[k] -= p
+        self._sync(i, dt)
+
+    @micropython.native
+    def _sync(self, i, dt):
+        m = self.m
+        tail = self.cap_mah * m.tail_c_pm // 1000
+        # 100 %: CV hold reached (mean cell at full voltage) and the current tapered to the tail
+        if self._wn and 0 < i <= tail and self._vs[0] and self._mean_mv() * 1000 >= m.v_full_uv:
+            self._full_ms += dt
+            if self._full_ms >= _FULL_MS and not self._full_latch:
+                self._full_latch = True
+                self._anchor(1, _PPM)
+        else:
+            self._full_ms = 0
+            if i < -tail:
+                self._full_latch = False
+        # 0 %: the weakest cell at the cut-off voltage
+        if i <= 0 and self._wn and self._vmin * 1000 <= m.v_cut_uv:
+            if not self._empty_latch:
+                self._empty_latch = True
+                k0 = 0
+                for k in range(self.n):
+                    if self._d[k] + self._pd[k] < self._d[k0] + self._pd[k0]:
+                        k0 = k
+                self._anchor(2, -(self._d[k0] + self._pd[k0]))
+        elif i > tail:
+            self._empty_latch = False
+
+    @micropython.native
+    def _mean_mv(self):
+        t = 0
+        for k in range(self.n):
+            t += self._vs[k] // self._wn
+        return t // self.n
+
+    @micropython.native
+    def _anchor(self, kind, target):
+        # a sync: pull the pack to target (drifting), learn capacity between opposite anchors
+        self.syncs += 1
+        cur = self._s + self._ps
+        if self._anc and self._anc != kind:
+            dtrue = target - self._anc_s
+            if abs(dtrue) >= 500000 and (self._cc > 0) == (dtrue > 0):
+                meas = self.cap_mah * (abs(self._cc) // 1000) // (abs(dtrue) // 1000)
+                lo = self.cap_nom * 7 // 10
+                hi = self.cap_nom * 12 // 10
+                meas = max(lo, min(hi, meas))
+                self.cap_mah += (meas - self.cap_mah) // 2
+                self._qppm = self.cap_mah * 36
+                self.cap_learns += 1
+        self._anc = kind
+        self._anc_s = target
+        self._cc = 0
+        self._ps += target - cur
+        self._sig = _SYNC_SIG
+
+    @micropython.native
+    def _correct(self):
+        m = self.m
+        n = self.n
+        wn = self._wn
+        s = self._wsd // wn * 8 + 4                            # mean of s + pending: the estimate
+        i = self._wi // wn * 4
+        comp = i * self._tab(self._r0, s) // 1000 + self._wrc // wn
+        r0 = self._tab(self._r0, s)
+        # what the model cannot explain: OCV fit error, hysteresis branch, IR/relaxation mismatch
+        ha = _H1 - abs(self._h)
+        hu = abs(self._tab(m.half, s)) * (ha >> 5) >> 10
+        ir = abs(i) * r0 // 1000 * 3 // 10 + (self._wdi // wn * 4) * r0 // 1000
+        rlx = (abs(self._v1) + abs(self._v2)) * 3 // 10
+        if self._rest < _REST_MS:
+            rlx += 2000
+        r = max(500, min(20000, _rss(m.ocv_err_uv, hu, ir, rlx)))
+        rc = max(500, min(20000, _rss(m.ocv_err_uv, ir >> 1, 2000, 0)))
+        # pack-average innovation and slope, then per-cell residuals
+        se = 0
+        sg = 0
+        for k in range(n):
+            vk = (self._vs[k] // wn) * 1000 + (self._vs[k] % wn) * 1000 // wn - comp
+            pk = self._ocv(s + self._d[k] + self._pd[k])
+            self._vs[k] = max(-300000, min(300000, vk - pk))   # reuse: innovation of cell k
+            se += self._vs[k]
+            sg += self._g
+        e = se // n
+        g = max(1, sg // n)
+        # pack update (scalar Kalman in the voltage domain, a = prior sigma as voltage)
+        sig = self._sig
+        a = g * (sig // 100) // 10
+        if abs(e) > 3 * (_isqrt(min(a, 20000) ** 2 + r * r)):   # inconsistent: widen sigma first
+            sig = max(sig, min(_SIG_MAX, (abs(e) - 2 * r) * 1000 // g))
+            a = g * (sig // 100) // 10
+        a = min(a, 20000)
+        if a >= r:  # voltage at least as good as the prior: else (plateau, load) it would only bias
+            f = a * a // ((a * a + r * r) >> 15)               # gain fraction, Q15
+            x = e * (f >> 5) >> 10                              # uV of innovation to remove
+            self._ps += max(-_SIG_MAX, min(_SIG_MAX, x * 1000 // g))
+            post = (sig >> 5) * _isqrt((32768 - f) << 15) >> 10
+            floor = min(_SIG_MAX, m.ocv_err_uv * 1000 // g)
+            self._sig = max(_SIG_MIN, post, min(sig, floor))
+        else:
+            self._sig = sig
+        # per-cell deltas: what remains in each cell after the pack correction
+        if n > 1:
+            sd = self._sigd
+            tot = 0
+            for k in range(n):
+                self._ocv(s + self._d[k] + self._pd[k])   # sets the slope self._g
+                gk = self._g
+                ek = self._vs[k] - e
+                ak = min(20000, gk * (sd // 100) // 10)
+                if ak < rc:
+                    continue
+                fk = ak * ak // ((ak * ak + rc * rc) >> 15)
+                dk = max(-100000, min(100000, (ek * (fk >> 5) >> 10) * 1000 // gk))
+                self._pd[k] += dk
+                tot += dk
+            mean = tot // n
+            for k in range(n):
+                self._pd[k] -= mean
+            # shrink the shared per-cell sigma with the mean slope
+            ak = min(20000, g * (sd // 100) // 10)
+            fm = ak * ak // ((ak * ak + rc * rc) >> 15)
+            if ak < rc:
+                fm = 0
+            post = (sd >> 5) * _isqrt((32768 - fm) << 15) >> 10
+            self._sigd = max(_SIG_MIN, post, min(sd, m.ocv_err_uv * 1000 // g))
+        self._clear_win()
+
+    @micropython.native
+    def _report(self):
+        n = self.n
+        smin = 1000
+        smax = 0
+        for k in range(n):
+            c = (self._s + self._d[k]) // 1000
+            c = 0 if c < 0 else (1000 if c > 1000 else c)
+            self.cell_soc_pm[k] = c
+            if c < smin:
+                smin = c
+            if c > smax:
+                smax = c
+        if n == 1:
+            self.soc_pm = smin
+        else:  # usable: discharge limited by the weakest cell, charge by the fullest
+            den = 1000 - smax + smin
+            self.soc_pm = smin * 1000 // den if den > 0 else 0
+        sp = self._sig // 100
+        sd = self._sigd // 100 if n > 1 else 0
+        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + abs(self._ps)) // 1000

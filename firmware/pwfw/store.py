@@ -1,0 +1,134 @@
+# Persistent state in two slot files, written alternately: a power loss while writing one slot
+# leaves the other (the newest complete record) intact. Format and wear figures: docs/persistence.md.
+import binascii
+import json
+import os
+import struct
+
+from pwfw.compat import MICROPYTHON, const, ticks_diff
+
+MAGIC = b"PWST"
+VERSION = const(1)
+SEQ_MASK = const(0x3FFFFFFF)  # sequence numbers wrap at 2**30: small ints on every port
+MAX_LEN = const(2048)  # payload bytes; bounds what load() reads from a garbage file
+_HDR = "<4sBBHII"  # magic, version, flags, payload length, sequence, CRC-32
+_HDR_LEN = const(16)
+
+
+def pack(d, seq):
+    """One slot image: header + compact JSON of d. The CRC covers header (but the CRC) and payload."""
+    payload = json.dumps(d).encode()
+    if len(payload) > MAX_LEN:
+        raise ValueError("state too large: %d > %d bytes" % (len(payload), MAX_LEN))
+    head = struct.pack(_HDR, MAGIC, VERSION, 0, len(payload), seq & SEQ_MASK, 0)[:12]
+    crc = binascii.crc32(payload, binascii.crc32(head)) & 0xFFFFFFFF
+    return head + struct.pack("<I", crc) + payload
+
+
+def unpack(buf):
+    """(seq, dict) from a slot image, or None if it is not one complete valid record."""
+    if len(buf) < _HDR_LEN:
+        return None
+    magic, ver, _flags, n, seq, crc = struct.unpack(_HDR, buf[:_HDR_LEN])
+    if magic != MAGIC or ver != VERSION or len(buf) != _HDR_LEN + n or seq > SEQ_MASK:
+        return None
+    payload = buf[_HDR_LEN:]
+    if binascii.crc32(payload, binascii.crc32(buf[:12])) & 0xFFFFFFFF != crc:
+        return None
+    try:
+        d = json.loads(payload.decode())
+    except (ValueError, UnicodeError):
+        return None
+    return (seq, d) if isinstance(d, dict) else None
+
+
+def newer(a, b):
+    """True if sequence number a is after b (serial-number arithmetic modulo 2**30)."""
+    return 0 < ((a - b) & SEQ_MASK) < (SEQ_MASK + 1) >> 1
+
+
+class Store:
+    def __init__(self, path_a="state_a.bin", path_b="state_b.bin", period_ms=900000, soc_step_pm=50,
+                 gap_ms=300000):
+        self.paths = (path_a, path_b)
+        self.period_ms = period_ms  # save at least this often while running...
+        self.soc_step_pm = soc_step_pm  # ...or sooner after this SoC change...
+        self.gap_ms = gap_ms  # ...but never sooner than this after the last save
+        self.corrupt = False  # a slot file existed but held no valid record (fault bit `store`)
+        self.writes = 0
+        self.errors = 0  # failed writes (OSError from the filesystem)
+        self.seq = -1  # sequence of the newest valid record, -1 if none
+        self._slot = -1  # which slot holds it
+        self._loaded = False
+        self._last_ms = None
+        self._last_soc = None
+
+    def _read(self, path):
+        # None if missing; False if present but not a valid record; else (seq, dict).
+        try:
+            f = open(path, "rb")
+        except OSError:
+            return None
+        try:
+            with f:
+                buf = f.read(_HDR_LEN + MAX_LEN + 1)
+        except (OSError, MemoryError):
+            return False
+        return unpack(buf) or False
+
+    def load(self):
+        """Newest valid record as a dict, or None (first boot, or both slots bad: see corrupt)."""
+        self._loaded = True
+        self.corrupt = False
+        self.seq = -1
+        self._slot = -1
+        best = None
+        for slot in (0, 1):
+            r = self._read(self.paths[slot])
+            if r is False:
+                self.corrupt = True
+            elif r is not None and (best is None or newer(r[0], best[0])):
+                best = r
+                self.seq = r[0]
+                self._slot = slot
+        return None if best is None else best[1]
+
+    def save(self, d, now_ms=None, soc_pm=None):
+        """Write d to the slot not holding the newest record. Returns True, or False if the filesystem
+        failed (counted in errors; the newest record stays the previous one)."""
+        if not self._loaded:
+            self.load()
+        buf = pack(d, self.seq + 1)
+        slot = 1 - self._slot if self._slot >= 0 else 0
+        try:
+            with open(self.paths[slot], "wb") as f:
+                f.write(buf)
+                f.flush()
+                if not MICROPYTHON:
+                    os.fsync(f.fileno())
+            if MICROPYTHON and hasattr(os, "sync"):  # flush the filesystem's block caches
+                os.sync()
+        except OSError:
+            self.errors += 1
+            return False
+        self.seq = (self.seq + 1) & SEQ_MASK
+        self._slot = slot
+        self.writes += 1
+        if now_ms is not None:
+            self._last_ms = now_ms
+            self._last_soc = soc_pm
+        return True
+
+    def due(self, now_ms, soc_pm=None):
+        """True when the running state should be saved now (the rate limit in docs/persistence.md)."""
+        if self._last_ms is None:  # the period starts at boot
+            self._last_ms = now_ms
+            self._last_soc = soc_pm
+            return False
+        age = ticks_diff(now_ms, self._last_ms)
+        if age >= self.period_ms:
+            return True
+        if age < self.gap_ms or soc_pm is None or self._last_soc is None:
+            return False
+        step = soc_pm - self._last_soc
+        return step >= self.soc_step_pm or -step >= self.soc_step_pm

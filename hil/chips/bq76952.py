@@ -1,0 +1,243 @@
+# The TI BQ76952 AFE simulated at register level: direct commands, the subcommand interface
+# (0x3E/0x3F, buffer 0x40..0x5F, checksum 0x60, length 0x61), data memory and the bus CRC-8.
+# Its CRC is computed bit by bit, independently of the driver's table, so each checks the other.
+from array import array
+
+from hil.chips.rng import Rng
+
+_EIO = 5  # the part NACKs a write whose CRC is wrong
+_CELL1 = 0x14
+_SUBCMD = 0x3E
+_XBUF = 0x40
+_CHK = 0x60
+_LEN = 0x61
+_DM_BASE = 0x9180
+_DM_SIZE = 0x200
+_VCELL_MODE = 0x9304
+_I16_MAX = 32767
+
+
+def crc8_bits(c, b):
+    """One byte into CRC-8 (poly 0x07), bit by bit, as the part does."""
+    c ^= b
+    for _ in range(8):
+        c = ((c << 1) ^ 0x07) & 0xFF if c & 0x80 else (c << 1) & 0xFF
+    return c
+
+
+def _wiring(cells):
+    return bytes(list(range(cells - 1)) + [15] if cells < 16 else list(range(16)))
+
+
+def _clamp16(v):
+    return -_I16_MAX - 1 if v < -_I16_MAX - 1 else _I16_MAX if v > _I16_MAX else v
+
+
+class BQ76952Sim:
+    def __init__(self, cells=16, crc=False, seed=1, addr=0x08, wiring=None):
+        self.addr = addr
+        self.crc = crc
+        self._crc_w = crc8_bits(0, addr << 1)
+        self._addr_r = (addr << 1) | 1
+        self.rng = Rng(seed)
+        self.reg = bytearray(128)  # direct-command space 0x00..0x7F
+        self.dm = bytearray(_DM_SIZE)  # data memory from 0x9180; Vcell Mode 0 = all 16 inputs
+        # which input (0-based) each pack cell is wired to; default TI's layout, top cell on VC16,
+        # and it follows the number of cells set_truth is given
+        self._auto = wiring is None
+        self.wiring = bytes(wiring) if wiring else _wiring(cells)
+        self.cells = cells
+        self._vin = array("i", [0] * 16)  # true input voltages, 0.1 mV
+        self.noise_mv = 1  # 1 sigma, mV
+        self.offset_mv = array("h", [0] * 16)  # per input
+        self.gain_ppm = 0
+        self.busy_reads = 1  # reads of 0x3E/0x3F that return 0xFF after a subcommand
+        self._busy = 0
+        self._corrupt = 0
+        self._open = 0  # 1-based pack cell with an open top sense wire, 0 = none
+        self.cfg_update = False
+        self.crc_rx_errors = 0  # writes refused for a bad CRC
+        self.dm_rejects = 0  # data-memory writes refused (checksum, length or not in CONFIG_UPDATE)
+        self.dm_writes = 0
+        self.subcommands = 0
+        self._w = bytearray(64)  # de-interleaved write data
+        self.set_truth([33000] * cells, 33000 * cells, 0, (250, 250, 250), 300)
+
+    # --- test and plant hooks -------------------------------------------------------------
+    def corrupt_next(self, n):
+        """Flip the first CRC byte of the next n reads (CRC mode)."""
+        self._corrupt = n
+
+    def open_wire(self, cell):
+        """Open the top sense wire of pack cell `cell` (1-based; 0 clears).
+
+        Model: the floating tap is pulled to the tap below by the input's leakage, so that cell
+        reads ~0 mV and the cell above reads the sum of both; the top cell's tap has no cell above.
+        """
+        self._open = cell
+
+    @property
+    def vcell_mode(self):
+        k = _VCELL_MODE - _DM_BASE
+        return self.dm[k] | (self.dm[k + 1] << 8)
+
+    def set_truth(self, cells_mv10, stack_mv10, i_ma, ts_dc, die_dc):
+        v = self._vin
+        for k in range(16):
+            v[k] = 0  # unused inputs are shorted to their neighbour
+        n = len(cells_mv10)
+        if self._auto and n != len(self.wiring):
+            self.wiring = _wiring(n)
+        w = self.wiring
+        if n > len(w):
+            n = len(w)
+        for i in range(n):
+            v[w[i]] = cells_mv10[i]
+        if self._open and self._open <= n:
+            k = w[self._open - 1]
+            if self._open < n:
+                v[w[self._open]] += v[k]
+            v[k] = 0
+        r = self.reg
+        rng = self.rng
+        g = self.gain_ppm
+        sd = self.noise_mv * 10
+        off = self.offset_mv
+        for k in range(16):
+            x = v[k]
+            x += x * g // 1000000 + off[k] * 10 + rng.gauss(sd)
+            self._put(_CELL1 + 2 * k, (x + 5) // 10)  # 1 mV resolution
+        st = stack_mv10 + stack_mv10 * g // 1000000
+        st = (st + 50) // 100  # userV = 10 mV
+        self._put(0x34, st)
+        self._put(0x36, st)  # PACK and LD equal the stack: FETs on, no load drop modelled
+        self._put(0x38, st)
+        self._put(0x3A, i_ma)
+        for k in range(3):
+            t = ts_dc[k] if k < len(ts_dc) else None
+            self._put(0x70 + 2 * k, 0 if t is None else t + 2732)
+        self._put(0x68, die_dc + 2732)
+
+    def _put(self, a, v):
+        v = _clamp16(v)
+        self.reg[a] = v & 0xFF
+        self.reg[a + 1] = (v >> 8) & 0xFF
+
+    # --- bus side -------------------------------------------------------------------------
+    def _byte(self, a):
+        if a >= 128:
+            return 0xFF
+        if self._busy and (a == _SUBCMD or a == _SUBCMD + 1):
+            return 0xFF
+        return self.reg[a]
+
+    # read path kept in small frames: MicroPython heap-allocates frames over ~11 words, and the
+    # firmware's no-allocation test runs through here
+    def read(self, reg, buf):
+        if reg is None:
+            reg = 0
+        if self.crc:
+            self._read_crc(reg, buf)
+        else:
+            self._read_plain(reg, buf)
+        if self._busy and reg <= _SUBCMD + 1 and reg + len(buf) > _SUBCMD:
+            self._busy -= 1
+
+    def _read_plain(self, reg, buf):
+        i = len(buf)
+        while i:
+            i -= 1
+            buf[i] = self._byte(reg + i)
+
+    def _read_crc(self, reg, buf):
+        # the first CRC covers (addr W, reg, addr R, byte 0), every later one just its byte
+        c = crc8_bits(crc8_bits(self._crc_w, reg), self._addr_r)
+        j = 0
+        while j + 1 < len(buf):
+            buf[j] = self._byte(reg + (j >> 1))
+            buf[j + 1] = crc8_bits(c, buf[j])
+            c = 0
+            j += 2
+        if self._corrupt and j:
+            self._corrupt -= 1
+            buf[1] ^= 0xFF
+
+    def write(self, reg, data):
+        n = len(data)
+        w = self._w
+        if self.crc:
+            if n & 1:
+                raise OSError(_EIO)
+            c = crc8_bits(crc8_bits(0, self.addr << 1), reg)
+            j = 0
+            for i in range(n >> 1):
+                b = data[j]
+                if crc8_bits(c, b) != data[j + 1]:
+                    self.crc_rx_errors += 1
+                    raise OSError(_EIO)
+                w[i] = b
+                c = 0
+                j += 2
+            n >>= 1
+        else:
+            for i in range(n):
+                w[i] = data[i]
+        r = self.reg
+        for i in range(n):
+            a = reg + i
+            if _SUBCMD <= a <= _LEN:  # only the subcommand interface is writable here
+                r[a] = w[i]
+        if reg == _SUBCMD and n == 2:
+            self._subcommand(r[_SUBCMD] | (r[_SUBCMD + 1] << 8))
+        elif reg <= _LEN < reg + n:
+            self._commit()
+
+    def _respond(self, n):
+        r = self.reg
+        s = r[_SUBCMD] + r[_SUBCMD + 1]
+        for i in range(n):
+            s += r[_XBUF + i]
+        r[_CHK] = ~s & 0xFF
+        r[_LEN] = n + 4
+        self._busy = self.busy_reads
+
+    def _subcommand(self, cmd):
+        self.subcommands += 1
+        r = self.reg
+        n = 0
+        if cmd == 0x0001:  # DEVICE_NUMBER
+            r[_XBUF] = 0x95
+            r[_XBUF + 1] = 0x76
+            n = 2
+        elif cmd == 0x0002:  # FW_VERSION: device number, firmware version, build (big-endian)
+            for i, b in enumerate((0x76, 0x95, 0x01, 0x01, 0x00, 0x38)):
+                r[_XBUF + i] = b
+            n = 6
+        elif cmd == 0x0090:  # SET_CFGUPDATE
+            self.cfg_update = True
+            r[0x12] |= 1
+        elif cmd == 0x0092:  # EXIT_CFGUPDATE
+            self.cfg_update = False
+            r[0x12] &= 0xFE
+        elif _DM_BASE <= cmd < _DM_BASE + _DM_SIZE:  # data-memory read: 32 bytes from there
+            k = cmd - _DM_BASE
+            for i in range(32):
+                r[_XBUF + i] = self.dm[k + i] if k + i < _DM_SIZE else 0
+            n = 32
+        self._respond(n)
+
+    def _commit(self):
+        # checksum + length written: a data-memory write of the buffer to the address at 0x3E
+        r = self.reg
+        addr = r[_SUBCMD] | (r[_SUBCMD + 1] << 8)
+        n = r[_LEN] - 4
+        s = r[_SUBCMD] + r[_SUBCMD + 1]
+        for i in range(n if 0 <= n <= 32 else 0):
+            s += r[_XBUF + i]
+        k = addr - _DM_BASE
+        if not (1 <= n <= 32 and ~s & 0xFF == r[_CHK] and self.cfg_update and 0 <= k <= _DM_SIZE - n):
+            self.dm_rejects += 1
+            return
+        for i in range(n):
+            self.dm[k + i] = r[_XBUF + i]
+        self.dm_writes += 1

@@ -1,0 +1,372 @@
+"""Pack physics for the virtual board: series cells as equivalent circuits, hysteresis, heat.
+
+Per cell: OCV(SoC) on a charge and a discharge branch (tables derived from PyBaMM runs by
+hil/tools/derive_tables.py, so the plant is not the estimator's own model) mixed by a one-state
+hysteresis h in [-1, 1] that moves towards sign(I) with charge throughput; R0 plus two RC pairs;
+self-discharge; a lumped thermal node per cell (I^2 R heating, to ambient and to the neighbours).
+Cells differ in capacity, resistance, self-discharge and initial SoC (seeded).
+
+The runner calls `step()` every 100 ms of virtual time, so the hot path is a handful of numpy ops on
+n-cell arrays with per-dt coefficients cached; heat and R(T) are updated once per virtual second.
+Current sign: + = charging.
+"""
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+CHEMISTRY = {"lfp": 16, "nmc": 14}
+THERMAL_MS = 2000          # heat and R(T) update period (thermal time constants are hours)
+_C_TH_PER_AH = 20.0        # J/K per Ah: ~2 kg at ~1 J/(g K) for a 100 Ah prismatic cell
+_G_AMB = 0.30              # W/K from an inner cell to the air in the enclosure
+_G_AMB_EDGE = 0.45         # end cells see more air
+_G_NB = 1.0                # W/K between neighbouring cells
+_R_TEMP_K = 0.02           # R(T) = R25 * exp(-k (T - 25)): about x1.65 at 0 C, x0.5 at 60 C
+_SELF_DIS_MONTH = 0.02     # fraction of capacity per month, mean
+_MONTH_S = 30 * 86400.0
+# sensor map of temps_dc: which cell (index as a fraction of the stack) or the ambient each sees
+SENSORS = ("mcu_ntc0", "mcu_ntc1", "mcu_ntc2", "bq_ts1", "bq_ts2", "bq_ts3", "bq_die")
+
+
+def load_table(chemistry):
+    """The derived table, with a steep guard segment past each end so SoC slightly outside 0..1
+    (over-charge, over-discharge) keeps moving the voltage instead of clamping it."""
+    t = json.loads((DATA / ("ocv_%s.json" % chemistry)).read_text())
+    soc = np.array(t["soc"], float)
+    chg = np.array(t["ocv_chg"], float)
+    dis = np.array(t["ocv_dis"], float)
+    soc = np.concatenate([[-0.1], soc, [soc[-1] + 0.1]])
+    chg = np.concatenate([[chg[0] - 1.0], chg, [chg[-1] + 1.0]])
+    dis = np.concatenate([[dis[0] - 1.0], dis, [dis[-1] + 1.0]])
+    t["grid"], t["mid"], t["half"] = soc, (chg + dis) / 2, (chg - dis) / 2
+    return t
+
+
+def sensor_cells(n_cells):
+    """Cell index each sensor sees; None = the ambient (bq_ts3 on the FET/busbar area, the die)."""
+    return (0, n_cells // 2, n_cells - 1, n_cells // 4, (3 * n_cells) // 4, None, None)
+
+
+def truth_row(t_ms, i_a, cells_v, temp_c, soc):
+    """One row of the truth log: t_s, current_a, cell01_v.. (1-based like the AFE inputs), temp_c
+    (hottest cell), soc (pack, min-limited)."""
+    row = {"t_s": t_ms / 1000.0, "current_a": float(i_a)}
+    for k, v in enumerate(cells_v):
+        row["cell%02d_v" % (k + 1)] = float(v)
+    row["temp_c"] = float(temp_c)
+    row["soc"] = float(soc)
+    return row
+
+
+class Plant:
+    """A series pack. Hot-path state lives in plain Python lists: for 16 cells one loop of float ops
+    is faster than ~20 numpy calls at ~1.5 us each (see bench/hil/bench_plant.py)."""
+
+    def __init__(self, chemistry="lfp", n_cells=None, seed=0, profile=None, capacity_ah=100.0,
+                 ambient_c=25.0, spread=True, soc0=0.6, h0=-1.0):
+        if chemistry not in CHEMISTRY:
+            raise ValueError("chemistry must be one of %s" % sorted(CHEMISTRY))
+        n = n_cells or CHEMISTRY[chemistry]
+        self.chemistry, self.n_cells, self.seed = chemistry, n, seed
+        self.profile = profile
+        self.capacity_ah = float(capacity_ah)
+        self.table = tab = load_table(chemistry)
+        # the table on a uniform 1e-3 SoC grid, so the hot loop indexes instead of searching
+        self._s0 = float(tab["grid"][0])
+        fine = np.arange(self._s0, float(tab["grid"][-1]) + 1e-9, 1e-3)
+        self._mid = np.interp(fine, tab["grid"], tab["mid"]).tolist()
+        self._half = np.interp(fine, tab["grid"], tab["half"]).tolist()
+        self._jmax = len(fine) - 2
+        rng = np.random.default_rng(seed)
+        sd = (lambda s: rng.normal(1.0, s, n)) if spread else (lambda s: np.ones(n))
+        scale = tab["ref_capacity_ah"] / self.capacity_ah  # same C-rate behaviour as the test cell
+        self.cap_ah = self.capacity_ah * np.clip(sd(0.015), 0.9, 1.1)
+        self.r0_25 = tab["r0_ohm"] * scale * np.clip(sd(0.08), 0.7, 1.5)
+        rfac = np.clip(sd(0.08), 0.7, 1.5)
+        self.r12_25 = np.array([[r * scale for r, _ in tab["rc"]]]).T * rfac
+        self.tau12 = np.array([[tau for _, tau in tab["rc"]]]).T * np.ones(n)
+        self.self_dis = _SELF_DIS_MONTH / _MONTH_S * np.clip(sd(0.5), 0.2, 3.0)
+        self.hyst_soc = tab["hyst_soc"]
+        self._hyst_as = self.capacity_ah * 3600.0 * self.hyst_soc
+        # packs are top-balanced at assembly: equal charge missing from full (so cells with less
+        # capacity sit at a lower SoC), plus a small imbalance
+        soc = 1.0 - (1.0 - np.asarray(soc0, float)) * self.capacity_ah / self.cap_ah
+        soc = soc + (rng.normal(0.0, 0.003, n) if spread else 0.0)
+        self._soc = np.clip(soc, 0.0, 1.0).tolist()
+        self._h = [float(h0) if self.hyst_soc > 0 else 0.0] * n
+        self._v1 = [0.0] * n
+        self._v2 = [0.0] * n
+        self.ambient_c = float(ambient_c)
+        self.temp_c = np.full(n, self.ambient_c)
+        g = np.full(n, _G_AMB)
+        g[0] = g[-1] = _G_AMB_EDGE
+        self._g_amb = g
+        self.t_ms = 0
+        self.i_a = 0.0
+        self.relay_closed = True
+        self._q_heat = 0.0        # sum of i^2 dt since the last thermal update
+        self._heat_ms = 0
+        self._coef = {}
+        self._temps = None
+        self._update_resistance()
+        self._advance(0.0, self._coefs(0))
+
+    # --- physics -------------------------------------------------------------------------------
+    def _update_resistance(self):
+        f = np.exp(-_R_TEMP_K * (self.temp_c - 25.0))
+        self.r0 = self.r0_25 * f
+        self.r12 = self.r12_25 * f
+        self.r0_stack = float(self.r0.sum())
+        self._r0 = self.r0.tolist()
+        for c in self._coef.values():
+            self._rc_gains(c)
+        self._temps = None
+
+    def _coefs(self, dt_ms):
+        c = self._coef.get(dt_ms)
+        if c is None:
+            dt = dt_ms / 1000.0
+            e12 = np.exp(-dt / self.tau12)
+            c = [dt, (dt / (self.cap_ah * 3600.0)).tolist(), (self.self_dis * dt).tolist(),
+                 e12[0].tolist(), e12[1].tolist(), None, None, 1.0 - e12]
+            self._coef[dt_ms] = c
+            self._rc_gains(c)
+        return c
+
+    def _rc_gains(self, c):
+        g12 = self.r12 * c[7]
+        c[5], c[6] = g12[0].tolist(), g12[1].tolist()
+
+    def step(self, dt_ms, relay_closed=True):
+        """Advance dt_ms of virtual time. An open relay disconnects charger and load (current 0)."""
+        self.relay_closed = relay_closed
+        # the profile runs even with the relay open, so a charger sees the battery disappear
+        i = self.profile.current(self.t_ms, self) if self.profile is not None else 0.0
+        if not relay_closed:
+            i = 0.0
+        self.i_a = i
+        c = self._coefs(dt_ms)
+        self._advance(i, c)
+        self._q_heat += i * i * c[0]
+        self._heat_ms += dt_ms
+        self.t_ms += dt_ms
+        if self._heat_ms >= THERMAL_MS:
+            self._thermal()
+
+    def _advance(self, i, c):
+        """One fused loop per cell: SoC, RC voltages, hysteresis, then the terminal voltage = OCV on
+        the hysteresis mix + RC voltages + R0 drop (table lookup on the uniform grid)."""
+        dt, a, sdis, e1, e2, g1, g2, _ = c
+        soc, v1, v2, h, r0 = self._soc, self._v1, self._v2, self._h, self._r0
+        mid, half, s0, pmax = self._mid, self._half, self._s0, self._jmax + 0.999999
+        # one-state hysteresis: h moves towards sign(I), 1/e per hyst_soc of SoC throughput
+        f = 1.0 - math.exp(-abs(i) * dt / self._hyst_as) if (i and self._hyst_as) else 0.0
+        sg = 1.0 if i > 0 else -1.0
+        v, mv10 = [], []
+        for k in range(self.n_cells):
+            s = soc[k] + a[k] * i - sdis[k]
+            soc[k] = s
+            x1 = v1[k] * e1[k] + g1[k] * i
+            v1[k] = x1
+            x2 = v2[k] * e2[k] + g2[k] * i
+            v2[k] = x2
+            hk = h[k]
+            hk += (sg - hk) * f
+            h[k] = hk
+            p = (s - s0) * 1000.0
+            p = 0.0 if p < 0.0 else (pmax if p > pmax else p)
+            j = int(p)
+            fr = p - j
+            m, hf = mid[j], half[j]
+            x = m + (mid[j + 1] - m) * fr + hk * (hf + (half[j + 1] - hf) * fr) + x1 + x2 + r0[k] * i
+            v.append(x)
+            mv10.append(int(x * 10000.0 + 0.5))
+        self._v, self._mv10 = v, mv10
+        self._v0sum = sum(v) - i * self.r0_stack
+        self._out = None
+
+    def _thermal(self):
+        dt = self._heat_ms / 1000.0
+        t = self.temp_c
+        heat = self._q_heat * (self.r0 + self.r12[0] + self.r12[1])
+        flow = self._g_amb * (self.ambient_c - t) * dt
+        d = (t[1:] - t[:-1]) * (_G_NB * dt)  # neighbour exchange
+        flow[:-1] += d
+        flow[1:] -= d
+        t += (heat + flow) / (_C_TH_PER_AH * self.cap_ah)
+        self._q_heat = 0.0
+        self._heat_ms = 0
+        self._update_resistance()
+
+    # --- what the runner reads -----------------------------------------------------------------
+    @property
+    def v0_stack(self):
+        """Stack voltage without the R0 drop (for chargers regulating the pack voltage)."""
+        return self._v0sum
+
+    @property
+    def stack_v(self):
+        return sum(self._v)
+
+    @property
+    def cells_v(self):
+        return np.array(self._v)
+
+    @property
+    def cells_mv10(self):
+        if self._out is None:
+            self._out = np.array(self._mv10, dtype=np.int32)
+        return self._out
+
+    @property
+    def stack_mv10(self):
+        return sum(self._mv10)
+
+    @property
+    def i_ma(self):
+        return int(round(self.i_a * 1000.0))
+
+    @property
+    def soc(self):
+        return np.array(self._soc)
+
+    @property
+    def h(self):
+        """Hysteresis state per cell: -1 discharge branch .. +1 charge branch."""
+        return np.array(self._h)
+
+    @property
+    def temps_c(self):
+        t = self.temp_c
+        out = [self.ambient_c if k is None else float(t[k]) for k in sensor_cells(self.n_cells)]
+        out[6] += 3.0  # die self-heating
+        return out
+
+    @property
+    def temps_dc(self):
+        if self._temps is None:  # temperatures change once per thermal update
+            self._temps = np.rint(np.array(self.temps_c) * 10.0).astype(np.int16)
+        return self._temps
+
+    @property
+    def pack_soc(self):
+        """What a user can use: charge left until the first cell is empty over the usable window
+        (that plus the charge until the first cell is full)."""
+        q = self.soc * self.cap_ah
+        left = max(float(q.min()), 0.0)
+        room = max(float((self.cap_ah - q).min()), 0.0)
+        return left / (left + room) if left + room > 0 else 0.0
+
+    def truth_row(self):
+        return truth_row(self.t_ms, self.i_a, self._v, float(self.temp_c.max()), self.pack_soc)
+
+    # --- scenario actions ----------------------------------------------------------------------
+    def degrade_cell(self, idx, cap_factor=1.0, r_factor=1.0):
+        self.cap_ah[idx] *= cap_factor
+        self.r0_25[idx] *= r_factor
+        self.r12_25[:, idx] *= r_factor
+        self._coef.clear()  # the SoC gain depends on the capacity
+        self._update_resistance()
+
+    def set_ambient(self, c):
+        self.ambient_c = float(c)
+        self._temps = None
+
+
+class TracePlant:
+    """Replays a truth log (CSV: t_s, current_a, cellNN_v..., temp_c[, soc]) through the Plant
+    interface, interpolating in time. The trace cannot react: an open relay zeroes the current but
+    leaves the recorded voltages."""
+
+    def __init__(self, csv_path, capacity_ah=100.0):
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise ValueError("empty trace: %s" % csv_path)
+        cols = sorted((c for c in rows[0] if c.startswith("cell") and c.endswith("_v")), key=lambda c: int(c[4:-2]))
+        self.n_cells = len(cols)
+        self._t = np.array([float(r["t_s"]) for r in rows]) * 1000.0
+        self._cells = np.array([[float(r[c]) for c in cols] for r in rows])
+        self._i = np.array([float(r["current_a"]) for r in rows])
+        self._temp = np.array([float(r.get("temp_c") or 25.0) for r in rows])
+        self._soc = np.array([float(r["soc"]) for r in rows]) if "soc" in rows[0] else None
+        self.capacity_ah = capacity_ah
+        self.t_ms = int(self._t[0])
+        self.relay_closed = True
+        self.ambient_c = float(self._temp[0])
+        self._seek()
+
+    def _seek(self):
+        t = self._t
+        k = int(np.searchsorted(t, self.t_ms, "right")) - 1
+        k = min(max(k, 0), len(t) - 2) if len(t) > 1 else 0
+        if len(t) > 1:
+            f = min(max((self.t_ms - t[k]) / (t[k + 1] - t[k]), 0.0), 1.0)
+        else:
+            f = 0.0
+        k1 = min(k + 1, len(t) - 1)
+        mix = lambda a: a[k] + (a[k1] - a[k]) * f  # noqa: E731
+        self._v = mix(self._cells)
+        self.i_a = float(mix(self._i)) if self.relay_closed else 0.0
+        self._tc = float(mix(self._temp))
+        self._pack_soc = float(mix(self._soc)) if self._soc is not None else float("nan")
+
+    def step(self, dt_ms, relay_closed=True):
+        self.relay_closed = relay_closed
+        self.t_ms += dt_ms
+        self._seek()
+
+    @property
+    def done(self):
+        return self.t_ms >= self._t[-1]
+
+    @property
+    def cells_v(self):
+        return self._v
+
+    @property
+    def stack_v(self):
+        return float(self._v.sum())
+
+    @property
+    def cells_mv10(self):
+        return np.rint(self._v * 10000.0).astype(np.int32)
+
+    @property
+    def stack_mv10(self):
+        return int(self.cells_mv10.sum())
+
+    i_ma = Plant.i_ma
+
+    @property
+    def temps_dc(self):
+        return np.full(7, int(round(self._tc * 10.0)), dtype=np.int16)
+
+    @property
+    def soc(self):
+        return np.full(self.n_cells, self._pack_soc)
+
+    @property
+    def pack_soc(self):
+        return self._pack_soc
+
+    def truth_row(self):
+        return truth_row(self.t_ms, self.i_a, self._v, self._tc, self._pack_soc)
+
+    def degrade_cell(self, idx, cap_factor=1.0, r_factor=1.0):
+        pass  # a recording cannot be changed
+
+    def set_ambient(self, c):
+        self.ambient_c = float(c)
+
+
+def write_trace(path, rows):
+    """Write truth rows (Plant.truth_row dicts) as the log CSV schema TracePlant reads."""
+    rows = list(rows)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

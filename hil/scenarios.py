@@ -1,0 +1,126 @@
+"""Named scenarios: a plant with a load/charger profile plus timed events.
+
+Events are `(t_ms, kind, args)` tuples, sorted by time. Kinds:
+  chip faults (runner):   afe_nack(n) afe_timeout(n) afe_crc(n) ina_nack(n) ntc(ch, mode) with mode
+                          0 ok / 1 open / 2 short / 3 stuck, open_wire(cell, on), current_offset(ma)
+  runner actions:         power_loss() serial_garbage(nbytes) unplug() replug()
+  plant actions (here):   degrade_cell(idx, cap_factor, r_factor) ambient(c)
+`Scenario.apply_plant_event(plant, kind, args)` applies plant actions and returns True if handled.
+Cell indices in events are 0-based like the plant's arrays.
+"""
+from bisect import bisect_left
+
+from hil import profiles as P
+from hil.plant import CHEMISTRY, Plant
+
+H = 3600.0
+MIN = 60.0
+CHIP_EVENTS = ("afe_nack", "afe_timeout", "afe_crc", "ina_nack", "ntc", "open_wire", "current_offset")
+RUNNER_EVENTS = ("power_loss", "serial_garbage", "unplug", "replug")
+PLANT_EVENTS = ("degrade_cell", "ambient")
+
+
+class Scenario:
+    def __init__(self, name, duration_s, parts, chemistry="lfp", events=(), plant_kw=None, about=""):
+        self.name, self.chemistry, self.about = name, chemistry, about
+        self.duration_ms = int(duration_s * 1000)
+        self._parts = parts          # seed -> list of profile parts (fresh state per plant)
+        self._plant_kw = plant_kw or {}
+        for _, kind, args in events:
+            if kind not in CHIP_EVENTS + RUNNER_EVENTS + PLANT_EVENTS or not isinstance(args, tuple):
+                raise ValueError("bad event %r %r in %s" % (kind, args, name))
+        self.events = sorted(((int(t), k, a) for t, k, a in events), key=lambda e: e[0])
+        self._times = [e[0] for e in self.events]
+
+    def make_plant(self, seed=0):
+        return Plant(self.chemistry, CHEMISTRY[self.chemistry], seed=seed,
+                     profile=P.Mix(*self._parts(seed)), **self._plant_kw)
+
+    def events_between(self, t0_ms, t1_ms):
+        """Events with t0_ms <= t < t1_ms."""
+        return self.events[bisect_left(self._times, t0_ms):bisect_left(self._times, t1_ms)]
+
+    @staticmethod
+    def apply_plant_event(plant, kind, args):
+        if kind == "degrade_cell":
+            plant.degrade_cell(*args)
+        elif kind == "ambient":
+            plant.set_ambient(*args)
+        else:
+            return False
+        return True
+
+
+def _cv(chem, per_cell=None):
+    return P.cell_cv(chem, CHEMISTRY[chem], per_cell)
+
+
+def _demo(seed):
+    return [P.InverterLoad(1800.0, 0, 1.5 * H, idle_w=15.0), P.kettle(10 * MIN, 4), P.kettle(55 * MIN, 3),
+            P.Fridge(seed), P.Solar(1500.0, _cv("lfp"), 1.5 * H, 6 * H, seed),
+            P.mains(50.0, _cv("lfp"), 3.0, 1.75 * H)]
+
+
+def _day(chem):
+    def parts(seed):
+        return [P.InverterLoad(15.0), P.Fridge(seed), P.kettle(7 * H, 3), P.kettle(7.5 * H, 3),
+                P.kettle(13 * H, 4), P.Laptop(seed, 19 * H, 23 * H),
+                P.Solar(1200.0, _cv(chem), 6.5 * H, 19.5 * H, seed),
+                P.mains(30.0, _cv(chem), 3.0, 21 * H)]
+    return parts
+
+
+def _load(power_w, t1_s=None):
+    return lambda seed: [P.InverterLoad(power_w, 0, t1_s or P.INF, idle_w=15.0), P.Fridge(seed)]
+
+
+def _ov_soc0():
+    s = [0.85] * 16
+    s[5] = 0.95  # one cell well ahead of the others: it reaches full while the pack is still in CC
+    return s
+
+
+SCENARIOS = {s.name: s for s in [
+    Scenario("demo", 3 * H, _demo, about="discharge under inverter loads, then solar + mains charge",
+             plant_kw={"soc0": 0.75}),
+    Scenario("day", 24 * H, _day("lfp"), about="24 h power-station day", plant_kw={"soc0": 0.55}),
+    Scenario("charge_ov", 1.5 * H, lambda seed: [P.mains(50.0, _cv("lfp", 3.55), 2.0)],
+             about="CC-CV charge with one cell high: it passes 3.65 V; relay opens, charger stops",
+             plant_kw={"soc0": _ov_soc0(), "h0": 1.0}),
+    Scenario("hot_load", 1 * H, lambda seed: [P.InverterLoad(7000.0, 0, 45 * MIN)],
+             events=[(0, "ambient", (50.0,)), (15 * MIN * 1000, "ambient", (55.0,))],
+             about="heavy discharge at high ambient: cells pass 60 C",
+             plant_kw={"soc0": 0.98, "ambient_c": 50.0}),
+    Scenario("open_wire", 1 * H, _load(1000.0),
+             events=[(20 * MIN * 1000, "open_wire", (7, 1)), (40 * MIN * 1000, "open_wire", (7, 0))],
+             about="sense wire of cell 7 open from 20 to 40 min", plant_kw={"soc0": 0.7}),
+    Scenario("i2c_faults", 1 * H, _load(800.0),
+             events=[(5 * MIN * 1000, "afe_nack", (3,)), (10 * MIN * 1000, "afe_timeout", (2,)),
+                     (15 * MIN * 1000, "afe_crc", (4,)), (20 * MIN * 1000, "ina_nack", (5,)),
+                     (25 * MIN * 1000, "afe_nack", (60,)), (35 * MIN * 1000, "afe_timeout", (20,)),
+                     (40 * MIN * 1000, "afe_crc", (50,)), (45 * MIN * 1000, "current_offset", (250,))],
+             about="bursts of NACKs, timeouts and CRC errors", plant_kw={"soc0": 0.7}),
+    Scenario("ntc_faults", 1 * H, _load(800.0),
+             events=[(5 * MIN * 1000, "ntc", (0, 1)), (10 * MIN * 1000, "ntc", (0, 0)),
+                     (15 * MIN * 1000, "ntc", (1, 2)), (20 * MIN * 1000, "ntc", (2, 3)),
+                     (30 * MIN * 1000, "ntc", (1, 0)), (30 * MIN * 1000, "ntc", (2, 0))],
+             about="NTC open, short and stuck, then restored", plant_kw={"soc0": 0.7}),
+    Scenario("power_loss", 1 * H, _demo,
+             events=[(1_234, "power_loss", ()), (61_050, "power_loss", ()), (61_900, "power_loss", ()),
+                     (10 * MIN * 1000 + 7, "serial_garbage", (64,)), (15 * MIN * 1000, "unplug", ()),
+                     (16 * MIN * 1000, "replug", ()), (30 * MIN * 1000 + 999, "power_loss", ()),
+                     (45 * MIN * 1000 + 500, "power_loss", ())],
+             about="power losses right after boot, twice within a second, mid-run", plant_kw={"soc0": 0.7}),
+    Scenario("nmc_day", 24 * H, _day("nmc"), chemistry="nmc", about="24 h day on the 14S NMC pack",
+             plant_kw={"soc0": 0.55}),
+    Scenario("deep_discharge", 1 * H, lambda seed: [P.Constant(-60.0)],
+             about="a DC load without cut-off runs the pack to under-voltage; only the relay stops it",
+             plant_kw={"soc0": 0.15}),
+]}
+
+
+def get(name):
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise KeyError("unknown scenario %r (have: %s)" % (name, ", ".join(SCENARIOS))) from None

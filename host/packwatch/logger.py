@@ -1,0 +1,448 @@
+"""`packwatch log`: record a board to a raw capture and a decoded CSV, surviving unplug/replug.
+
+Files (in --out DIR, one pair per rotation): ``<name>.raw`` holds every received line as
+``<unix_time> <line bytes>`` (plus ``<unix_time> !<event>`` lines for connect/disconnect/stale),
+``<name>.csv`` the log schema (packwatch.logcsv). Both are appended with whole lines, one
+``os.write`` per read batch, so killing the logger at any instant leaves readable files holding
+every valid frame received so far.
+"""
+import datetime
+import os
+import signal
+import sys
+import time
+
+from . import ports as _ports
+from .logcsv import LogWriter, LOGGER_COLS
+from .protocol import Decoder, ALARM_BITS, FAULT_BITS, bits_names
+
+SEQ_MOD = 1 << 30
+TICKS_MOD = 1 << 30
+STALE_MIN_S = 3.0
+
+
+def iso_utc(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+class Session:
+    """Turns decoded messages into log rows and keeps the stream statistics.
+
+    Shared by the live logger and `replay`: feed raw lines with their host time through
+    ``lines(t, [bytes, ...])``; rows go to the writer made by ``open_writer(n_cells, n_temps, meta)``."""
+
+    def __init__(self, open_writer, raw_writer=None):
+        self.dec = Decoder()
+        self.open_writer = open_writer
+        self.raw = raw_writer
+        self.writer = None
+        self.samples = 0
+        self.gaps = 0
+        self.reboots = 0
+        self.hdr = None
+        self.uid = None
+        self.last = None          # last rep fields
+        self.last_t = None        # host time of the last valid frame
+        self.period_s = 1.0
+        self.events = []          # (t, name, on)
+        self._seq = None
+        self._ms = None
+        self._anchor = None       # (host t, device ms) mapping device ticks to log time
+        self._t0 = None
+        self._shape = None
+        self._prev_t = None
+        self._last_lt = None
+
+    @property
+    def crc_errors(self):
+        return self.dec.crc_errors
+
+    @property
+    def fmt_error(self):
+        return self.dec.fmt_error
+
+    def lines(self, t, lines):
+        """Process complete lines (bytes without newline) received at host time t."""
+        if self.raw is not None:
+            self.raw.write_lines(t, lines)
+        for topic, f in self.dec.feed(b"\n".join(lines) + b"\n"):
+            self.message(t, topic, f)
+
+    def message(self, t, topic, f):
+        self.last_t = t
+        if topic == "hdr" or (topic == "ok" and f.get("cmd") == "info" and "fmt" in f):
+            self._on_hdr(f)
+            return
+        if topic in ("rep", "cell", "evt"):
+            self._on_seq(f.get("seq"), f.get("ms"))
+        if topic == "rep":
+            self._on_rep(t, f)
+        elif topic == "evt":
+            self.events.append((t, f.get("name"), f.get("on")))
+
+    def _on_hdr(self, f):
+        if f.get("fmt") != 1:
+            self.dec._hdr(f)  # sets fmt_error for a hdr that came as an ok reply
+        if self.hdr is not None and (f.get("boots") != self.hdr.get("boots") or f.get("uid") != self.hdr.get("uid")):
+            self.reboots += 1
+            self._seq = None
+            self._anchor = None
+        self.hdr = f
+        self.uid = f.get("uid") or self.uid
+
+    def _on_seq(self, seq, ms):
+        if not isinstance(seq, int):
+            return
+        if self._seq is not None:
+            d = (seq - self._seq - 1) % SEQ_MOD
+            if d and isinstance(ms, int) and isinstance(self._ms, int) and seq < self._seq and ms < self._ms:
+                self.reboots += 1  # seq and ms both went back: the device restarted unannounced
+                self._anchor = None
+            elif d:
+                self.gaps += d if d < SEQ_MOD // 2 else 0
+        self._seq, self._ms = seq, ms
+
+    def _log_time(self, t, ms):
+        """Log time: the device clock's spacing (it may run faster than real time on a simulated
+        board), re-anchored to host time only at the start, after a reboot and on a new file;
+        never goes back."""
+        if self._t0 is None:
+            self._t0 = t
+        if isinstance(ms, int) and self._anchor is not None:
+            d = (ms - self._anchor[1]) % TICKS_MOD
+            if d < TICKS_MOD // 2:
+                lt = self._anchor[0] + d / 1000.0
+                self._last_lt = lt
+                return lt
+        lt = t - self._t0
+        if self._last_lt is not None:
+            lt = max(lt, self._last_lt + 0.001)
+        if isinstance(ms, int):
+            self._anchor = (lt, ms)
+        self._last_lt = lt
+        return lt
+
+    def _on_rep(self, t, f):
+        cells = f.get("cell_mv")
+        if not isinstance(cells, list) or not cells:
+            return
+        temps = f.get("t_dc") if isinstance(f.get("t_dc"), list) else []
+        shape = (len(cells), len(temps))
+        if self.writer is None or shape != self._shape:
+            if self.writer is not None:
+                self.writer.close()
+            meta = {"fmt": 1}
+            if self.hdr:
+                meta.update({k: self.hdr[k] for k in ("fw", "board", "chem", "uid", "cells") if k in self.hdr})
+            meta["start_utc"] = iso_utc(t)
+            self.writer = self.open_writer(shape[0], shape[1], meta)
+            self._shape = shape
+            self._t0 = None
+            self._anchor = None
+            self._last_lt = None
+        self.last = f
+        self.samples += 1
+        if self._prev_t is not None and t > self._prev_t:  # smoothed report period, for staleness
+            self.period_s = 0.8 * self.period_s + 0.2 * min(60.0, t - self._prev_t)
+        self._prev_t = t
+
+        def num(k, scale):
+            v = f.get(k)
+            return v / scale if isinstance(v, (int, float)) else None
+        self.writer.write_row(
+            self._log_time(t, f.get("ms")), num("i_ma", 1000.0),
+            [v / 1000.0 if isinstance(v, (int, float)) else None for v in cells],
+            [v / 10.0 if isinstance(v, (int, float)) else None for v in temps],
+            {"host_utc": iso_utc(t), "dev_ms": f.get("ms"), "seq": f.get("seq"), "stack_v": num("stack_mv", 1000.0),
+             "soc_pct": num("soc_pm", 10.0), "soc_sigma_pct": num("sig_pm", 10.0),
+             "alarm": f.get("alarm"), "fault": f.get("fault")})
+
+    def stale(self, now):
+        return self.last_t is None or now - self.last_t > max(STALE_MIN_S, 3 * self.period_s)
+
+    def flush(self):
+        if self.writer is not None:
+            self.writer.flush()
+        if self.raw is not None:
+            self.raw.flush()
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        if self.raw is not None:
+            self.raw.close()
+
+    def status(self, now, rate=None):
+        s = "samples %d" % self.samples
+        if rate is not None:
+            s += "  %.1f/s" % rate
+        s += "  crc %d  bad %d  gaps %d  reboots %d" % (self.dec.crc_errors, self.dec.malformed + self.dec.oversize,
+                                                      self.gaps, self.reboots)
+        if self.last:
+            soc, sig = self.last.get("soc_pm"), self.last.get("sig_pm")
+            if isinstance(soc, int):
+                s += "  SoC %.1f" % (soc / 10) + ("±%.1f" % (sig / 10) if isinstance(sig, int) else "") + "%"
+            al = bits_names(self.last.get("alarm"), ALARM_BITS)
+            fl = bits_names(self.last.get("fault"), FAULT_BITS)
+            if al:
+                s += "  ALARM " + ",".join(al)
+            if fl:
+                s += "  FAULT " + ",".join(fl)
+        if self.stale(now):
+            s += "  [STALE]"
+        return s
+
+
+class RawWriter:
+    """The raw capture: ``<unix_time> <line>`` per received line, whole lines per os.write."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.bytes = 0
+        self._buf = []
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write_lines(self, t, lines):
+        stamp = b"%.3f " % t
+        self._buf.extend(stamp + ln + b"\n" for ln in lines)
+
+    def note(self, t, text):
+        self._buf.append(b"%.3f !%s\n" % (t, text.encode()))
+
+    def flush(self):
+        if self._buf:
+            data = b"".join(self._buf)
+            self._buf = []
+            while data:
+                data = data[os.write(self._fd, data):]
+            self.bytes = os.fstat(self._fd).st_size
+
+    def close(self):
+        if self._fd is not None:
+            self.flush()
+            os.close(self._fd)
+            self._fd = None
+
+
+class Files:
+    """Names and rotates the capture/CSV pair: a new pair when the CSV passes max_bytes or the UTC day changes."""
+
+    def __init__(self, out_dir, max_bytes=256 << 20, daily=True, prefix="packwatch"):
+        self.out_dir = str(out_dir)
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.daily = daily
+        self.prefix = prefix
+        self.created = []
+        self.day = None
+        self.base = None
+
+    def new_base(self, t, tag=None):
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(t))
+        base = os.path.join(self.out_dir, "%s%s-%s" % (self.prefix, "-" + tag if tag else "", stamp))
+        n = 1
+        while os.path.exists(base + ".csv") or os.path.exists(base + ".raw") or base == self.base:
+            n += 1
+            base = os.path.join(self.out_dir, "%s%s-%s-%d" % (self.prefix, "-" + tag if tag else "", stamp, n))
+        self.base = base
+        self.day = time.gmtime(t)[:3]
+        return base
+
+    def due(self, t, writer):
+        if writer is not None and writer.bytes >= self.max_bytes:
+            return True
+        return self.daily and self.day is not None and time.gmtime(t)[:3] != self.day
+
+
+class Logger:
+    def __init__(self, port, out_dir, duration=None, serial=None, max_bytes=256 << 20, daily=True,
+                 baud=115200, status_stream=None, open_port=None):
+        self.port_arg = port
+        self.serial = serial
+        self.duration = duration
+        self.baud = baud
+        self.files = Files(out_dir, max_bytes, daily)
+        self.status_stream = status_stream
+        self.open_port = open_port or self._open
+        self.session = None
+        self.connects = 0
+        self.stop = False
+        self.ser = None
+        self._now = time.time()
+
+    # -- files
+    def _start_files(self, t):
+        base = self.files.new_base(t, self.serial)
+        raw = RawWriter(base + ".raw")
+        sess = Session(self._open_writer, raw)
+        if self.session is not None:  # keep statistics and board identity across rotation
+            old = self.session
+            sess.dec, sess.samples, sess.gaps, sess.reboots = old.dec, old.samples, old.gaps, old.reboots
+            sess.hdr, sess.uid, sess.last, sess.last_t, sess.period_s = old.hdr, old.uid, old.last, old.last_t, old.period_s
+            sess._seq, sess._ms, sess.events = old._seq, old._ms, old.events
+            old.close()
+        self.session = sess
+        self.files.created.append(raw.path)
+
+    def _open_writer(self, n_cells, n_temps, meta):
+        path = self.files.base + ".csv"
+        if os.path.exists(path) and os.path.getsize(path) > 0:  # board shape changed mid-file
+            path = self.files.new_base(self._now, self.serial) + ".csv"
+        self.files.created.append(path)
+        return LogWriter(path, n_cells, n_temps, LOGGER_COLS, meta=meta)
+
+    # -- port
+    def _resolve(self):
+        if self.port_arg in (None, "auto"):
+            return _ports.find_port(self.serial)
+        return self.port_arg
+
+    def _open(self, url):
+        import serial
+        return serial.serial_for_url(url, baudrate=self.baud, timeout=0.1)
+
+    def _connect(self):
+        url = self._resolve()
+        if url is None:
+            return False
+        try:
+            self.ser = self.open_port(url)
+            self.ser.write(b"\ninfo\n")  # a hdr tells us which board and format, also mid-stream
+        except Exception as e:  # noqa: BLE001 - any open/write failure means "not there yet"
+            msg = "open-failed %s: %s" % (url, e)
+            if msg != getattr(self, "_last_fail", None):  # note each new reason once, not every retry
+                self._note(msg)
+            self._last_fail = msg
+            self._close_port()
+            return False
+        self.connects += 1
+        self._last_fail = None
+        self._note("connect %s" % url)
+        return True
+
+    def _close_port(self):
+        if self.ser is not None:
+            try:
+                self.ser.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.ser = None
+
+    def _note(self, text):
+        if self.session is not None and self.session.raw is not None:
+            self.session.raw.note(time.time(), text)
+
+    # -- main loop
+    def run(self):
+        t_start = time.time()
+        self._start_files(t_start)
+        pending = b""
+        backoff = 0.1
+        last_status = 0.0
+        was_stale = False
+        rate_n, rate_t, rate = 0, t_start, None
+        end = None if self.duration is None else t_start + self.duration
+        try:
+            while not self.stop:
+                now = self._now = time.time()
+                if end is not None and now >= end:
+                    break
+                if self.ser is None:
+                    if not self._connect():
+                        self.session.flush()
+                        time.sleep(min(backoff, max(0.0, end - now) if end else backoff))
+                        backoff = min(backoff * 2, 2.0)
+                        continue
+                    backoff = 0.1
+                    pending = b""
+                try:
+                    data = self.ser.read(max(1, min(65536, self.ser.in_waiting or 1)))
+                except Exception as e:  # noqa: BLE001 - unplugged: SerialException / OSError
+                    self._note("disconnect: %s" % (str(e).splitlines()[0] if str(e) else type(e).__name__))
+                    self._close_port()
+                    continue
+                if data:  # pace the loop at <= 10 Hz: bigger batches, fewer writes, latency <= 0.1 s
+                    time.sleep(max(0.0, 0.1 - (time.time() - now)))
+                    try:
+                        if self.ser.in_waiting:
+                            data += self.ser.read(self.ser.in_waiting)
+                    except Exception:  # noqa: BLE001 - unplugged: the next read reports it
+                        pass
+                now = time.time()
+                if data:
+                    parts = (pending + data).split(b"\n")
+                    pending = parts.pop()
+                    if len(pending) > 4096:  # noise without newlines: capture it, do not grow forever
+                        parts.append(pending)
+                        pending = b""
+                    if parts:
+                        self.session.lines(now, [p[:-1] if p.endswith(b"\r") else p for p in parts])
+                        if self.session.fmt_error:
+                            self.session.flush()
+                            print("packwatch log: refused: %s" % self.session.fmt_error, file=sys.stderr)
+                            return 3
+                        if self.serial is None and self.session.uid:
+                            self.serial = str(self.session.uid)
+                stale = self.session.stale(now)
+                if stale and not was_stale and self.session.last_t is not None:
+                    self._note("stale")
+                was_stale = stale
+                self.session.flush()
+                if self.files.due(now, self.session.writer):
+                    self._start_files(now)
+                if self.status_stream is not None and now - last_status >= 0.5:
+                    if now - rate_t >= 2.0:
+                        rate = (self.session.samples - rate_n) / (now - rate_t)
+                        rate_n, rate_t = self.session.samples, now
+                    self.status_stream.write("\r\x1b[K" + self.session.status(now, rate))
+                    self.status_stream.flush()
+                    last_status = now
+        finally:
+            self._close_port()
+            self.session.close()
+            if self.status_stream is not None:
+                self.status_stream.write("\n")
+        if not self.connects:
+            print("packwatch log: could not open %s" % (self.port_arg if self.port_arg != "auto"
+                                                         else "any board (see `packwatch ports`)"), file=sys.stderr)
+            return 1
+        return 0
+
+    def summary(self):
+        s = self.session
+        return ("samples %d, crc errors %d, malformed %d, oversize %d, gaps %d, reboots %d, connects %d\nfiles: %s"
+                % (s.samples, s.dec.crc_errors, s.dec.malformed, s.dec.oversize, s.gaps, s.reboots, self.connects,
+                   " ".join(p for p in self.files.created if os.path.exists(p))))
+
+
+def main(args):
+    lg = Logger(args.port, args.out, duration=args.duration, serial=args.serial,
+                max_bytes=int(args.rotate_mb * (1 << 20)), daily=not args.no_daily, baud=args.baud,
+                status_stream=sys.stderr if sys.stderr.isatty() and not args.quiet else None)
+
+    def _stop(*_):
+        lg.stop = True
+    old = signal.signal(signal.SIGTERM, _stop)
+    try:
+        rc = lg.run()
+    except KeyboardInterrupt:
+        rc = 0
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if not args.quiet:
+        print(lg.summary(), file=sys.stderr)
+    return rc
+
+
+def register(sub):
+    p = sub.add_parser("log", help="record a board to a raw capture and a CSV log")
+    p.add_argument("--port", default="auto", help="serial port or pyserial URL, or 'auto' (default)")
+    p.add_argument("--out", default=".", help="output directory (default: .)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--serial", default=None, help="board serial number / uid to follow across replugs")
+    p.add_argument("--rotate-mb", type=float, default=256, help="start new files past this CSV size (MiB)")
+    p.add_argument("--no-daily", action="store_true", help="do not start new files at UTC midnight")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line, no summary")
+    p.set_defaults(func=main)
+    return p

@@ -1,0 +1,237 @@
+"""Host side of the wire protocol (docs/protocol.md): frame encoder, line decoder, stream decoder.
+
+A frame is ``#<topic> <compact JSON object> <CRC-32 as 8 upper-case hex>\\n``. The stream decoder
+never raises on input: bad lines are counted by kind and dropped; a valid frame is never lost,
+even when glued to noise without a newline (it is found again from its ``#``).
+"""
+import json
+import zlib
+
+FORMAT = 1          # wire format version this package speaks (``fmt`` in ``hdr``)
+MAX_LINE = 1024     # bytes per line, newline excluded
+_TOPIC_OK = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
+_HEX_UP = frozenset(b"0123456789ABCDEF")
+try:  # optional accelerator: 5x faster than json on this workload, same results for valid frames
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads  # type: ignore[assignment]
+
+ALARM_BITS = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
+FAULT_BITS = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
+
+
+class FrameError(ValueError):
+    """A line that is not a valid frame; ``kind`` is 'noise', 'crc', 'malformed' or 'oversize'."""
+
+    def __init__(self, kind, msg):
+        ValueError.__init__(self, msg)
+        self.kind = kind
+
+
+class FormatError(ValueError):
+    """The device speaks a wire format this package does not know."""
+
+
+def bits_names(mask, names):
+    mask = int(mask or 0)
+    return [n for i, n in enumerate(names) if mask >> i & 1] + (
+        ["bit%d" % i for i in range(len(names), mask.bit_length()) if mask >> i & 1])
+
+
+def encode_frame(topic, fields):
+    """The wire bytes of one frame (used by fake devices in tests and by benchmarks)."""
+    body = b"#" + topic.encode() + b" " + json.dumps(fields, separators=(",", ":")).encode()
+    return body + b" %08X\n" % zlib.crc32(body)
+
+
+_topic_cache: dict = {}
+
+
+def _topic_valid(t):
+    ok = _topic_cache.get(t)
+    if ok is None:
+        ok = 1 <= len(t) <= 8 and all(c in _TOPIC_OK for c in t)
+        if len(_topic_cache) < 256:
+            _topic_cache[t] = ok
+    return ok
+
+
+def decode_line(line):
+    """Decode one line (bytes, with or without its line ending) → (topic, fields dict).
+    Raises FrameError naming what is wrong."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    n = len(line)
+    if n > MAX_LINE:
+        raise FrameError("oversize", "line of %d bytes (max %d)" % (n, MAX_LINE))
+    if not line.startswith(b"#"):
+        raise FrameError("noise", "does not start with '#'")
+    if n < 13 or line[-9] != 0x20:  # '#t {} XXXXXXXX' is the shortest frame
+        raise FrameError("malformed", "no CRC field")
+    crc = line[-8:]
+    body = line[:-9]
+    if crc != b"%08X" % zlib.crc32(body):
+        if all(c in _HEX_UP for c in crc):
+            raise FrameError("crc", "CRC mismatch")
+        raise FrameError("malformed", "CRC is not 8 upper-case hex digits")
+    sp = body.find(b" ")
+    if sp < 0:
+        raise FrameError("malformed", "no space after topic")
+    topic = body[1:sp]
+    if not _topic_valid(topic):
+        raise FrameError("malformed", "bad topic %r" % topic[:16])
+    try:
+        fields = _loads(body[sp + 1:])
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise FrameError("malformed", "JSON does not parse") from None
+    if type(fields) is not dict:
+        raise FrameError("malformed", "JSON is not an object")
+    return topic.decode(), fields
+
+
+class Decoder:
+    """Incremental decoder: ``feed(bytes)`` → list of (topic, fields) for every valid frame completed.
+
+    Counters: ``lines`` (complete lines seen), ``frames``, ``crc_errors``, ``malformed``, ``noise``
+    (lines not starting with '#', e.g. REPL output), ``oversize``. ``fmt`` is the format from the
+    last ``hdr``; a ``hdr`` with another format sets ``fmt_error`` (a message naming both versions)."""
+
+    def __init__(self, max_line=MAX_LINE):
+        self.max_line = max_line
+        self._pending = b""
+        self.lines = self.frames = self.crc_errors = self.malformed = self.noise = self.oversize = 0
+        self.fmt = None
+        self.fmt_error = None
+        self.hdr = None
+        self._topics = {}  # b"#topic" -> "topic", learnt from frames that passed the full check
+
+    @property
+    def errors(self):
+        return self.crc_errors + self.malformed + self.oversize
+
+    def feed(self, data):
+        out = []
+        if self._pending:
+            data = self._pending + data
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        if len(rest) > self.max_line:
+            rest = self._trim(rest)
+        self._pending = rest
+        if b"\r" in data:
+            parts = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in parts]
+        if parts and self._topics:
+            msgs = self._batch(parts)
+            if msgs is not None:
+                self.lines += len(msgs)
+                self.frames += len(msgs)
+                return msgs
+        # fast path for well-formed frames; anything unusual goes through _line
+        crc32, loads, topics, append, maxl = zlib.crc32, _loads, self._topics, out.append, self.max_line
+        ok = 0
+        for line in parts:
+            if len(line) <= maxl and line[:1] == b"#" and line[-9:-8] == b" ":
+                body = line[:-9]
+                if line[-8:] == b"%08X" % crc32(body):
+                    sp = body.find(b" ")
+                    topic = topics.get(body[:sp])
+                    if topic is not None and topic != "hdr":
+                        try:
+                            fields = loads(body[sp + 1:])
+                        except ValueError:
+                            fields = None
+                        if type(fields) is dict:
+                            append((topic, fields))
+                            ok += 1
+                            continue
+            self._line(line, out)
+        self.lines += ok
+        self.frames += ok
+        return out
+
+    def _batch(self, parts):
+        """All lines valid frames of known topics (the steady state)? Decode them with one JSON
+        call; None sends the caller down the per-line path."""
+        crc32, topics = zlib.crc32, self._topics
+        maxl = self.max_line
+        if not all(ln[-8:] == b"%08X" % crc32(ln[:-9]) and ln[-9:-8] == b" " and len(ln) <= maxl for ln in parts):
+            return None
+        sp = [ln.find(b" ") for ln in parts]
+        tl = [topics.get(ln[:s]) for ln, s in zip(parts, sp)]  # keys include the '#'
+
+        if None in tl:
+            return None
+        try:
+            objs = _loads(b"[" + b",".join([ln[s + 1:-9] for ln, s in zip(parts, sp)]) + b"]")
+        except ValueError:
+            return None
+        if len(objs) != len(parts) or not all(type(o) is dict for o in objs):
+            return None
+        return list(zip(tl, objs))
+
+    def flush(self):
+        """Decode what is left without a newline (end of a capture file)."""
+        out = []
+        if self._pending:
+            line, self._pending = self._pending, b""
+            self._line(line, out)
+        return out
+
+    def _trim(self, rest):
+        # too long without a newline: keep only from the last '#' that could still start a frame
+        self.oversize += 1
+        k = rest.rfind(b"#", len(rest) - self.max_line)
+        return rest[k:] if k >= 0 else b""
+
+    def _line(self, line, out):
+        self.lines += 1
+        try:
+            msg = decode_line(line)
+        except FrameError as e:
+            # a frame glued to noise without a newline: retry from each later '#'
+            k = line.find(b"#", 1)
+            while k >= 0:
+                try:
+                    msg = decode_line(line[k:])
+                    break
+                except FrameError:
+                    k = line.find(b"#", k + 1)
+            else:
+                self._count(e.kind)
+                return
+            self._count(e.kind)
+        if msg[0] == "hdr":
+            self._hdr(msg[1])
+        elif len(self._topics) < 64:
+            self._topics[b"#" + msg[0].encode()] = msg[0]
+        self.frames += 1
+        out.append(msg)
+
+    def _count(self, kind):
+        if kind == "crc":
+            self.crc_errors += 1
+        elif kind == "noise":
+            self.noise += 1
+        elif kind == "oversize":
+            self.oversize += 1
+        else:
+            self.malformed += 1
+
+    def _hdr(self, f):
+        self.hdr = f
+        self.fmt = f.get("fmt")
+        if self.fmt != FORMAT:
+            self.fmt_error = ("device speaks protocol format %r (firmware %s); this packwatch speaks format %d"
+                              % (self.fmt, f.get("fw", "?"), FORMAT))
+        else:
+            self.fmt_error = None
+
+
+def decode_stream(chunks):
+    """Generator: (topic, fields) for every valid frame in an iterable of byte chunks."""
+    d = Decoder()
+    for c in chunks:
+        yield from d.feed(c)
+    yield from d.flush()

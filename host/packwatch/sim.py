@@ -1,0 +1,39 @@
+"""`packwatch sim`: start a virtual board and print its serial port."""
+import signal
+import sys
+import time
+
+
+def register(sub):
+    p = sub.add_parser("sim", help="run the firmware on a virtual board (simulated pack) behind a pseudo-terminal")
+    p.add_argument("--scenario", default="demo", help="named scenario (see docs/hil.md); default: demo")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="virtual seconds per wall second (real-time mode); 0 = as fast as possible (lockstep)")
+    p.add_argument("--chemistry", choices=("lfp", "nmc"), default=None, help="override the scenario's chemistry")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--link", default=None, help="make PATH a symlink to the serial port (it follows replugs)")
+    p.add_argument("--fs", default=None, help="directory used as the board's flash (kept between runs)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from hil.vboard.runner import VirtualBoard
+
+    vb = VirtualBoard(scenario=args.scenario, seed=args.seed, realtime=args.speed > 0, speed=args.speed or 1.0,
+                      fs_dir=args.fs, link=args.link, chemistry=args.chemistry)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    with vb:
+        print(vb.port, flush=True)
+        print("virtual board %s: scenario %s, chemistry %s, %s; Ctrl-C stops it"
+              % (vb.serial, vb.scenario.name, vb.chemistry,
+                 "real time x%g" % args.speed if args.speed > 0 else "as fast as possible"), file=sys.stderr)
+        end = time.monotonic() + args.duration if args.duration else None
+        try:
+            while end is None or time.monotonic() < end:
+                if vb.error:
+                    raise RuntimeError("virtual board failed: %r" % vb.error)
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    return 0

@@ -1,0 +1,237 @@
+"""Logger against a tiny fake device on a pty: decoded CSV, raw capture, counters, replug, kill safety."""
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from packwatch.logcsv import LogWriter, read_log, cell_columns
+from packwatch.logger import Logger
+from packwatch.protocol import encode_frame
+from packwatch import ports
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class FakeDevice:
+    """A board on a pty: sends hdr + rep frames (optionally noise / bad CRC / a seq gap / a reboot)
+    and answers `info` and `rate`. ``port`` is the slave path the host opens."""
+
+    def __init__(self, n=40, period=0.01, cells=4, uid="fake01", start_seq=0, boots=1, extras=(), fmt=1):
+        self.master, slave = os.openpty()
+        self.port = os.ttyname(slave)
+        self._slave = slave  # kept open so writes before the host opens do not fail
+        import tty
+        tty.setraw(slave)
+        self.n, self.period, self.cells, self.uid = n, period, cells, uid
+        self.seq, self.boots, self.extras, self.fmt = start_seq, boots, dict(extras), fmt
+        self.sent = []          # rep fields sent
+        self.commands = []
+        self.done = threading.Event()
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def hdr(self):
+        return encode_frame("hdr", {"fw": "0.1.0", "fmt": self.fmt, "board": "fake", "chem": "lfp", "cells": self.cells,
+                                    "reset": "power", "boots": self.boots, "uid": self.uid})
+
+    def rep(self, k):
+        f = {"seq": self.seq, "ms": 1000 + 100 * k, "cell_mv": [3300 + k + c for c in range(self.cells)],
+             "stack_mv": 13200 + 4 * k, "i_ma": -1000 * k, "t_dc": [250 + k, None], "soc_pm": 500 + k,
+             "sig_pm": 20, "alarm": 1 if k % 10 == 5 else 0, "fault": 0}
+        self.seq += 1
+        return f
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def write(self, data):
+        os.write(self.master, data)
+
+    def _poll_cmds(self):
+        while select.select([self.master], [], [], 0)[0]:
+            data = os.read(self.master, 1024)
+            for line in data.split(b"\n"):
+                line = line.strip()
+                if not line:
+                    continue
+                self.commands.append(line)
+                if line == b"info":
+                    self.write(self.hdr())
+                elif line.startswith(b"rate "):
+                    self.write(encode_frame("ok", {"cmd": "rate", "rate_ms": int(line.split()[1])}))
+                else:
+                    self.write(encode_frame("err", {"cmd": line.split()[0].decode(), "error": "unknown"}))
+
+    def _run(self):
+        # stream only once a host is there (its first command): opening a port flushes its input
+        while not self.commands and not self._stop:
+            self._poll_cmds()
+            time.sleep(0.005)
+        for k in range(self.n):
+            if self._stop:
+                break
+            self._poll_cmds()
+            f = self.rep(k)
+            line = encode_frame("rep", f)
+            extra = self.extras.get(k)
+            if extra == "badcrc":
+                line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
+            elif extra == "gap":
+                self.seq += 3
+            elif extra == "noise":
+                line = b"MicroPython v1.29 boot noise\r\n\x00\xff" + line
+            self.write(line)
+            if extra != "badcrc":
+                self.sent.append(f)
+            time.sleep(self.period)
+        self.done.set()
+        while not self._stop:
+            self._poll_cmds()
+            time.sleep(0.01)
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        os.close(self.master)
+        os.close(self._slave)
+
+
+def run_logger(tmp_path, port, duration, **kw):
+    lg = Logger(port, tmp_path, duration=duration, **kw)
+    rc = lg.run()
+    csvs = sorted(p for p in lg.files.created if p.endswith(".csv") and os.path.exists(p))
+    raws = sorted(p for p in lg.files.created if p.endswith(".raw"))
+    return lg, rc, csvs, raws
+
+
+def test_log_decodes_counts_and_captures(tmp_path):
+    dev = FakeDevice(n=40, extras={7: "badcrc", 12: "gap", 20: "noise"}).start()
+    try:
+        lg, rc, csvs, raws = run_logger(tmp_path, dev.port, duration=1.5)
+    finally:
+        dev.close()
+    assert rc == 0 and len(csvs) == 1
+    s = lg.session
+    assert s.crc_errors == 1
+    assert s.gaps == 1 + 3       # the dropped bad-CRC frame and the jump of 3
+    assert s.reboots == 0
+    assert b"info" in dev.commands  # asked for a hdr on connect
+    log = read_log(csvs[0])
+    assert log.n_cells == 4 and len(log) == len(dev.sent) == 39
+    np.testing.assert_allclose(log.cells_v, np.array([f["cell_mv"] for f in dev.sent]) / 1000)
+    np.testing.assert_allclose(log.current_a, [f["i_ma"] / 1000 for f in dev.sent])
+    np.testing.assert_allclose(log.cols["seq"], [f["seq"] for f in dev.sent])
+    assert np.isnan(log.temps_c[:, 1]).all() and log.temps_c[0, 0] == 25.0
+    ms = np.array([f["ms"] for f in dev.sent])  # spacing from the device clock, not from arrival
+    np.testing.assert_allclose(log.t_s - log.t_s[0], (ms - ms[0]) / 1000, atol=1e-6)
+    assert log.meta["uid"] == "fake01" and log.meta["fmt"] == "1"
+    raw = open(raws[0], "rb").read()
+    assert raw.count(b"#rep {") == 40 and b"boot noise" in raw and b"!connect" in raw
+
+
+def test_refuses_other_format(tmp_path):
+    dev = FakeDevice(n=5, fmt=2).start()
+    try:
+        lg, rc, csvs, raws = run_logger(tmp_path, dev.port, duration=3)
+    finally:
+        dev.close()
+    assert rc == 3 and "format 2" in lg.session.fmt_error
+
+
+def test_reconnects_to_same_path_and_counts_reboot(tmp_path):
+    """Unplug (the pty goes away, the path is re-pointed to a new pty) and the board reboots."""
+    link = str(tmp_path / "ttyFAKE")
+    dev1 = FakeDevice(n=15, boots=1).start()
+    os.symlink(dev1.port, link)
+    out = tmp_path / "out"
+    result = {}
+    th = threading.Thread(target=lambda: result.update(zip(("lg", "rc", "csvs", "raws"),
+                                                            run_logger(out, link, duration=4.0))))
+    th.start()
+    dev1.done.wait(5)
+    time.sleep(0.3)
+    dev1.close()                      # unplug
+    time.sleep(0.5)
+    dev2 = FakeDevice(n=15, boots=2).start()   # replug, after a reboot: seq restarts
+    os.unlink(link)
+    os.symlink(dev2.port, link)
+    th.join(10)
+    dev2.close()
+    lg = result["lg"]
+    assert result["rc"] == 0 and lg.connects >= 2
+    assert lg.session.reboots == 1 and lg.session.gaps == 0
+    log = read_log(result["csvs"][0])
+    assert len(log) == 30
+    assert list(log.cols["seq"]) == list(range(15)) * 2
+
+
+def test_writer_rows_are_whole_after_kill(tmp_path):
+    """Kill -9 a process writing rows as fast as it can: the CSV reads back with only whole rows."""
+    path = tmp_path / "k.csv"
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from packwatch.logcsv import LogWriter\n"
+            "w = LogWriter(%r, 16, 3, autoflush=True)\n"
+            "i = 0\n"
+            "while True:\n"
+            "    w.write_row(i * 0.1, 1.5, [3.3] * 16, [25.0, None, 24.0], {'seq': i, 'alarm': 0})\n"
+            "    i += 1\n" % (os.path.join(ROOT, "host"), str(path)))
+    p = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 10
+    while time.time() < deadline and (not path.exists() or path.stat().st_size < 200_000):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    log = read_log(path)
+    assert len(log) > 100
+    assert not np.isnan(log.cells_v).any()
+    np.testing.assert_array_equal(log.cols["seq"], np.arange(len(log)))
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_read_log_errors_and_unknown_columns(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("# fmt: 1\nt_s,current_a,cell01_v,cell02_v,mystery\n0,1,3.3,3.31,hello\n1,,3.2,3.21,x\n")
+    log = read_log(p)
+    assert log.n_cells == 2 and np.isnan(log.current_a[1]) and list(log.cols["mystery"]) == ["hello", "x"]
+    p.write_text("t_s,cell01_v\n0,3.3\n")
+    with pytest.raises(ValueError, match="current_a"):
+        read_log(p)
+    p.write_text("# fmt: 7\n# fw: 9.9\nt_s,current_a,cell01_v\n0,1,3.3\n")
+    with pytest.raises(ValueError, match="fmt 7.*reads fmt 1"):
+        read_log(p)
+    assert cell_columns(["cell10_v", "cell02_v", "x", "cell01_v"]) == ["cell01_v", "cell02_v", "cell10_v"]
+
+
+def test_read_log_blocks_equal_whole(tmp_path):
+    p = tmp_path / "b.csv"
+    with LogWriter(p, 3, 1) as w:
+        for i in range(5000):
+            w.write_row(i * 0.1, i / 7, [3.0 + i / 1e4, 3.1, 3.2], [20 + i % 5], {"host_utc": "2024-01-01T00:00:00Z", "seq": i})
+    from packwatch.logcsv import iter_chunks
+    parts = [c for _, _, c in iter_chunks(p, block=4096)]
+    assert len(parts) > 10
+    np.testing.assert_array_equal(np.concatenate([c["seq"] for c in parts]), np.arange(5000))
+    size = p.stat().st_size
+    halves = [c for a, b in ((0, size // 3), (size // 3, size)) for _, _, c in iter_chunks(p, start=a, end=b)]
+    np.testing.assert_array_equal(np.concatenate([c["seq"] for c in halves]), np.arange(5000))
+
+
+def test_ports_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("PACKWATCH_RUNTIME_DIR", str(tmp_path))
+    ports.register_vboard("/dev/pts/99", "vb1")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ports.register_vboard("/dev/pts/98", "vb2", pid=dead.pid)
+    (tmp_path / "vboards" / "junk.json").write_text("{not json")
+    v = ports.virtual_ports()
+    assert [(p["port"], p["serial"]) for p in v] == [("/dev/pts/99", "vb1")]
+    assert ports.find_port("VB1") == "/dev/pts/99" or ports.usb_ports()
+    ports.unregister_vboard("vb1")
+    assert ports.virtual_ports() == []

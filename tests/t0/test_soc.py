@@ -1,0 +1,204 @@
+"""T0: the SoC estimator (pwfw.soc) under CPython against a float ECM simulator with known truth."""
+import json
+import sys
+from array import array
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from bench.soc.ecm import Ecm, profile  # noqa: E402
+from pwfw.soc import Estimator, load_model  # noqa: E402
+
+MODELS = ROOT / "firmware" / "pwfw" / "models"
+
+
+def model(chem):
+    return json.loads((MODELS / (chem + ".json")).read_text())
+
+
+def drive(est, t, i_a, v, t0=0):
+    """Feed the estimator; v is (n,) or (n, cells) volts. Returns soc %, sigma %, cell soc % arrays."""
+    v = np.asarray(v)
+    if v.ndim == 1:
+        v = v[:, None]
+    n = len(t)
+    soc = np.empty(n)
+    sig = np.empty(n)
+    cells = np.empty((n, v.shape[1]))
+    buf = array("h", [0] * v.shape[1])
+    for k in range(n):
+        for c in range(v.shape[1]):
+            buf[c] = int(round(v[k, c] * 1000))
+        dt = int(round((t[k] - t[k - 1]) * 1000)) if k else 0
+        est.update(dt, int(round(i_a[k] * 1000)), buf, 250)
+        soc[k] = est.soc_pm / 10
+        sig[k] = est.sigma_pm / 10
+        cells[k] = [x / 10 for x in est.cell_soc_pm]
+    return soc, sig, cells
+
+
+def test_coulomb_counting_on_the_plateau():
+    m = model("lfp")
+    t, i = profile([(60, 0), (2400, -50.0)])          # 0.5 C for 40 min: 60 % -> 26.7 %
+    v, truth = Ecm(m).run(t, i, soc0=0.60, h0=-1)
+    e = Estimator(m, 1, 100000)
+    e.set_soc(600)
+    soc, sig, _ = drive(e, t, i, v)
+    assert abs(soc[-1] - truth[-1] * 100) < 0.5
+    assert abs(truth[-1] - 0.2667) < 0.002
+
+
+def test_first_boot_sigma_is_wide_on_the_lfp_plateau_and_narrow_on_nmc():
+    for chem, lo, hi in (("lfp", 8, 60), ("nmc", 0.5, 6)):
+        m = model(chem)
+        v, _ = Ecm(m).run(np.array([0.0]), np.array([0.0]), soc0=0.5)
+        e = Estimator(m, 1, int(m["capacity_ah"] * 1000))
+        e.update(0, 0, [int(v[0] * 1000)], None)
+        assert lo <= e.sigma_pm / 10 <= hi, (chem, e.sigma_pm)
+        assert abs(e.soc_pm / 10 - 50) < 3 * e.sigma_pm / 10
+
+
+def test_sigma_grows_in_plateau_and_shrinks_at_the_knee():
+    m = model("lfp")
+    t, i = profile([(60, 0), (3600 * 1.6, -50.0), (1800, 0)])   # 90 % -> 10 %, then rest at the knee
+    v, truth = Ecm(m).run(t, i, soc0=0.90, h0=-1)
+    e = Estimator(m, 1, 100000)
+    e.set_soc(880, sigma_pm=10)
+    soc, sig, _ = drive(e, t, i, v)
+    k_mid = np.searchsorted(-truth, -0.40)
+    k_start = np.searchsorted(t, 120)
+    assert sig[k_mid] > sig[k_start] + 0.5
+    assert sig[-1] < sig[k_mid]
+    assert abs(soc[-1] - truth[-1] * 100) < 1.5        # the knee corrected the 2 % wrong start
+    assert np.all(np.abs(soc - truth * 100) <= 3 * sig + 0.2)
+
+
+def test_full_sync_at_cv_tail_drifts_without_jumps():
+    m = model("lfp")
+    e = Estimator(m, 1, 100000)
+    e.set_soc(700)                                     # believes 70 %, the pack is full
+    prev = e.soc_pm
+    steps = []
+    for k in range(600):                               # 10 min of CV hold, tail current C/50
+        e.update(1000, 2000, [3560], 250)
+        steps.append(e.soc_pm - prev)
+        prev = e.soc_pm
+    assert e.soc_pm >= 995
+    assert max(steps) <= 3                             # at most 0.3 %/s: a drift, not a jump
+    assert e.sigma_pm <= 15
+
+
+def test_empty_sync_at_cutoff():
+    m = model("lfp")
+    e = Estimator(m, 1, 100000)
+    e.set_soc(300)
+    for k in range(600):
+        e.update(1000, -20000, [2550], 250)
+    assert e.soc_pm <= 5
+
+
+def test_current_offset_is_learned_at_rest():
+    m = model("lfp")
+    e = Estimator(m, 1, 100000)
+    e.set_soc(500)
+    for k in range(1200):                              # 20 min rest, the sensor reads -200 mA
+        e.update(1000, -200, [3295], 250)
+    s0 = e.soc_pm
+    for k in range(3600):                              # one more hour: unlearned it would lose 2 pm
+        e.update(1000, -200, [3295], 250)
+    assert abs(e.soc_pm - s0) <= 0 + 1
+    assert abs((e.state()["off"] >> 10) + 200) <= 20
+
+
+def test_wrong_start_converges_on_nmc_within_5_min():
+    m = model("nmc")
+    t, i = profile([(900, -2.5)])
+    v, truth = Ecm(m).run(t, i, soc0=0.5, h0=-1)
+    for start in (800, 200):
+        e = Estimator(m, 1, 5000)
+        e.set_soc(start)
+        soc, sig, _ = drive(e, t, i, v)
+        err = np.abs(soc - truth * 100)
+        assert np.all(err[t >= 300] < 3), start
+        assert np.all(np.abs(np.diff(soc)) <= 3)       # no jumps (counting moves 0.014 %/s here)
+
+
+def test_per_cell_soc_and_pack_soc_limited_by_weakest_cell():
+    m = model("nmc")
+    t, i = profile([(60, 0), (1800, -2.0), (600, 0)])
+    starts = (0.60, 0.55, 0.65, 0.50)
+    vs, tr = zip(*[Ecm(m).run(t, i, soc0=s0, h0=-1) for s0 in starts])
+    v = np.column_stack(vs)
+    truth = np.column_stack(tr)
+    e = Estimator(m, 4, 5000)
+    e.set_soc(575)
+    soc, sig, cells = drive(e, t, i, v)
+    assert np.abs(cells[-1] - truth[-1] * 100).max() < 2.0
+    lo, hi = truth[-1].min() * 100, truth[-1].max() * 100
+    assert abs(soc[-1] - lo * 100 / (100 - hi + lo)) < 2.0
+    assert soc[-1] < truth[-1].mean() * 100
+
+
+def test_capacity_is_learned_between_full_and_empty():
+    m = model("nmc")
+    e = Estimator(m, 1, 5000)
+    cap_true = 4.5
+    ecm = Ecm(m, cap_ah=cap_true)
+    t, i = profile([(3600 * 1.3, -3.6)])
+    v, truth = ecm.run(t, i, soc0=1.0, h0=1)
+    e.set_soc(1000, 8)
+    e._anchor(1, 1000000)                              # as after a CV tail sync
+    for k in range(len(t)):
+        e.update(1000 if k else 0, int(i[k] * 1000), [max(2600, int(v[k] * 1000))], 250)
+        if truth[k] <= 0:
+            break
+    for k in range(5):                                 # the cell falls off the knee to cut-off
+        e.update(1000, -3600, [2790], 250)
+    assert e.cap_learns == 1
+    assert abs(e.cap_mah - 4750) < 200                # halfway from 5000 toward 4500 per anchor pair
+
+
+def test_state_restore_round_trip_and_bad_state():
+    m = model("nmc")
+    a = Estimator(m, 4, 5000)
+    a.set_soc(640)
+    for k in range(50):
+        a.update(1000, -3000, [3800, 3805, 3790, 3810], 250)
+    d = a.state()
+    assert all(isinstance(x, int) for k, x in d.items() if k not in ("cd", "cp"))
+    assert all(isinstance(x, int) for x in d["cd"] + d["cp"])
+    b = Estimator(m, 4, 5000)
+    b.restore(json.loads(json.dumps(d)))
+    assert (b.soc_pm, b.cap_mah) == (a.soc_pm, a.cap_mah)
+    assert abs(b.sigma_pm - a.sigma_pm) <= 1
+    for k in range(20):
+        a.update(1000, -3000, [3800, 3805, 3790, 3810], 250)
+        b.update(1000, -3000, [3800, 3805, 3790, 3810], 250)
+    # the averaging window restarts after a restore, so corrections may land a few samples apart
+    assert abs(a.soc_pm - b.soc_pm) <= 10
+    with pytest.raises(ValueError):
+        b.restore({"s": "x"})
+    with pytest.raises(ValueError):
+        b.restore(dict(d, s=5000000))
+
+
+def test_bad_cell_voltages_set_fault_and_keep_counting():
+    m = model("lfp")
+    e = Estimator(m, 2, 100000)
+    e.set_soc(500)
+    e.update(1000, 0, [0, 3300], 250)
+    e.update(1000, 0, [3300], 250)
+    assert e.fault & 1
+    for k in range(360):
+        e.update(1000, -10000, [0, 65535 // 2], 250)    # open wire: counting continues
+    assert abs(e.soc_pm - 490) <= 1
+
+
+def test_load_model_rejects_garbage():
+    with pytest.raises((ValueError, KeyError)):
+        load_model({"soc_pct": [0, 100]})
+    with pytest.raises(ValueError):
+        load_model(dict(model("lfp"), soc_pct=[5] * 23))
