@@ -1,6 +1,7 @@
 # The firmware application: sample, estimate, protect, report, obey commands, persist.
 # Everything here is portable; the hardware is reached only through the `hal` object.
 from array import array
+import gc
 import json
 
 from pwfw import FORMAT, VERSION
@@ -17,6 +18,7 @@ _F_STORE = const(16)
 _AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection
 _STUCK_SAMPLES = const(600)  # an NTC whose raw code never moves for a minute is stuck
 _SEQ_MASK = const(0x3FFFFFFF)
+_ZERO_MAX_MA = const(2000)  # `zero` only while the pack rests: a real current is not an offset
 RESET_FILE = "reset.txt"
 
 
@@ -29,12 +31,16 @@ class App:
     def __init__(self, hal):
         from pwfw.config import Config
         from pwfw.protect import Protect
-        from pwfw.soc import Estimator, load_model
         from pwfw.store import Store
+
+        gc.collect()
+        from pwfw.soc import Estimator, load_model
+
+        gc.collect()
 
         self.hal = hal
         board = hal.board
-        self.out = FrameWriter(hal)
+        self.out = FrameWriter(self)
         self.lines = LineReader()
         self.cfg = Config(board)
         self.store = Store()
@@ -57,6 +63,7 @@ class App:
         self.prot = Protect(self.cfg)
         self.reset_cause = self._reset_cause()
         self._restore()
+        gc.collect()  # start the loop with set-up garbage gone: the steady state allocates nothing
         now = hal.ticks_ms()
         self.next_sample = now
         self.next_report = now
@@ -77,12 +84,12 @@ class App:
         from pwfw.ntc import Ntc
 
         afe = board["afe"]
-        self.afe = BQ76952(self.hal.i2c, afe.get("addr", 8), crc=afe.get("crc", False))
+        self.afe = BQ76952(self.hal.i2c, afe.get("addr", 8), crc=afe.get("crc", False), sleep=self.hal.sleep_ms)
+        cur = board["current"]
         try:
-            self.afe.configure(self.n_cells, board.get("cell_map"))
+            self.afe.configure(self.n_cells, board.get("cell_map"), cur.get("max_ma", 32767))
         except (OSError, ValueError):
             self.fault |= _F_AFE
-        cur = board["current"]
         self.ina = None
         if cur["source"] == "ina228":
             from pwfw.ina228 import INA228
@@ -92,8 +99,7 @@ class App:
                 self.ina.configure()
             except (OSError, ValueError):
                 self.fault |= _F_CURRENT
-        n = board["ntc"]
-        self.ntc = Ntc(n["r_fixed"], n["r25"], n["beta"], n.get("ntc_on_top", False), n.get("adc_bits", 12))
+        self.ntc = Ntc.from_board(board["ntc"])
 
     def _reset_cause(self):
         # a crash leaves a marker before the reset; otherwise the HAL knows
@@ -112,21 +118,21 @@ class App:
         if self.store.corrupt:
             self.fault |= _F_STORE
         if d:
-            self.boots = d.get("boots", 0)
-            for k, v in (d.get("cfg") or {}).items():
-                try:
-                    self.cfg.set(k, v)
-                except (KeyError, ValueError):
-                    self.fault |= _F_STORE
+            b = d.get("boots", 0)
+            self.boots = b if type(b) is int and b >= 0 else 0
+            if self.cfg.load_overrides(d.get("cfg") or {}):
+                self.fault |= _F_STORE
             if d.get("est"):
-                self.est.restore(d["est"])
+                try:
+                    self.est.restore(d["est"])
+                except (ValueError, TypeError, KeyError):
+                    self.fault |= _F_STORE  # a record from another model: start as on a first boot
         self.boots += 1
         self.save()
 
-    def save(self):
-        try:
-            self.store.save({"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()})
-        except OSError:
+    def save(self, now=None):
+        d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()}
+        if not self.store.save(d, now, self.est.soc_pm):
             self.fault |= _F_STORE
 
     # --- serial port: the FrameWriter writes through us ------------------------------------
@@ -231,7 +237,7 @@ class App:
             if self.samples % 10 == 0:
                 self.cell_report(now)
             if self.store.due(now, self.est.soc_pm):
-                self.save()
+                self.save(now)
         hal.wdt_feed()
 
     def sample(self, now):
@@ -283,16 +289,19 @@ class App:
             self.fault |= _F_CURRENT
             return
         self.raw_i_ma = raw
-        raw -= cfg.i_offset_ma
-        self.i_ma = raw + raw * cfg.i_gain_ppm // 1000000
+        self.i_ma = cfg.current_ma(raw)
 
     def _read_temps(self):
         hal = self.hal
         temps = self.temps
         bad = False
         for ch in range(self.n_ntc):
-            code = hal.adc_u16(ch)
-            t = self.ntc.dc_from_u16(code)
+            code = hal.adc_uv(ch)  # calibrated microvolts where the port has them (ESP32)
+            if code is None:
+                code = hal.adc_u16(ch)
+                t = self.ntc.dc_from_u16(code)
+            else:
+                t = self.ntc.dc_from_uv(code)
             # a healthy ADC dithers by an LSB or two; a code frozen for a minute is a stuck input
             if code == self._ntc_last[ch]:
                 self._ntc_same[ch] += 1
@@ -404,9 +413,9 @@ class App:
         raw = getattr(self, "raw_i_ma", None)
         if raw is None:
             raise ValueError("no current reading yet")
-        if abs(raw) > self.cfg.zero_max_ma:
+        if abs(raw) > _ZERO_MAX_MA:
             raise ValueError("pack is not at rest: %d mA" % raw)
-        self.cfg.set("i_offset_ma", raw)
+        self.cfg.set("i_offset_ma", raw)  # range-checked: a wild reading raises ValueError
         self.save()
         self.reply("zero", True, "offset_ma", raw)
 
@@ -416,9 +425,8 @@ class App:
         key = args[0]
         if key not in self.cfg.keys():
             raise ValueError("unknown key: " + key)
-        lo, hi = self.cfg.range(key)
-        v = self._int_arg(args[1:], lo, hi, key)
-        self.cfg.set(key, v)
+        v = self._int_arg(args[1:], -0x3FFFFFFF, 0x3FFFFFFF, key)
+        self.cfg.set(key, v)  # checks the key's range and the order of paired limits
         self.reply("set", True, "key", key, "val", v)
 
     def cmd_save(self, args):
@@ -430,6 +438,18 @@ class App:
         self._no_args(args)
         self.prot.clear()
         self.reply("clear", True, "alarm", self.prot.alarm)
+
+    def cmd_mem(self, args):
+        # live heap after a collection: what the firmware holds, to watch for growth over days
+        self._no_args(args)
+        gc.collect()
+        o = self.out
+        o.begin(b"ok")
+        o.str(b"cmd", "mem")
+        o.int(b"alloc", gc.mem_alloc() - getattr(self.hal, "sim_heap", 0))
+        o.int(b"free", gc.mem_free())
+        o.int(b"sim", getattr(self.hal, "sim_heap", 0))
+        o.end()
 
     def cmd_reboot(self, args):
         self._no_args(args)
@@ -468,4 +488,5 @@ def main(hal=None):
                 f.write("memory" if isinstance(e, MemoryError) else "crash")
         except OSError:
             pass
+        hal.sleep_ms(1000)  # a fault at boot must not become a tight reset loop
         hal.reset()

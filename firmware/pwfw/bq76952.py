@@ -20,6 +20,7 @@ DEVICE_NUMBER = const(0x0001)
 FW_VERSION = const(0x0002)
 SET_CFGUPDATE = const(0x0090)
 EXIT_CFGUPDATE = const(0x0092)
+DA_CONFIG = const(0x9303)  # Settings:Configuration:DA Configuration, bits 1:0 = userA (USA)
 VCELL_MODE = const(0x9304)  # Settings:Configuration:Vcell Mode, bit n-1 = cell input n in use
 BQ76952_ID = const(0x7695)
 
@@ -86,6 +87,7 @@ class BQ76952:
         self._reg = 0
         self._n2 = 0
         self.cells = 0
+        self.ua = 1  # mA per CC2 count (userA); configure() widens it for packs over 32 A
         self._map = b""
         self.set_map(16)
 
@@ -181,7 +183,7 @@ class BQ76952:
         return self._read16(_LD) * _USERV_MV
 
     def read_cc2_ma(self):
-        return self._read16(_CC2)  # userA: mA by default, so +-32.767 A
+        return self._read16(_CC2) * self.ua
 
     def read_ts_dk(self, n):
         if not 1 <= n <= 3:
@@ -262,8 +264,11 @@ class BQ76952:
         self.cells = cells
         return m
 
-    def configure(self, cells=16, cell_map=None):
-        """Check the part, set the cell inputs in use (Vcell Mode) and read it back.
+    def configure(self, cells=16, cell_map=None, max_ma=32767):
+        """Check the part, set the cell inputs in use (Vcell Mode) and the current unit, read them back.
+
+        CC2 is a signed 16-bit count of userA: the default 1 mA saturates at 32.767 A, so for a larger
+        max_ma userA becomes 10 mA (USA=2, +-327 A) or 100 mA (USA=3).
 
         The map is set first so read_cells fills exactly `cells` values even if the bus fails here.
         """
@@ -274,11 +279,17 @@ class BQ76952:
         r = self.subcommand(DEVICE_NUMBER, 2)
         if r[0] | (r[1] << 8) != BQ76952_ID:
             raise ValueError("not a bq76952")
+        usa, ua = (1, 1) if max_ma <= 32767 else (2, 10) if max_ma <= 327670 else (3, 100)
+        da = (self.read_dm(DA_CONFIG, 1)[0] & 0xFC) | usa
         self.subcommand(SET_CFGUPDATE)
         try:
             self.write_dm(VCELL_MODE, bytes((mask & 0xFF, mask >> 8)))
+            self.write_dm(DA_CONFIG, bytes((da,)))
         finally:
             self.subcommand(EXIT_CFGUPDATE)
         r = self.read_dm(VCELL_MODE, 2)
         if r[0] | (r[1] << 8) != mask:
             raise ValueError("vcell mode")
+        if self.read_dm(DA_CONFIG, 1)[0] != da:
+            raise ValueError("da configuration")
+        self.ua = ua

@@ -61,6 +61,7 @@ class BQ76952Sim:
         self.dm_writes = 0
         self.subcommands = 0
         self._w = bytearray(64)  # de-interleaved write data
+        self.dm[0x9303 - _DM_BASE] = 0x05  # DA Configuration default: userA 1 mA, userV 10 mV
         self.set_truth([33000] * cells, 33000 * cells, 0, (250, 250, 250), 300)
 
     # --- test and plant hooks -------------------------------------------------------------
@@ -112,11 +113,19 @@ class BQ76952Sim:
         self._put(0x34, st)
         self._put(0x36, st)  # PACK and LD equal the stack: FETs on, no load drop modelled
         self._put(0x38, st)
-        self._put(0x3A, i_ma)
+        self._put(0x3A, self._user_amps(i_ma))
         for k in range(3):
             t = ts_dc[k] if k < len(ts_dc) else None
             self._put(0x70 + 2 * k, 0 if t is None else t + 2732)
         self._put(0x68, die_dc + 2732)
+
+    def _user_amps(self, i_ma):
+        usa = self.dm[0x9303 - _DM_BASE] & 3  # userA: 0.1, 1, 10 or 100 mA per count
+        if usa == 0:
+            return i_ma * 10
+        d = 1 if usa == 1 else 10 if usa == 2 else 100
+        q = ((i_ma if i_ma >= 0 else -i_ma) + (d >> 1)) // d  # rounded, symmetric about zero
+        return q if i_ma >= 0 else -q
 
     def _put(self, a, v):
         v = _clamp16(v)

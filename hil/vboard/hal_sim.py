@@ -2,10 +2,14 @@
 # The firmware's drivers talk to chips simulated at register level (hil/chips) on a simulated
 # I2C bus; the chips' analog truth comes from the plant (numpy, CPython) over a pipe, one
 # request per step of virtual time, so the firmware and the plant run in lockstep.
+import gc
 import os
 import sys
 
 import select
+
+gc.collect()
+_BASE = gc.mem_alloc()  # before the simulated chips are loaded: see Hal.sim_heap
 
 from hil.chips.adc import NtcAdcSim
 from hil.chips.bq76952 import BQ76952Sim
@@ -60,7 +64,7 @@ class Hal:
         self._i_offset = 0
         self.i2c = SimI2C()
         afe = board["afe"]
-        self.bq = BQ76952Sim(cells=16, crc=afe.get("crc", False), seed=self._seed)
+        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=self._seed)
         self.i2c.attach(afe.get("addr", 8), self.bq)
         cur = board["current"]
         self.ina = None
@@ -73,6 +77,9 @@ class Hal:
         self._poll.register(sys.stdin, select.POLLIN)
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
+        gc.collect()
+        # heap held by the simulation (chips, buffers, this module): not the firmware's; `mem` subtracts it
+        self.sim_heap = gc.mem_alloc() - _BASE
         self._step(0)
 
     # --- time: every sleep is a step of the plant ---------------------------------------
@@ -153,7 +160,7 @@ class Hal:
         elif kind == FAULT_NTC:
             self.adc.fault(a, b)
         elif kind == FAULT_OPEN_WIRE:
-            self.bq.open_wire(a if b else 0)
+            self.bq.open_wire(a + 1 if b else 0)  # events count cells from 0, the chip from 1
         elif kind == FAULT_CURRENT_OFFSET:
             self._i_offset = b
 

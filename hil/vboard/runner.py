@@ -25,18 +25,19 @@ import tty
 from pathlib import Path
 
 import hil
-import pwfw
 
 HIL_DIR = Path(hil.__file__).resolve().parent
-PWFW_DIR = Path(pwfw.__file__).resolve().parent
 REPO = HIL_DIR.parent
-MAIN_PY = "# Board entry point: MicroPython runs this file after boot.py.\nfrom pwfw.app import main\n\nmain()\n"
 
 # fault kinds understood by hal_sim (see hal_sim.py); scenario event name -> (kind, uses two args)
 CHIP_FAULTS = {
     "afe_nack": 1, "afe_timeout": 2, "afe_crc": 3, "ina_nack": 4,
     "ntc": 5, "open_wire": 6, "current_offset": 7,
 }
+# The simulated chips (hil/chips) and hal_sim live in the firmware's MicroPython process and take
+# about 22 KB of its heap (measured: `mem` command, docs/hil.md); the process gets this much on top of
+# the firmware's budget, so the firmware itself is held to the heap a board has.
+SIM_HEAP_K = 32
 _OUT_HIGH_WATER = 1 << 18  # stop reading the firmware's output when the host lags this far behind
 
 
@@ -50,6 +51,16 @@ def micropython_exe():
     return found
 
 
+def heap_k(heap):
+    """'96K' / '1M' / 98304 -> kilobytes."""
+    s = str(heap).strip().upper()
+    if s.endswith("K"):
+        return int(s[:-1])
+    if s.endswith("M"):
+        return int(s[:-1]) * 1024
+    return int(s) // 1024
+
+
 def board_file_for(chemistry, base=None):
     """The sim board description, adjusted to the scenario's chemistry."""
     base = Path(base) if base else REPO / "boards" / "sim.json"
@@ -60,29 +71,21 @@ def board_file_for(chemistry, base=None):
     return board
 
 
-def install_firmware(fs_dir, board):
-    """Flash a fresh board: firmware package, main.py and the board file (what `deploy` would copy)."""
-    fs = Path(fs_dir)
-    lib = fs / "lib" / "pwfw"
-    lib.mkdir(parents=True, exist_ok=True)
-    for src in PWFW_DIR.rglob("*"):
-        if src.is_file() and src.suffix in (".py", ".json") and "__pycache__" not in src.parts:
-            if src.name == "hal_board.py":
-                continue  # needs `machine`; the virtual board uses hal_sim
-            dst = lib / src.relative_to(PWFW_DIR)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-    main = REPO / "firmware" / "main.py"
-    (fs / "main.py").write_text(main.read_text() if main.exists() else MAIN_PY)
-    (fs / "board.json").write_text(json.dumps(board, indent=1))
+def install_firmware(fs_dir, board, source=False):
+    """Flash a fresh board with what `packwatch deploy` would copy: the firmware compiled by mpy-cross
+    for the unix port's architecture, main.py and the board file. (Compiling .py sources on the
+    device needs more heap than a 96 KB board has; real boards get .mpy files too.)"""
+    from packwatch.deploy import stage
+
+    stage(board, fs_dir, source=source)
 
 
 class VirtualBoard:
     def __init__(self, scenario="demo", seed=1, realtime=False, speed=1.0, fs_dir=None, board_file=None,
                  link=None, heap="96K", chemistry=None, install=True, serial=None, truth_every_ms=0):
-        from hil.scenarios import get_scenario
+        from hil.scenarios import get
 
-        self.scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.scenario = get(scenario) if isinstance(scenario, str) else scenario
         self.chemistry = chemistry or self.scenario.chemistry
         self.seed = seed
         self.realtime = realtime
@@ -175,7 +178,7 @@ class VirtualBoard:
             PW_UID=self.serial,
         )
         self._proc = subprocess.Popen(
-            [micropython_exe(), "-X", "heapsize=" + self.heap, "-i", "main.py"],
+            [micropython_exe(), "-X", "heapsize=%dK" % (heap_k(self.heap) + SIM_HEAP_K), "-i", "main.py"],
             stdin=self._a_slave, stdout=self._a_slave, stderr=self._a_slave,
             cwd=str(self.fs_dir), env=env, pass_fds=(rep_r, req_w), start_new_session=True,
         )

