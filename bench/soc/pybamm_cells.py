@@ -1,30 +1,124 @@
-"""PyBaMM ground-truth cells for the accuracy benchmark (work in progress: only the cell setup exists).
+"""PyBaMM ground-truth cells for the accuracy benchmark.
 
 LFP: Prada2013 with a one-state hysteresis OCP in the positive electrode (lithiation/delithiation OCP
-= Prada's OCP ∓ 8 mV, decay rate 10); NMC: Chen2020. `run_cell(chem, t_s, i_a, soc0)` returns the
-terminal voltage and discharge capacity at t_s (current + = charging, as in packwatch logs). Verified:
-a 4 h profile of the LFP cell solves in ≈ 1.5 s with IDAKLU.
+= Prada's OCP ∓ 8 mV, decay rate 10); NMC: Chen2020. SPMe, IDAKLU solver. Current + = charging (as
+in packwatch logs). `run_cell(chem, t_s, i_a, soc0)` is the original verified entry (a 4 h profile of
+the LFP cell solves in ≈ 1.5 s).
+
+Cell-to-cell variation and ageing (used by bench/soc/accuracy.py):
+* capacity scale k: the electrode width (current-collector area) × k, so capacity ∝ k and, at equal
+  per-area properties, every resistance ∝ 1/k (a bigger cell of the same design);
+* resistance scale r: on top of the area effect, the exchange-current densities of both electrodes and
+  the electrolyte conductivity are divided by r/(1/k)... i.e. the per-area kinetic and ohmic terms are
+  scaled so the cell's absolute (kinetic + electrolyte) resistance is ≈ r × the reference cell's.
+  Solid diffusion is left as it is, so the long-time (diffusion) overpotential scales only with 1/k.
+`truth` of a run is the average negative-particle stoichiometry, which is linear in the charge stored;
+accuracy.py maps it onto the operational SoC (C/20 from the end of the CV hold to the cut-off).
 """
 import os
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
+# voltage window of the cells (CV voltage, C/20 cut-off) used for characterisation and validation
+LIMITS = {"lfp": (3.6, 2.5), "nmc": (4.2, 2.5)}
 
-def params(chem):
+
+def _scaled(f, s):
+    return lambda *a: f(*a) * s
+
+
+def params(chem, cap_scale=1.0, r_scale=1.0):
     import pybamm
     if chem == "nmc":
-        return pybamm.ParameterValues("Chen2020"), {}
-    p = pybamm.ParameterValues("Prada2013")
-    ocp = p["Positive electrode OCP [V]"]
-    p.update({"Positive electrode lithiation OCP [V]": lambda sto: ocp(sto) - 0.008,
-              "Positive electrode delithiation OCP [V]": lambda sto: ocp(sto) + 0.008,
-              "Positive particle lithiation hysteresis decay rate": 10.0,
-              "Positive particle delithiation hysteresis decay rate": 10.0,
-              "Initial hysteresis state in positive electrode": 0.0}, check_already_exists=False)
-    return p, {"open-circuit potential": ("single", "one-state hysteresis")}
+        p, opts = pybamm.ParameterValues("Chen2020"), {}
+    else:
+        p = pybamm.ParameterValues("Prada2013")
+        ocp = p["Positive electrode OCP [V]"]
+        p.update({"Positive electrode lithiation OCP [V]": lambda sto: ocp(sto) - 0.008,
+                  "Positive electrode delithiation OCP [V]": lambda sto: ocp(sto) + 0.008,
+                  "Positive particle lithiation hysteresis decay rate": 10.0,
+                  "Positive particle delithiation hysteresis decay rate": 10.0,
+                  "Initial hysteresis state in positive electrode": 0.0}, check_already_exists=False)
+        opts = {"open-circuit potential": ("single", "one-state hysteresis")}
+    if cap_scale != 1.0:
+        p["Electrode width [m]"] = p["Electrode width [m]"] * cap_scale
+        p["Nominal cell capacity [A.h]"] = p["Nominal cell capacity [A.h]"] * cap_scale
+    # per-area resistance × (r_scale * cap_scale): absolute resistance ≈ r_scale × reference
+    ra = r_scale * cap_scale
+    if ra != 1.0:
+        for key in ("Negative electrode exchange-current density [A.m-2]",
+                    "Positive electrode exchange-current density [A.m-2]",
+                    "Electrolyte conductivity [S.m-1]"):
+            v = p[key]
+            p[key] = _scaled(v, 1.0 / ra) if callable(v) else v / ra
+    # the cells of a pack may be driven a little beyond the reference cell's window
+    p["Lower voltage cut-off [V]"] = 1.5 if chem == "nmc" else 1.8
+    p["Upper voltage cut-off [V]"] = 4.5 if chem == "nmc" else 4.0
+    return p, opts
+
+
+def _soc_window(chem):
+    # PyBaMM's initial_soc is defined over the reference voltage window of the parameter set
+    import pybamm
+    p, _ = params(chem)
+    p["Lower voltage cut-off [V]"] = 2.5 if chem == "nmc" else 2.0
+    p["Upper voltage cut-off [V]"] = LIMITS[chem][0]
+    return p
+
+
+def _sim(chem, cap_scale, r_scale, experiment=None, current=None):
+    import numpy as np
+    import pybamm
+    p, opts = params(chem, cap_scale, r_scale)
+    model = pybamm.lithium_ion.SPMe(opts)
+    if current is not None:
+        t_s, i_a = current
+        p["Current function [A]"] = pybamm.Interpolant(np.asarray(t_s, float), -np.asarray(i_a, float), pybamm.t)
+    return pybamm.Simulation(model, parameter_values=p, experiment=experiment,
+                             solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-8))
+
+
+def _init_soc(sim, chem, soc0):
+    # set the initial stoichiometries from the reference window (not the widened cut-offs)
+    import pybamm
+    ref = _soc_window(chem)
+    x, y = pybamm.lithium_ion.get_initial_stoichiometries(soc0, ref, options=sim.model.options)
+    p = sim.parameter_values
+    p["Initial concentration in negative electrode [mol.m-3]"] = x * p["Maximum concentration in negative electrode [mol.m-3]"]
+    p["Initial concentration in positive electrode [mol.m-3]"] = y * p["Maximum concentration in positive electrode [mol.m-3]"]
+
+
+def run_current(chem, t_s, i_a, soc0, cap_scale=1.0, r_scale=1.0):
+    """Current-driven run: returns (v, xn) at t_s (xn: average negative stoichiometry)."""
+    import numpy as np
+    sim = _sim(chem, cap_scale, r_scale, current=(t_s, i_a))
+    _init_soc(sim, chem, soc0)
+    sol = sim.solve(t_eval=[float(t_s[0]), float(t_s[-1])], t_interp=np.asarray(t_s, float))
+    v = sol["Voltage [V]"].entries
+    if len(v) != len(t_s):
+        raise RuntimeError("pybamm stopped early at t=%.0f s" % sol.t[-1])
+    return v, sol["Average negative particle stoichiometry"].entries
+
+
+def run_experiment(chem, steps, soc0, cap_scale=1.0, r_scale=1.0):
+    """Experiment run (steps: pybamm step strings/objects, current + = charging in the output).
+    Returns (t, i, v, xn) with duplicate step-boundary times removed."""
+    import numpy as np
+    import pybamm
+    exp = pybamm.Experiment(steps)
+    sim = _sim(chem, cap_scale, r_scale, experiment=exp)
+    _init_soc(sim, chem, soc0)
+    sol = sim.solve()
+    t = sol["Time [s]"].entries
+    i = -sol["Current [A]"].entries
+    v = sol["Voltage [V]"].entries
+    xn = sol["Average negative particle stoichiometry"].entries
+    keep = np.concatenate([np.diff(t) > 1e-6, [True]])
+    return t[keep], i[keep], v[keep], xn[keep]
 
 
 def run_cell(chem, t_s, i_a, soc0):
+    """Terminal voltage and discharge capacity at t_s (the original verified setup)."""
     import numpy as np
     import pybamm
     p, opts = params(chem)

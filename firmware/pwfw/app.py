@@ -15,6 +15,7 @@ _F_AFE_CRC = const(2)
 _F_CURRENT = const(4)
 _F_NTC = const(8)
 _F_STORE = const(16)
+_F_CMD = const(32)
 _AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection
 _STUCK_SAMPLES = const(600)  # an NTC whose raw code never moves for a minute is stuck
 _SEQ_MASK = const(0x3FFFFFFF)
@@ -191,6 +192,7 @@ class App:
         o.end()
 
     def reply(self, cmd, ok, key=None, val=None, key2=None, val2=None):
+        """An `ok` line with up to two fields (keys are bytes), or an `err` line with val as the text."""
         o = self.out
         o.begin(b"ok" if ok else b"err")
         o.str(b"cmd", cmd)
@@ -358,6 +360,9 @@ class App:
             handler(args)
         except ValueError as e:
             self.reply(name, False, val=str(e) or "bad argument")
+        except Exception as e:  # a bug in a handler must not take the board down: say so, flag it
+            self.fault |= _F_CMD
+            self.reply(name, False, val="internal error: %r" % (e,))
 
     @staticmethod
     def _int_arg(args, lo, hi, what):
@@ -378,7 +383,7 @@ class App:
 
     def cmd_ping(self, args):
         self._no_args(args)
-        self.reply("ping", True, "ms", self.hal.ticks_ms())
+        self.reply("ping", True, b"ms", self.hal.ticks_ms())
 
     def cmd_info(self, args):
         self._no_args(args)
@@ -398,7 +403,7 @@ class App:
         v = self._int_arg(args, 100, 60000, "rate_ms")
         self.cfg.set("report_ms", v)
         self.next_report = self.hal.ticks_ms()
-        self.reply("rate", True, "rate_ms", v)
+        self.reply("rate", True, b"rate_ms", v)
 
     def cmd_soc(self, args):
         if args == ["reset"]:
@@ -406,7 +411,7 @@ class App:
         else:
             self.est.set_soc(self._int_arg(args, 0, 1000, "soc_pm"))
         self.save()
-        self.reply("soc", True, "soc_pm", self.est.soc_pm)
+        self.reply("soc", True, b"soc_pm", self.est.soc_pm)
 
     def cmd_zero(self, args):
         self._no_args(args)
@@ -417,7 +422,7 @@ class App:
             raise ValueError("pack is not at rest: %d mA" % raw)
         self.cfg.set("i_offset_ma", raw)  # range-checked: a wild reading raises ValueError
         self.save()
-        self.reply("zero", True, "offset_ma", raw)
+        self.reply("zero", True, b"offset_ma", raw)
 
     def cmd_set(self, args):
         if len(args) != 2:
@@ -427,17 +432,17 @@ class App:
             raise ValueError("unknown key: " + key)
         v = self._int_arg(args[1:], -0x3FFFFFFF, 0x3FFFFFFF, key)
         self.cfg.set(key, v)  # checks the key's range and the order of paired limits
-        self.reply("set", True, "key", key, "val", v)
+        self.reply("set", True, b"key", key, b"val", v)
 
     def cmd_save(self, args):
         self._no_args(args)
         self.save()
-        self.reply("save", True, "writes", self.store.writes)
+        self.reply("save", True, b"writes", self.store.writes)
 
     def cmd_clear(self, args):
         self._no_args(args)
         self.prot.clear()
-        self.reply("clear", True, "alarm", self.prot.alarm)
+        self.reply("clear", True, b"alarm", self.prot.alarm)
 
     def cmd_mem(self, args):
         # live heap after a collection: what the firmware holds, to watch for growth over days

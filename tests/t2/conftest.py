@@ -1,0 +1,92 @@
+"""T2: end to end through the virtual board's pty, as a host tool sees a real board.
+
+`board(scenario, ...)` starts a VirtualBoard (lockstep: hours of pack time in seconds) and returns a
+`Client` on its serial port: `client.cmd("ping")` sends a command and returns its ok/err reply,
+`client.until(pred)` reads frames until one matches. Frames are decoded by packwatch.protocol, the
+same decoder the logger uses, so a frame the firmware gets wrong fails the test as a CRC/format error.
+"""
+import time
+
+import pytest
+import serial
+
+from hil.vboard.runner import VirtualBoard
+from packwatch.protocol import Decoder
+
+
+class Client:
+    def __init__(self, vb, timeout=60.0):
+        self.vb = vb
+        self.timeout = timeout
+        self.ser = serial.serial_for_url(vb.port, timeout=0.05)
+        self.dec = Decoder()
+        self.frames = []  # every frame seen, in order: (topic, fields)
+        self.raw = bytearray()
+
+    def close(self):
+        self.ser.close()
+
+    def read(self):
+        data = self.ser.read(65536)
+        if data:
+            self.raw += data
+            got = self.dec.feed(data)
+            self.frames += got
+            return got
+        if self.vb.error:
+            raise RuntimeError("virtual board failed: %r" % self.vb.error)
+        return []
+
+    def until(self, pred, timeout=None, what="a matching frame"):
+        end = time.monotonic() + (timeout or self.timeout)
+        while time.monotonic() < end:
+            for f in self.read():
+                if pred(*f):
+                    return f[1]
+        raise AssertionError("no %s within %.0f s (virtual t=%d ms); firmware console:\n%s"
+                             % (what, timeout or self.timeout, self.vb.t_ms,
+                                self.vb.console[-1500:].decode("utf-8", "replace")))
+
+    def cmd(self, text, timeout=20.0):
+        """Send one command line; return (topic, fields) of its ok/err reply."""
+        name = text.split(" ")[0] if text else None
+        self.ser.write(text.encode() + b"\n") if isinstance(text, str) else self.ser.write(text)
+        reply = {}
+
+        def match(topic, f):
+            if topic in ("ok", "err") and (f.get("cmd") == name or name is None or topic == "err"):
+                reply["topic"] = topic
+                return True
+            return False
+        f = self.until(match, timeout, "reply to %r" % (text,))
+        return reply["topic"], f
+
+    def reports(self, since=0):
+        return [f for t, f in self.frames[since:] if t == "rep"]
+
+    def wait_t(self, t_ms, timeout=None):
+        """Read (so flow control never stalls the board) until virtual time passes t_ms."""
+        end = time.monotonic() + (timeout or self.timeout)
+        while self.vb.t_ms < t_ms:
+            self.read()
+            assert time.monotonic() < end, "virtual time stuck at %d ms" % self.vb.t_ms
+        self.read()
+
+
+@pytest.fixture
+def board(tmp_path):
+    started = []
+
+    def start(scenario="demo", seed=1, **kw):
+        kw.setdefault("fs_dir", tmp_path / ("fs%d" % len(started)))
+        vb = VirtualBoard(scenario, seed=seed, **kw).start()
+        c = Client(vb)
+        started.append((vb, c))
+        return c
+
+    yield start
+    for vb, c in started:
+        try:
+            c.close()
+        finally:
+            vb.stop()
