@@ -111,6 +111,7 @@ class Plant:
         self._heat_ms = 0
         self._coef = {}
         self._temps = None
+        self._temps_list = None  # (temps_dc, its list) for the runner
         self._update_resistance()
         self._advance(0.0, self._coefs(0))
 
@@ -200,6 +201,33 @@ class Plant:
         self._q_heat = 0.0
         self._heat_ms = 0
         self._update_resistance()
+
+    # --- speculation (the virtual board steps ahead while the firmware works) -------------------
+    def snapshot(self):
+        """The state step() changes, to undo a step with restore(): the virtual-board runner steps the
+        plant ahead while the firmware works (pipelining) and undoes the step when the firmware asks
+        for another one. Profiles from hil.profiles keep only scalars as state (chargers: done / cv /
+        out_a), so a shallow copy of each part's attributes covers them."""
+        prof = self.profile
+        # loads keep no state that changes a result (Fridge._k is only where its search starts)
+        parts = () if prof is None else [(q, q.__dict__.copy()) for q in prof.chargers]
+        return (self.t_ms, self.i_a, self.relay_closed, self._q_heat, self._heat_ms, self._soc[:],
+                self._v1[:], self._v2[:], self._h[:], self._v, self._mv10, self._v0sum, self._out,
+                self.temp_c.copy(), self._temps, self.r0, self.r12, self.r0_stack, self._r0, parts)
+
+    def restore(self, snap):
+        (self.t_ms, self.i_a, self.relay_closed, self._q_heat, self._heat_ms, self._soc, self._v1,
+         self._v2, self._h, self._v, self._mv10, self._v0sum, self._out, temp_c, self._temps, r0, r12,
+         self.r0_stack, self._r0, parts) = snap
+        for q, d in parts:
+            q.__dict__.update(d)
+        if r12 is not self.r12:  # a thermal update ran: put back R(T) and the cached RC gains
+            self.r0, self.r12 = r0, r12
+            self.temp_c = temp_c
+            for c in self._coef.values():
+                self._rc_gains(c)
+        else:
+            self.temp_c[:] = temp_c
 
     # --- what the runner reads -----------------------------------------------------------------
     @property

@@ -3,8 +3,12 @@
 
 States: SoC, two RC voltages, hysteresis h ∈ [−1, 1]. Measurement: mean cell voltage =
 OCV_mid(s) + h·(OCV_chg − OCV_dis)/2 + I·R0(s) + v1 + v2. Tuning is from the sensor/model error budget,
-not fitted to the validation runs (values in `UkfSoc.__init__`).
+not fitted to the validation runs (values in `UkfSoc.__init__` and `step`). The benchmark steps it every
+10 s with the current and mean voltage averaged over those 10 s (pwfw.soc also corrects from 10 s
+window averages), which keeps its CPython cost reasonable.
 """
+import math
+
 import numpy as np
 from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
 
@@ -34,18 +38,18 @@ class UkfSoc:
     def _fx(self, x, dt, i=0.0):
         s, v1, v2, h = x
         ds = i * dt / self.q
-        a1, a2 = np.exp(-dt / self.t1), np.exp(-dt / self.t2)
+        a1, a2 = math.exp(-dt / self.t1), math.exp(-dt / self.t2)
         v1 = a1 * v1 + (1 - a1) * i * np.interp(s, self.x_tab, self.r1)
         v2 = a2 * v2 + (1 - a2) * i * np.interp(s, self.x_tab, self.r2)
         if i != 0:
-            h = h + (np.sign(i) - h) * min(1.0, self.gamma * abs(ds))
-        return np.array([s + ds, v1, v2, np.clip(h, -1, 1)])
+            h = h + ((1.0 if i > 0 else -1.0) - h) * min(1.0, self.gamma * abs(ds))
+        return np.array([s + ds, v1, v2, min(1.0, max(-1.0, h))])
 
     def _hx(self, x, i=0.0):
         s, v1, v2, h = x
         # beyond the table: extend with the end slopes so the filter sees the direction
-        sc = np.clip(s, 0.0, 1.0)
-        v = np.interp(sc, self.x_tab, self.mid) + np.clip(h, -1, 1) * np.interp(sc, self.x_tab, self.half)
+        sc = min(1.0, max(0.0, s))
+        v = np.interp(sc, self.x_tab, self.mid) + min(1.0, max(-1.0, h)) * np.interp(sc, self.x_tab, self.half)
         if s < 0:
             v += s * (self.mid[1] - self.mid[0]) / self.x_tab[1]
         elif s > 1:
@@ -61,7 +65,7 @@ class UkfSoc:
         f.Q = np.diag([(0.01 * ds) ** 2 + (3e-5) ** 2 * dt, 0.0003 ** 2, 0.0003 ** 2, 0.02 ** 2])
         f.predict(dt=dt, i=i)
         # measurement noise: cell noise (averaged), OCV table error, 30 % of the IR drop (model error)
-        r0 = np.interp(np.clip(f.x[0], 0, 1), self.x_tab, self.r0)
+        r0 = np.interp(min(1.0, max(0.0, f.x[0])), self.x_tab, self.r0)
         f.R = np.array([[self.noise ** 2 + self.ocv_err ** 2 + (0.3 * abs(i) * r0) ** 2]])
         f.update(np.array([v_mean]), i=i)
         f.x[3] = np.clip(f.x[3], -1, 1)

@@ -100,6 +100,39 @@ def run_current(chem, t_s, i_a, soc0, cap_scale=1.0, r_scale=1.0):
     return v, sol["Average negative particle stoichiometry"].entries
 
 
+def run_current_cells(chem, t_s, i_a, cells):
+    """Current-driven runs of several cells under the same current, one model build: cells is a list of
+    (soc0, cap_scale, r_scale). Returns a list of (v, xn) at t_s. Same physics as run_current."""
+    import numpy as np
+    import pybamm
+    p, opts = params(chem)
+    ck, ra = pybamm.InputParameter("cap_scale"), pybamm.InputParameter("r_area")
+    p["Electrode width [m]"] = p["Electrode width [m]"] * ck
+    for key in ("Negative electrode exchange-current density [A.m-2]",
+                "Positive electrode exchange-current density [A.m-2]",
+                "Electrolyte conductivity [S.m-1]"):
+        v = p[key]
+        p[key] = (lambda f: (lambda *a: f(*a) / ra))(v) if callable(v) else v / ra
+    cn = p["Maximum concentration in negative electrode [mol.m-3]"]
+    cp = p["Maximum concentration in positive electrode [mol.m-3]"]
+    p["Initial concentration in negative electrode [mol.m-3]"] = pybamm.InputParameter("x0") * cn
+    p["Initial concentration in positive electrode [mol.m-3]"] = pybamm.InputParameter("y0") * cp
+    p["Current function [A]"] = pybamm.Interpolant(np.asarray(t_s, float), -np.asarray(i_a, float), pybamm.t)
+    model = pybamm.lithium_ion.SPMe(opts)
+    sim = pybamm.Simulation(model, parameter_values=p, solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-8))
+    ref = _soc_window(chem)
+    out = []
+    for soc0, cap_scale, r_scale in cells:
+        x, y = pybamm.lithium_ion.get_initial_stoichiometries(soc0, ref, options=model.options)
+        inputs = {"cap_scale": cap_scale, "r_area": r_scale * cap_scale, "x0": x, "y0": y}
+        sol = sim.solve(t_eval=[float(t_s[0]), float(t_s[-1])], t_interp=np.asarray(t_s, float), inputs=inputs)
+        v = sol["Voltage [V]"].entries
+        if len(v) != len(t_s):
+            raise RuntimeError("pybamm stopped early at t=%.0f s" % sol.t[-1])
+        out.append((v, sol["Average negative particle stoichiometry"].entries))
+    return out
+
+
 def run_experiment(chem, steps, soc0, cap_scale=1.0, r_scale=1.0):
     """Experiment run (steps: pybamm step strings/objects, current + = charging in the output).
     Returns (t, i, v, xn) with duplicate step-boundary times removed."""
@@ -113,7 +146,7 @@ def run_experiment(chem, steps, soc0, cap_scale=1.0, r_scale=1.0):
     i = -sol["Current [A]"].entries
     v = sol["Voltage [V]"].entries
     xn = sol["Average negative particle stoichiometry"].entries
-    keep = np.concatenate([np.diff(t) > 1e-6, [True]])
+    keep = np.concatenate([[True], np.diff(t) > 1e-6])  # first of a duplicate: the old step's end
     return t[keep], i[keep], v[keep], xn[keep]
 
 

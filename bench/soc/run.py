@@ -1,22 +1,25 @@
 """`make bench-soc`: SoC benchmarks -> bench/results/soc.md.
 
-Status: the cost benchmark (real MicroPython) runs; the PyBaMM accuracy benchmark is NOT implemented
-yet (see pybamm_cells.py for the verified ground-truth cell setup). This file says so in its output
-rather than print numbers from a non-independent simulator.
+Runs the cost benchmark (pwfw.soc and a naive float EKF under the real MicroPython unix port,
+bench/soc/cost.py) and the accuracy benchmark against PyBaMM ground truth (bench/soc/accuracy.py:
+LFP and NMC, fit-only characterisation, four validation scenarios, sensor errors, aged 16S pack;
+pwfw.soc vs coulomb counting vs filterpy's UKF). PyBaMM runs are cached in bench/soc/cache/.
 """
 from pathlib import Path
 
-from bench.soc import cost
+from bench.soc import accuracy, cost
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def main():
     cost.main()
-    text = (ROOT / "bench/results/soc_cost.md").read_text()
-    head = ("## State of charge (issue 4)\n\nAccuracy against PyBaMM ground truth: **not measured yet** "
-            "(benchmark not implemented; T0 tests check behaviour against an ECM simulator only).\n\n")
-    (ROOT / "bench/results/soc.md").write_text(head + text + "\nReproduce: `make bench-soc`.\n")
+    accuracy.main()
+    res = ROOT / "bench/results"
+    head = "## State of charge (issue 4)\n\n"
+    text = head + (res / "soc_accuracy.md").read_text() + "\n" + (res / "soc_cost.md").read_text()
+    (res / "soc.md").write_text(text + "\nReproduce: `make bench-soc` "
+                                "(= `PYBAMM_DISABLE_TELEMETRY=true .venv/bin/python -m bench.soc.run`).\n")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ class App:
         self.out = FrameWriter(self)
         self.lines = LineReader()
         self.cfg = Config(board)
-        self.store = Store()
+        # save on 1 % of SoC change (at most once a minute) or every 15 min: a power cut loses at most
+        # that much counting; wear: docs/persistence.md
+        self.store = Store(soc_step_pm=10, gap_ms=60000)
         self.n_cells = board["cells"]
         self.cells = array("h", [0] * self.n_cells)
         self.n_ntc = len(board["ntc"]["pins"])
@@ -116,7 +118,7 @@ class App:
 
     def _restore(self):
         d = self.store.load()
-        if self.store.corrupt:
+        if self.store.corrupt and d is None:  # a torn slot beside a good one is the design working
             self.fault |= _F_STORE
         if d:
             b = d.get("boots", 0)
@@ -129,7 +131,7 @@ class App:
                 except (ValueError, TypeError, KeyError):
                     self.fault |= _F_STORE  # a record from another model: start as on a first boot
         self.boots += 1
-        self.save()
+        self._boot_save = True  # after the first sample: the estimator's state means something then
 
     def save(self, now=None):
         d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()}
@@ -230,6 +232,9 @@ class App:
         if ticks_diff(now, self.next_sample) > 10 * sample_ms:
             self.next_sample = ticks_add(now, sample_ms)  # we were stopped (REPL, debugger): don't race to catch up
         self.sample(now)
+        if self._boot_save:
+            self._boot_save = False
+            self.save(now)
         if ticks_diff(now, self.next_report) >= 0:
             self.next_report = ticks_add(self.next_report, self.cfg.report_ms)
             if ticks_diff(now, self.next_report) > 0:

@@ -1,6 +1,6 @@
 # TI BQ76952 battery monitor (AFE) on I2C: direct commands, subcommands, data memory, optional CRC-8.
 # Register map and transfer rules: docs/hardware.md (from the BQ76952 TRM, SLUUBY2).
-from pwfw.compat import const, sleep_ms
+from pwfw.compat import const, micropython, sleep_ms
 
 _BAT_STATUS = const(0x12)
 _CELL1 = const(0x14)
@@ -44,6 +44,7 @@ def crc8(data, crc=0):
     return crc
 
 
+@micropython.native
 def _s16(b, i):
     v = b[i] | (b[i + 1] << 8)
     return v - 0x10000 if v & 0x8000 else v
@@ -94,6 +95,7 @@ class BQ76952:
     # --- bus transfers ------------------------------------------------------------------------
     # MicroPython puts a call's frame on the heap when its locals + stack pass ~11 words (a try
     # block costs ~3): the per-sample path is split into small functions so it allocates nothing.
+    @micropython.native
     def _read(self, reg, raw, n):
         """Read n data bytes from reg in one transaction (auto-increment) into self._d."""
         self._reg = reg
@@ -110,6 +112,7 @@ class BQ76952:
         if self._bad(raw):
             raise ValueError("bq76952 crc")
 
+    @micropython.native
     def _try(self, raw):
         try:
             self._rd(self.addr, self._reg, raw)
@@ -118,12 +121,14 @@ class BQ76952:
             return False
         return not self._bad(raw)
 
+    @micropython.native
     def _bad(self, raw):
         if self.crc and not self._check(raw):
             self.crc_errors += 1
             return True
         return False
 
+    @micropython.native
     def _check(self, raw):
         c = _T[_T[self._crc_w ^ self._reg] ^ self._crc_r]
         j = 0
@@ -159,20 +164,26 @@ class BQ76952:
                     raise
                 tries -= 1
 
+    @micropython.native
     def _read16(self, reg):
         self._read(reg, self._r2, 2)
         return _s16(self._d, 0)
 
     # --- direct commands ------------------------------------------------------------------
+    @micropython.native
     def read_cells(self, out_mv):
         """All 16 inputs in one 32-byte read; out_mv[i] = configured cell i in mV."""
         self._read(_CELL1, self._r32, 32)
         m = self._map
+        d = self._d
         i = self.cells
         while i:
             i -= 1
-            out_mv[i] = _s16(self._d, m[i] << 1)
+            j = m[i] << 1
+            v = d[j] | (d[j + 1] << 8)
+            out_mv[i] = v - 0x10000 if v & 0x8000 else v
 
+    @micropython.native
     def read_stack_mv(self):
         return self._read16(_STACK) * _USERV_MV
 
@@ -182,9 +193,11 @@ class BQ76952:
     def read_ld_mv(self):
         return self._read16(_LD) * _USERV_MV
 
+    @micropython.native
     def read_cc2_ma(self):
         return self._read16(_CC2) * self.ua
 
+    @micropython.native
     def read_ts_dk(self, n):
         if not 1 <= n <= 3:
             raise ValueError("ts")

@@ -4,6 +4,7 @@ import sys
 MICROPYTHON = sys.implementation.name == "micropython"
 
 if MICROPYTHON:
+    import micropython  # noqa: F401  (`@micropython.native` is compiler syntax; imported for symmetry)
     from micropython import const  # noqa: F401
     from time import ticks_add, ticks_diff, ticks_ms, sleep_ms  # noqa: F401
 else:
@@ -14,6 +15,13 @@ else:
 
     def const(x):
         return x
+
+    class micropython:  # noqa: N801
+        """Stand-in so `@micropython.native` hot paths run unchanged (as bytecode) on CPython."""
+
+        @staticmethod
+        def native(f):
+            return f
 
     def ticks_ms():
         return int(_time.monotonic() * 1000) & (_PERIOD - 1)

@@ -3,7 +3,7 @@
 from array import array
 from math import exp, log
 
-from pwfw.compat import const
+from pwfw.compat import const, micropython
 
 _SHIFT = const(7)  # one table entry every 128 u16 codes (8 codes of a 12-bit ADC)
 _STEP = const(128)
@@ -60,6 +60,7 @@ class Ntc:
         return cls(cfg["r_fixed"], cfg["r25"], cfg["beta"], cfg.get("ntc_on_top", False),
                    cfg.get("adc_bits", 12), cfg.get("vref_mv", 3300), uv_max)
 
+    @micropython.native
     def dc_from_u16(self, x):
         """0.1 °C from a read_u16() code, or None when out of range (open, short, saturated)."""
         if x < self.x_lo or x > self.x_hi:

@@ -5,7 +5,7 @@
 # locals, because MicroPython puts a frame of more than ~11 slots (args + locals + stack) on the heap.
 from array import array
 
-from pwfw.compat import const, ticks_diff
+from pwfw.compat import const, micropython, ticks_diff
 
 CELL_OV = const(0)
 CELL_UV = const(1)
@@ -61,9 +61,11 @@ class Protect:
         self._have = 0  # temperature sensors with a reading this sample
         self._dir = 0  # 1 charging, -1 discharging, 0 at rest (|i| <= dir_ma)
 
+    @micropython.native
     def relay_ok(self):
         return not (self.alarm & RELAY_MASK)
 
+    @micropython.native
     def check(self, now_ms, cells_mv, stack_mv, i_ma, temps_dc):
         """Evaluate one sample; returns the mask of alarm bits that changed."""
         self._old = self.alarm
@@ -86,6 +88,7 @@ class Protect:
                 self._push(b, 0, _NOVAL, -1)
         return m
 
+    @micropython.native
     def pop_event(self):
         """Oldest event as (bit, on, val, idx) — val/idx None when not applicable — or None."""
         if not self.ev_count:
@@ -97,6 +100,7 @@ class Protect:
         i = self._ei[k]
         return (self._eb[k], self._eo[k], None if v == _NOVAL else v, None if i < 0 else i)
 
+    @micropython.native
     def _push(self, b, on, val, idx):
         if self.ev_count == EV_N:
             k = self._head
@@ -110,13 +114,23 @@ class Protect:
         self._ev[k] = val
         self._ei[k] = idx
 
+    @micropython.native
     def _steps(self):
         cfg = self.cfg
         self._latch = (_OC_BITS if cfg.oc_latch else 0) | (_OW_BIT if cfg.ow_latch else 0)
+        alarm = self.alarm
+        hold = self._hold
+        on = self._on
+        pend = self._pend
         for b in range(_N):
-            if not (self._hold >> b) & 1:
-                self._step(b)
+            if (hold >> b) & 1:
+                continue
+            if not (alarm >> b) & 1 and not on[b]:
+                pend[b] = 0  # the common case, as in _step: no alarm, no condition
+                continue
+            self._step(b)  # changes only bit b of the alarm
 
+    @micropython.native
     def _step(self, b):
         m = 1 << b
         if self.alarm & m:
@@ -141,16 +155,19 @@ class Protect:
         else:
             self._pend[b] = 0
 
+    @micropython.native
     def _thr(self, b, x, lim, hyst):
         # Alarm while x > lim, release once x < lim - hyst (a low limit is the same on negated values).
         self._on[b] = x > lim
         self._off[b] = x < lim - hyst
 
+    @micropython.native
     def _rep(self, b, val, idx, dly):
         self._val[b] = val
         self._idx[b] = idx
         self._dly[b] = dly
 
+    @micropython.native
     def _minmax(self, seq):
         # Fills _w with min/argmin/max/argmax/sum over the non-None entries; returns their count.
         w = self._w
@@ -169,6 +186,7 @@ class Protect:
             n += 1
         return n
 
+    @micropython.native
     def _cells(self, cells, stack):
         n = self._minmax(cells)
         if not n:
@@ -182,6 +200,7 @@ class Protect:
         else:
             self._wire(self._w[4] - stack)
 
+    @micropython.native
     def _implausible(self, n, stack):
         # A reading no cell can produce (0 V, > 5 V, a stack out of range) is a glitch until it has
         # lasted spike_ms; meanwhile the cell-based alarms keep their timers (neither set nor reset).
@@ -200,6 +219,7 @@ class Protect:
         self._hold |= _CELL_BITS
         return True
 
+    @micropython.native
     def _volts(self):
         cfg = self.cfg
         w = self._w
@@ -210,11 +230,13 @@ class Protect:
         self._thr(IMBALANCE, w[2] - w[0], cfg.imbal_mv, cfg.imbal_hyst_mv)
         self._rep(IMBALANCE, w[2] - w[0], w[1], cfg.imbal_ms)  # idx: the weakest cell
 
+    @micropython.native
     def _wire(self, d):
         cfg = self.cfg
         self._thr(OPEN_WIRE, d if d >= 0 else -d, cfg.ow_mv, cfg.ow_hyst_mv)
         self._rep(OPEN_WIRE, d, -1, cfg.ow_ms)
 
+    @micropython.native
     def _temps(self, i, temps):
         # Charge window only while charging, discharge window only while discharging; a sensor
         # reading None (open/short: the app's ntc fault) is skipped. Release needs the temperature
@@ -229,6 +251,7 @@ class Protect:
         if i is None or i >= -d:
             self._on[OT_DSG] = 0
 
+    @micropython.native
     def _window(self, b, tmin, tmax):
         w = self._w
         if not self._have:
@@ -243,6 +266,7 @@ class Protect:
         self._val[b] = w[k]
         self._idx[b] = w[k + 1]
 
+    @micropython.native
     def _current(self, i):
         if i is None:
             self._hold |= _OC_BITS

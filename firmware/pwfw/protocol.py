@@ -2,7 +2,7 @@
 # so a report costs no heap beyond the CRC, and command lines are assembled byte by byte.
 from binascii import crc32
 
-from pwfw.compat import const
+from pwfw.compat import const, micropython
 
 _MAX_FRAME = const(1024)
 _MAX_CMD = const(96)
@@ -20,6 +20,7 @@ class FrameWriter:
         self._first = True
         self.overflows = 0
 
+    @micropython.native
     def _byte(self, b):
         if self.n < len(self.buf) - 11:  # keep room for " CRCCRCCR\n"
             self.buf[self.n] = b
@@ -27,10 +28,12 @@ class FrameWriter:
         else:
             self.overflows += 1
 
+    @micropython.native
     def _bytes(self, s):
         for b in s:
             self._byte(b)
 
+    @micropython.native
     def begin(self, topic):
         self.n = 0
         self._first = True
@@ -39,19 +42,66 @@ class FrameWriter:
         self._byte(32)
         self._byte(123)  # '{'
 
+    @micropython.native
     def _key(self, key):
+        buf = self.buf
+        n = self.n
+        if n + len(key) + 4 >= len(buf) - 11:  # near the end: byte by byte, counting overflows
+            if not self._first:
+                self._byte(44)  # ','
+            self._first = False
+            self._byte(34)
+            self._bytes(key)
+            self._byte(34)
+            self._byte(58)  # ':'
+            return
         if not self._first:
-            self._byte(44)  # ','
+            buf[n] = 44  # ','
+            n += 1
         self._first = False
-        self._byte(34)
-        self._bytes(key)
-        self._byte(34)
-        self._byte(58)  # ':'
+        buf[n] = 34
+        n += 1
+        for b in key:
+            buf[n] = b
+            n += 1
+        buf[n] = 34
+        buf[n + 1] = 58  # ':'
+        self.n = n + 2
 
+    @micropython.native
     def _int(self, v):
         if v is None:
             self._bytes(b"null")
             return
+        buf = self.buf
+        n = self.n
+        if n + 21 >= len(buf) - 11 or not -0x3FFFFFFF <= v <= 0x3FFFFFFF:
+            self._int_slow(v)
+            return
+        if v < 0:
+            buf[n] = 45  # '-'
+            n += 1
+            v = -v
+        if v == 0:
+            buf[n] = 48
+            self.n = n + 1
+            return
+        i = n
+        while v:
+            buf[n] = 48 + v % 10
+            v //= 10
+            n += 1
+        self.n = n
+        # digits went in backwards: reverse them in place
+        n -= 1
+        while i < n:
+            b = buf[i]
+            buf[i] = buf[n]
+            buf[n] = b
+            i += 1
+            n -= 1
+
+    def _int_slow(self, v):
         if v < 0:
             self._byte(45)
             v = -v
@@ -70,10 +120,12 @@ class FrameWriter:
             i += 1
             j -= 1
 
+    @micropython.native
     def int(self, key, v):
         self._key(key)
         self._int(v)
 
+    @micropython.native
     def ints(self, key, arr, n=-1):
         """A list of ints; entries that are None become null."""
         self._key(key)
@@ -106,7 +158,7 @@ class FrameWriter:
         self._key(key)
         self._bytes(b"true" if v else b"false")
 
-    def end(self):
+    def end(self):  # bytecode: its two memoryview slices allocate more in native code
         """Close the object, append the CRC and send the line."""
         self._byte(125)  # '}'
         n = self.n

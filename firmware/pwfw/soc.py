@@ -120,8 +120,15 @@ class Estimator:
         self._report()
 
     def set_soc(self, pm, sigma_pm=30):
-        """Force the pack SoC (per mille), e.g. a known state; per-cell deltas are kept."""
-        self._s = max(0, min(1000, int(pm))) * 1000
+        """Force the pack SoC (per mille), e.g. a known state; per-cell deltas are kept, so the average
+        is placed where the reported (weakest-cell-limited) pack SoC comes out at pm."""
+        pm = max(0, min(1000, int(pm)))
+        dmin = dmax = 0
+        if self.n > 1:
+            dmin = min(self._d)
+            dmax = max(self._d)
+        # pack = (s + dmin) / (1 - (dmax - dmin)) in ppm, solved for s
+        self._s = max(0, min(1000000, pm * (1000000 - (dmax - dmin)) // 1000 - dmin))
         self._ps = 0
         self._sig = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
         self._init = True

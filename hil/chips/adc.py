@@ -3,10 +3,18 @@
 # esp32: ADC1 at 11 dB: a dead zone near 0 V, compression above ~2.45 V, saturation at 3.1 V;
 # read_uv is calibrated (true voltage, 1 mV noise) up to the 3.1 V saturation.
 # Floats are fine here: this is the simulator, not the firmware.
+import sys
 from array import array
 from math import exp
 
-from hil.chips.rng import Rng
+from hil.chips.rng import Rng, noise_table
+
+if sys.implementation.name != "micropython":
+    # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
+    class micropython:  # noqa: N801
+        @staticmethod
+        def native(f):
+            return f
 
 OK = 0
 OPEN = 1
@@ -35,13 +43,22 @@ class NtcAdcSim:
         self.faults = bytearray(self.n)
         self._last = array("i", [0] * self.n)  # what a stuck input keeps returning
         self._last_uv = array("i", [0] * self.n)
+        # the noiseless code (1/16 LSB) of each channel, kept while its temperature and fault state
+        # stay the same: the plant's temperatures change once per thermal step, not every sample
+        self._c16 = array("i", [0] * self.n)
+        self._c16_ok = bytearray(self.n)
+        self._nsd = -1
+        self._ntab = None
 
     def set_temp(self, ch, dc):
-        self.temps[ch] = dc
+        if self.temps[ch] != dc:
+            self.temps[ch] = dc
+            self._c16_ok[ch] = 0
 
     def fault(self, ch, kind):
         """kind: 'open' | 'short' | 'stuck' | 'ok' (or 1, 2, 3, 0)."""
         self.faults[ch] = _KINDS[kind] if isinstance(kind, str) else kind
+        self._c16_ok[ch] = 0
 
     def open(self, ch):
         self.fault(ch, OPEN)
@@ -76,15 +93,27 @@ class NtcAdcSim:
             mv = _ESP_KNEE_MV + d * (1 - d / (4 * (self.vref_mv - _ESP_KNEE_MV)))
         return (mv - _ESP_ZERO_MV) * 4096 / (_ESP_SAT_MV - _ESP_ZERO_MV)
 
+    @micropython.native
     def u16(self, ch):
         if self.faults[ch] == STUCK:
             return self._last[ch]
-        ratio = self.ratio(ch)
-        if self.port == "esp32":
-            c16 = int(self._esp_code(ratio * self.vref_mv) * 16)
+        if self._c16_ok[ch]:
+            c16 = self._c16[ch]
         else:
-            c16 = int(ratio * 4096 * 16)
-        c = (c16 + self.rng.gauss(self.noise_lsb16) + 8) >> 4
+            ratio = self.ratio(ch)
+            if self.port == "esp32":
+                c16 = int(self._esp_code(ratio * self.vref_mv) * 16)
+            else:
+                c16 = int(ratio * 4096 * 16)
+            self._c16[ch] = c16
+            self._c16_ok[ch] = 1
+        sd = self.noise_lsb16
+        if sd != self._nsd:  # noise by table lookup (hil/chips/rng.py), rebuilt when the spread changes
+            self._ntab = noise_table(self.rng, sd) if sd else None
+            self._nsd = sd
+        if self._ntab is not None:
+            c16 += self._ntab[(self.rng.next() >> 8) & 255]
+        c = (c16 + 8) >> 4
         c = 0 if c < 0 else 4095 if c > 4095 else c
         v = (c << 4) | (c >> 8)
         self._last[ch] = v

@@ -5,6 +5,15 @@ _ENODEV = 19  # what machine.I2C raises when the address is not acknowledged
 _ETIMEDOUT = 110  # what it raises when a slave stretches the clock past timeout_us
 _KINDS = {"nack": _ENODEV, "timeout": _ETIMEDOUT}
 
+import sys  # noqa: E402
+
+if sys.implementation.name != "micropython":
+    # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
+    class micropython:  # noqa: N801
+        @staticmethod
+        def native(f):
+            return f
+
 
 class SimI2C:
     def __init__(self, freq=400000):
@@ -28,6 +37,7 @@ class SimI2C:
         self._fail_n[addr] = n
         self._fail_err[addr] = _KINDS[kind]
 
+    @micropython.native
     def _dev(self, addr, nbytes):
         self.transactions += 1
         self.clocks += 9 * (nbytes + 1) + 2
@@ -43,6 +53,7 @@ class SimI2C:
         return dev
 
     # --- machine.I2C ------------------------------------------------------------------------
+    @micropython.native
     def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
         self.clocks += 9 * 2 + 1  # the register write and the repeated start
         self._dev(addr, len(buf)).read(memaddr, buf)

@@ -8,6 +8,13 @@ import sys
 
 import select
 
+if sys.implementation.name != "micropython":
+    # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
+    class micropython:  # noqa: N801
+        @staticmethod
+        def native(f):
+            return f
+
 gc.collect()
 _BASE = gc.mem_alloc()  # before the simulated chips are loaded: see Hal.sim_heap
 
@@ -55,12 +62,15 @@ class Hal:
         self._cause = os.getenv("PW_RESET") or "power"
         self._uid = os.getenv("PW_UID") or "vboard"
         self._t = 0
-        self._relay = 0
+        self._relay = 1  # as the plant starts (connected) until the firmware drives the relay on its first sample
         self._req = bytearray(9)
         self._req[0] = 83  # 'S'
         self._len = bytearray(2)
-        self._pkt = bytearray(512)
+        self._pkt = bytearray(512)  # length prefix (2 bytes) + the step reply
+        self._pmv = memoryview(self._pkt)
+        self._want = self._pmv[:2]  # what the next reply is expected to fill (see _step)
         self._cells = []
+        self._temps = []
         self._i_offset = 0
         self.i2c = SimI2C()
         afe = board["afe"]
@@ -100,37 +110,60 @@ class Hal:
         r[4] = (t >> 24) & 255
         r[5] = self._relay
         self._tx.write(r)
-        self._read_exact(self._len, 2)
-        n = _u16(self._len, 0)
-        if n > len(self._pkt):
-            self._pkt = bytearray(n)
-        self._read_exact(self._pkt, n)
-        self._apply(self._pkt)
+        # one read for the whole reply: its size is known from the last one (a reply with faults is
+        # longer: the rest follows), so readinto, which fills its buffer, gets it in one system call
+        p = self._pkt
+        self._read_exact(self._want, 0)
+        n = 2 + (p[0] | (p[1] << 8))
+        have = len(self._want)
+        if n != have:
+            if n > len(p):
+                self._grow(n)
+                p = self._pkt
+            if n > have:
+                self._read_exact(self._pmv[have:n], 0)
+            if n < 2 + 1 + _HDR:
+                self._want = self._pmv[:2]  # a short reply (nothing to read): start over next time
+            else:
+                nf = p[2 + _HDR + 2 * (p[16] + p[17])]
+                self._want = self._pmv[: n - 4 * nf]  # the next reply, without faults
+        self._apply(p)
 
-    def _read_exact(self, buf, n):
-        got = 0
-        mv = memoryview(buf)
+    def _grow(self, n):
+        b = bytearray(n + 64)
+        b[: len(self._pkt)] = self._pkt
+        self._pkt = b
+        self._pmv = memoryview(b)
+        self._want = self._pmv[:2]
+
+    def _read_exact(self, mv, got):
+        n = len(mv)
         while got < n:
-            k = self._rx.readinto(mv[got:n])
+            k = self._rx.readinto(mv[got:] if got else mv)
             if not k:
                 raise SystemExit(0)  # the runner is gone: the board loses power
             got += k
 
+    @micropython.native
     def _apply(self, p):
-        i_ma = _i32(p, 4) + self._i_offset
-        stack = _u32(p, 8)
-        nc = p[14]
-        nt = p[15]
+        # p: <H length, then <IiIHBB t_ms, i_ma, stack_mv10, flags, n_cells, n_temps, cells, temps, faults
+        i_ma = _i32(p, 6) + self._i_offset
+        stack = _u32(p, 10)
+        nc = p[16]
+        nt = p[17]
         cells = self._cells
         if len(cells) != nc:
             cells = self._cells = [0] * nc
-        k = _HDR
+        temps = self._temps
+        if len(temps) != nt:
+            temps = self._temps = [0] * nt
+        k = _HDR + 2
         for c in range(nc):
-            cells[c] = _u16(p, k)
+            cells[c] = p[k] | (p[k + 1] << 8)
             k += 2
-        temps = [0] * nt
         for c in range(nt):
-            temps[c] = _i16(p, k)
+            v = p[k] | (p[k + 1] << 8)
+            temps[c] = v - 0x10000 if v & 0x8000 else v
             k += 2
         nf = p[k]
         k += 1
@@ -144,8 +177,9 @@ class Hal:
         self.bq.set_truth(cells, stack, i_ma, ts, die)
         if self.ina is not None:
             self.ina.set_truth(i_ma, stack, die, 100)
-        for ch in range(min(3, nt)):
-            self.adc.set_temp(ch, temps[ch])
+        adc = self.adc
+        for ch in range(3 if nt > 3 else nt):
+            adc.set_temp(ch, temps[ch])
 
     def _fault(self, kind, a, b):
         addr = self.board["afe"].get("addr", 8)
@@ -195,7 +229,7 @@ class Hal:
         r[0] = 82  # 'R'
         self._tx.write(r)
         while True:
-            self._read_exact(self._len, 2)  # never answered: the runner kills this process
+            self._read_exact(memoryview(self._len), 0)  # never answered: the runner kills this process
 
     def uid(self):
         return self._uid

@@ -25,6 +25,7 @@ import tty
 from pathlib import Path
 
 import hil
+from hil.plant import Plant
 
 HIL_DIR = Path(hil.__file__).resolve().parent
 REPO = HIL_DIR.parent
@@ -39,6 +40,17 @@ CHIP_FAULTS = {
 # the firmware's budget, so the firmware itself is held to the heap a board has.
 SIM_HEAP_K = 32
 _OUT_HIGH_WATER = 1 << 18  # stop reading the firmware's output when the host lags this far behind
+
+
+def _plain_profile(profile):
+    """Profiles whose state Plant.snapshot() can copy: none, or a Mix of hil.profiles parts."""
+    from hil import profiles
+
+    if profile is None:
+        return True
+    if type(profile) is not profiles.Mix:
+        return False
+    return all(type(q).__module__ == profiles.__name__ for q in profile.loads + profile.chargers)
 
 
 def micropython_exe():
@@ -95,6 +107,7 @@ class VirtualBoard:
         self.serial = serial or "VB%08X" % (seed & 0xFFFFFFFF)
         self._own_fs = fs_dir is None
         self.fs_dir = Path(fs_dir or tempfile.mkdtemp(prefix="packwatch-vboard-"))
+        self.fs_dir.mkdir(parents=True, exist_ok=True)  # an empty board: flash it with `packwatch deploy`
         self.board = board_file_for(self.chemistry, board_file)
         if install and not (self.fs_dir / "main.py").exists():
             install_firmware(self.fs_dir, self.board)
@@ -120,6 +133,15 @@ class VirtualBoard:
         self._wall0 = None
         self._vt0 = 0
         self.error = None
+        self._spec = None  # a step computed ahead while the firmware works: see _speculate
+        self._spec_ok = type(self.plant) is Plant and _plain_profile(self.plant.profile)
+        self.spec_hits = 0
+        self.spec_misses = 0
+        self._poller = None
+        self._polled = None
+        self._house = 0.0  # next wall time for the slow checks (host connected, process alive)
+        self._connected = False
+        self._structs = {}
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self):
@@ -146,7 +168,9 @@ class VirtualBoard:
 
     @property
     def t_ms(self):
-        return self.plant.t_ms
+        """Virtual time the firmware has reached (the plant may be one step ahead, speculatively)."""
+        sp = self._spec
+        return sp[3][0] if sp is not None else self.plant.t_ms
 
     def stop(self):
         self._running = False
@@ -167,6 +191,7 @@ class VirtualBoard:
             shutil.rmtree(self.fs_dir, ignore_errors=True)
 
     def _spawn(self):
+        self._unspec()
         req_r, req_w = os.pipe()  # firmware -> runner
         rep_r, rep_w = os.pipe()  # runner -> firmware
         env = dict(os.environ)
@@ -193,6 +218,7 @@ class VirtualBoard:
         self._wall0 = time.monotonic()
         self._vt0 = self.plant.t_ms
         self._t_fw0 = None  # firmware's virtual clock restarts at 0 on every boot
+        self._house = 0.0
 
     def _kill(self):
         p = self._proc
@@ -292,30 +318,60 @@ class VirtualBoard:
 
     def _once(self):
         with self._lock:
-            rlist = []
-            if len(self._outq) < _OUT_HIGH_WATER:
-                rlist.append(self._a_master)
-            if self._req_r is not None and self._pending is None:
-                rlist.append(self._req_r)
-            connected = self.host_connected()
-            if connected:
-                rlist.append(self._b_master)
-            timeout = 0.02
+            now = time.monotonic()
+            if now >= self._house:
+                self._housekeeping(now)
+            a_on = len(self._outq) < _OUT_HIGH_WATER
+            req = self._req_r if self._pending is None else None
+            b = self._b_master if self._connected else None
+            key = (a_on, self._a_master, req, b)
+            if key != self._polled:
+                self._poller = pl = select.poll()
+                if a_on:
+                    pl.register(self._a_master, select.POLLIN)
+                if req is not None:
+                    pl.register(req, select.POLLIN)
+                if b is not None:
+                    pl.register(b, select.POLLIN)
+                self._polled = key
+            timeout = 20
             if self._pending is not None:
-                timeout = min(timeout, max(0.0, self._pending_due()))
-        r, _, _ = select.select(rlist, [], [], timeout)
+                timeout = min(timeout, max(0, int(self._pending_due() * 1000.0 + 0.999)))
+            if self._outq:
+                timeout = min(timeout, 2)  # the host's side drains: try again soon
+            poller = self._poller
+        try:
+            events = poller.poll(timeout)
+        except OSError:
+            events = ()
         with self._lock:
-            if self._a_master in r:
+            if self._polled != key:
+                return  # the fds changed under us (restart, unplug): poll again
+            got_req = got_a = got_b = False
+            for fd, ev in events:
+                if fd == req:
+                    got_req = True
+                elif fd == self._a_master:
+                    got_a = True
+                elif fd == b:
+                    got_b = True
+            if got_req and req == self._req_r:
+                self._read_requests()
+                if self._pending is not None and self._pending_due() <= 0:
+                    self._answer(*self._pending)
+            if got_a:
                 try:
                     data = os.read(self._a_master, 65536)
                 except OSError:
                     data = b""
                 if data:
                     self.console += data
-                    del self.console[:-8192]
-                    if connected:
+                    if len(self.console) > 16384:
+                        del self.console[:-8192]
+                    self._connected = self.host_connected()
+                    if self._connected:
                         self._outq += data
-            if connected and self._b_master is not None and self._b_master in r:
+            if got_b and self._b_master is not None:
                 try:
                     data = os.read(self._b_master, 4096)
                     if data:
@@ -331,18 +387,26 @@ class VirtualBoard:
                         pass
                 else:
                     self._outq.clear()
-            if self._req_r is not None and self._req_r in r:
-                self._read_requests()
             if self._pending is not None and self._pending_due() <= 0:
                 self._answer(*self._pending)
-            if self._kill_at is not None and time.monotonic() >= self._kill_at:
-                self._kill_at = None
-                self.restart("power")
-            if self._proc.poll() is not None and self._running:
-                # the firmware process ended (Ctrl-D in the REPL, or a crash of the port): reboot it
-                self._kill()
-                self._cause_next = "soft"
-                self._spawn()
+            if self._spec is None and self._pending is None and self._next is not None:
+                self._speculate()
+
+    def _housekeeping(self, now):
+        """The slow checks, every few ms of wall time rather than on every step."""
+        self._house = now + 0.005
+        was = self._connected
+        self._connected = self.host_connected()
+        if was and not self._connected:
+            self._outq.clear()
+        if self._kill_at is not None and now >= self._kill_at:
+            self._kill_at = None
+            self.restart("power")
+        if self._proc.poll() is not None and self._running:
+            # the firmware process ended (Ctrl-D in the REPL, or a crash of the port): reboot it
+            self._kill()
+            self._cause_next = "soft"
+            self._spawn()
 
     def _read_requests(self):
         try:
@@ -350,6 +414,7 @@ class VirtualBoard:
         except OSError:
             data = b""
         if not data:
+            self._house = 0.0  # end of file: the firmware is gone; housekeeping restarts it
             return
         self._reqbuf += data
         while len(self._reqbuf) >= 9 and self._pending is None:
@@ -374,8 +439,31 @@ class VirtualBoard:
             return 0.0
         return self._wall0 + (vt - self._vt0) / 1000.0 / self.speed - time.monotonic()
 
+    # --- stepping the plant ---------------------------------------------------------------------
+    # Pipelining: the firmware (one core) and the plant (this thread, the other core) run in
+    # lockstep, but after answering a step the runner already computes the next one, assuming the
+    # firmware asks for the same step length with the same relay state (it samples on a fixed
+    # period, and the relay rarely moves). A matching request is answered at once; any other request
+    # undoes the speculative step (Plant.snapshot/restore) and steps as asked, so the plant's
+    # trajectory is exactly the lockstep one. No speculation across scenario events, holds, or in
+    # real-time mode.
+    _next = None  # (t_ms, outputs) the firmware is expected to ask for next
+
     def _answer(self, t_ms, outputs):
         self._pending = None
+        sp = self._spec
+        if sp is not None:
+            self._spec = None
+            if sp[0] == t_ms and sp[1] == outputs:
+                self.spec_hits += 1
+                try:
+                    os.write(self._rep_w, sp[2])
+                except OSError:
+                    pass
+                self._stepped(t_ms, outputs, sp[4])
+                return
+            self.spec_misses += 1
+            self.plant.restore(sp[3])
         if self._t_fw0 is None:
             self._t_fw0 = t_ms  # first request after a boot: align the firmware's clock to the plant's
         target = self._vt0 + (t_ms - self._t_fw0)
@@ -386,19 +474,66 @@ class VirtualBoard:
             for te, kind, args in self.scenario.events_between(plant.t_ms, target):
                 self._event(kind, args, faults)
             plant.step(dt, bool(outputs & 1))
+        try:
+            os.write(self._rep_w, self._reply(t_ms, faults))
+        except OSError:
+            pass  # the firmware died between its request and our answer; the loop restarts it
+        self._stepped(t_ms, outputs, dt)
+
+    def _stepped(self, t_ms, outputs, dt):
+        plant = self.plant
         if self.truth_every_ms and plant.t_ms - self._last_truth >= self.truth_every_ms:
             self._last_truth = plant.t_ms
             self.truth.append((plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
                                plant.temps_dc.tolist(), plant.soc.tolist()))
-        cells = plant.cells_mv10
-        temps = plant.temps_dc
-        body = struct.pack("<IiIHBB", t_ms & 0xFFFFFFFF, int(plant.i_ma), int(plant.stack_mv10), 0, len(cells), len(temps))
-        body += struct.pack("<%dH%dh" % (len(cells), len(temps)), *[int(c) for c in cells], *[int(t) for t in temps])
-        body += struct.pack("<B", len(faults)) + b"".join(struct.pack("<BBh", *f) for f in faults)
-        try:
-            os.write(self._rep_w, struct.pack("<H", len(body)) + body)
-        except OSError:
-            pass  # the firmware died between its request and our answer; the loop restarts it
+        self._next = (t_ms + dt, outputs, dt) if dt > 0 and self._spec_ok and not self.realtime else None
+
+    def _speculate(self):
+        t_next, outputs, dt = self._next
+        self._next = None
+        plant = self.plant
+        t0 = plant.t_ms
+        if self._rep_w is None or (self.hold_at_ms is not None and t0 + dt > self.hold_at_ms) \
+                or self.scenario.events_between(t0, t0 + dt):
+            return
+        snap = plant.snapshot()
+        plant.step(dt, bool(outputs & 1))
+        self._spec = (t_next & 0xFFFFFFFF, outputs, self._reply(t_next, ()), snap, dt)
+
+    def _unspec(self):
+        sp = self._spec
+        if sp is not None:
+            self._spec = None
+            self.plant.restore(sp[3])
+        self._next = None
+
+    def _reply(self, t_ms, faults):
+        """The step reply: <H length, then t_ms, i_ma, stack, flags, n_cells, n_temps, cells, temps,
+        faults (hal_sim.py reads it)."""
+        plant = self.plant
+        if type(plant) is Plant:
+            cells = plant._mv10
+            temps = plant.temps_dc
+            tl = plant._temps_list
+            if tl is None or tl[0] is not temps:
+                tl = plant._temps_list = (temps, temps.tolist())
+            temps = tl[1]
+            i_ma = plant.i_ma
+            stack = sum(cells)
+        else:
+            cells = [int(c) for c in plant.cells_mv10]
+            temps = [int(t) for t in plant.temps_dc]
+            i_ma = int(plant.i_ma)
+            stack = int(plant.stack_mv10)
+        nc, nt, nf = len(cells), len(temps), len(faults)
+        st = self._structs.get((nc, nt))
+        if st is None:
+            st = self._structs[(nc, nt)] = struct.Struct("<HIiIHBB%dH%dhB" % (nc, nt))
+        n = st.size - 2 + 4 * nf
+        out = st.pack(n, t_ms & 0xFFFFFFFF, i_ma, stack, 0, nc, nt, *cells, *temps, nf)
+        if nf:
+            out += b"".join(struct.pack("<BBh", *f) for f in faults)
+        return out
 
     def _event(self, kind, args, faults):
         if self.scenario.apply_plant_event(self.plant, kind, args):

@@ -128,7 +128,8 @@ def deploy(port, board_file, source=False, restart=True, dry_run=False, log=prin
             for dev in files:
                 log("  " + dev)
             return files
-        dirs = sorted({str(Path(d).parent) for d in files if "/" in d}, key=len)
+        # every folder a file goes into, parents first (an empty board has not even lib/)
+        dirs = sorted({p.as_posix() for d in files for p in Path(d).parents if p.as_posix() != "."}, key=len)
         mkdirs = ["import os", "for d in %r:" % dirs, " try: os.mkdir(d)", " except OSError: pass"]
         cmds = [("exec", "\n".join(mkdirs))]
         cmds += [("fs", "cp", str(local), ":" + dev) for dev, local in files.items()]

@@ -1,11 +1,14 @@
 """`packwatch live`: a terminal dashboard (plain ANSI) with per-cell bars, pack figures, SoC, alarms.
-``--once`` waits for one report, prints one screen and exits."""
+``--once`` waits for one report, prints one screen and exits; ``--duration S`` stops after S seconds.
+When stdout is not a terminal, screens are printed one after another as plain text (no colours, no
+screen clearing), separated by a blank line, so the output can be piped or logged."""
 import sys
 import time
 
 from .api import Board
 from .protocol import ALARM_BITS, FAULT_BITS, bits_names
 
+HDR_WAIT_S = 2.0  # --once: how long a report waits for the hdr (board, fw, uid) before it is shown
 CHEM_RANGE_MV = {"lfp": (2500, 3650), "nmc": (3000, 4200)}
 
 
@@ -55,28 +58,58 @@ def render(rep, hdr=None, width=80, color=False, stats=None):
     return "\n".join(line for line in out)
 
 
-def live(port, once=False, out=sys.stdout, timeout=10.0, board=None):
+def live(port, once=False, out=sys.stdout, timeout=10.0, board=None, duration=None):
+    """Show the board's reports until Ctrl-C, for ``duration`` seconds, or (``once``) until the first
+    one. Returns 0, or 1 when no report came: within ``timeout`` s (``once``) or ``duration`` s."""
     b = board or Board(port, timeout=timeout)
     hdr = None
+    tty = out.isatty()
+    t0 = time.monotonic()
+    stop_at = None if duration is None else t0 + duration
+    shown = 0
+    held = None
     try:
         b.ser.write(b"\ninfo\n")
-        end = time.monotonic() + timeout
         while True:
+            now = time.monotonic()
+            if once:
+                wait = t0 + timeout - now
+            elif stop_at is not None:
+                wait = stop_at - now
+            else:
+                wait = 1e9
+            if once and held is not None:
+                wait = min(wait, t0 + HDR_WAIT_S - now)
             try:
-                topic, f = b.next(timeout=max(0.1, end - time.monotonic()) if once else 1e9)
+                if wait <= 0:
+                    raise TimeoutError
+                topic, f = b.next(timeout=wait)
             except TimeoutError:
-                print("packwatch live: no report from %s within %.0f s" % (port, timeout), file=sys.stderr)
+                if once and held is not None:  # no hdr came: show the report without its title
+                    out.write(render(held, hdr, color=tty, stats="crc errors %d" % b.decoder.crc_errors) + "\n")
+                    out.flush()
+                    return 0
+                if stop_at is not None and not once and shown:
+                    return 0
+                print("packwatch live: no report from %s within %.0f s"
+                      % (port, timeout if once or stop_at is None else duration), file=sys.stderr)
                 return 1
             if topic == "hdr" or (topic == "ok" and f.get("cmd") == "info"):
                 hdr = f
-            elif topic == "rep":
+                if once and held is not None:  # the report waiting for its title
+                    topic, f = "rep", held
+            if topic == "rep":
+                if once and hdr is None and time.monotonic() - t0 < HDR_WAIT_S:
+                    held = f  # a report can overtake the reply to `info`: wait a little for the title
+                    continue
                 stats = "crc errors %d" % b.decoder.crc_errors
-                screen = render(f, hdr, color=out.isatty(), stats=stats)
+                screen = render(f, hdr, color=tty, stats=stats)
+                shown += 1
                 if once:
                     out.write(screen + "\n")
                     out.flush()
                     return 0
-                out.write("\x1b[H\x1b[2J" + screen + "\n")
+                out.write(("\x1b[H\x1b[2J" if tty else "\n") + screen + "\n")
                 out.flush()
     except KeyboardInterrupt:
         return 0
@@ -86,13 +119,14 @@ def live(port, once=False, out=sys.stdout, timeout=10.0, board=None):
 
 
 def main(args):
-    return live(args.port, once=args.once, timeout=args.timeout)
+    return live(args.port, once=args.once, timeout=args.timeout, duration=args.duration)
 
 
 def register(sub):
     p = sub.add_parser("live", help="terminal dashboard of a connected board")
     p.add_argument("--port", default="auto", help="serial port or pyserial URL, or 'auto'")
     p.add_argument("--once", action="store_true", help="print one screen and exit")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds (exit 0)")
     p.add_argument("--timeout", type=float, default=10.0, help="give up after S seconds without a report")
     p.set_defaults(func=_main_auto)
     return p

@@ -161,16 +161,18 @@ class Session:
         return self.last_t is None or now - self.last_t > max(STALE_MIN_S, 3 * self.period_s)
 
     def flush(self):
-        if self.writer is not None:
-            self.writer.flush()
+        # the capture first: a kill between the two writes leaves a raw line without its CSV row
+        # (replay recovers it), never a CSV row the capture lacks
         if self.raw is not None:
             self.raw.flush()
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self):
-        if self.writer is not None:
-            self.writer.close()
         if self.raw is not None:
             self.raw.close()
+        if self.writer is not None:
+            self.writer.close()
 
     def status(self, now, rate=None):
         s = "samples %d" % self.samples
@@ -368,7 +370,9 @@ class Logger:
                             data += self.ser.read(self.ser.in_waiting)
                     except Exception:  # noqa: BLE001 - unplugged: the next read reports it
                         pass
-                now = time.time()
+                # host time to the millisecond, as the capture stores it: `replay` then sees the very
+                # same times and reproduces the CSV exactly (host_utc, t_s after a reboot)
+                now = round(time.time(), 3)
                 if data:
                     parts = (pending + data).split(b"\n")
                     pending = parts.pop()

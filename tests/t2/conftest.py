@@ -22,12 +22,22 @@ class Client:
         self.dec = Decoder()
         self.frames = []  # every frame seen, in order: (topic, fields)
         self.raw = bytearray()
+        self._pos = 0  # frames before this were looked at by until()
 
     def close(self):
         self.ser.close()
 
     def read(self):
-        data = self.ser.read(65536)
+        try:
+            data = self.ser.read(65536)
+        except serial.SerialException:  # unplugged (a scenario event): reopen once the port is back
+            self.ser.close()
+            time.sleep(0.05)
+            try:
+                self.ser = serial.serial_for_url(self.vb.port, timeout=0.05)
+            except (serial.SerialException, OSError):
+                pass
+            return []
         if data:
             self.raw += data
             got = self.dec.feed(data)
@@ -38,19 +48,31 @@ class Client:
         return []
 
     def until(self, pred, timeout=None, what="a matching frame"):
+        """First frame after the one the previous until() returned that satisfies pred(topic, fields)."""
         end = time.monotonic() + (timeout or self.timeout)
-        while time.monotonic() < end:
-            for f in self.read():
-                if pred(*f):
-                    return f[1]
+        while True:
+            while self._pos < len(self.frames):
+                t, f = self.frames[self._pos]
+                self._pos += 1
+                if pred(t, f):
+                    return f
+            if time.monotonic() > end:
+                break
+            self.read()
         raise AssertionError("no %s within %.0f s (virtual t=%d ms); firmware console:\n%s"
                              % (what, timeout or self.timeout, self.vb.t_ms,
                                 self.vb.console[-1500:].decode("utf-8", "replace")))
 
     def cmd(self, text, timeout=20.0):
         """Send one command line; return (topic, fields) of its ok/err reply."""
-        name = text.split(" ")[0] if text else None
-        self.ser.write(text.encode() + b"\n") if isinstance(text, str) else self.ser.write(text)
+        self.read()
+        self._pos = len(self.frames)  # the reply comes after this point
+        if isinstance(text, str):
+            name = text.split(" ")[0]
+            self.ser.write(text.encode() + b"\n")
+        else:  # raw bytes, sent as they are: the reply may name no command
+            name = None
+            self.ser.write(text)
         reply = {}
 
         def match(topic, f):

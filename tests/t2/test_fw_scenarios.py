@@ -1,0 +1,228 @@
+"""T2 scenario tests: the unmodified firmware on the virtual board against the simulated pack and its
+faults (hil/scenarios.py). Each test fails if the firmware mishandles the fault class it names."""
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+MIN = 60_000
+NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
+FAULTS = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
+
+
+def bit(name):
+    return 1 << NAMES.index(name)
+
+
+def fbit(name):
+    return 1 << FAULTS.index(name)
+
+
+def events(c, name):
+    return [f for t, f in c.frames if t == "evt" and f["name"] == name]
+
+
+def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
+    c = board("charge_ov")
+    c.until(lambda t, f: t == "rep")
+    # trip below the high cell's full-charge rest voltage (~3.47 V) so the test controls the release
+    assert c.cmd("set cell_ov_mv 3500")[0] == "ok"
+    on = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 1, what="cell_ov trip")
+    assert on["val"] > 3500 and on["idx"] == 5  # the high cell (0-based), as the plant has it
+    charging = [r for r in c.reports() if r["ms"] < on["ms"] - 2000]
+    assert charging and all(r["i_ma"] > 40_000 for r in charging[-5:])  # CC charge until the trip
+    # relay open: the charger is cut off and the cell relaxes, but stays within the 50 mV hysteresis
+    c.wait_t(c.vb.t_ms + 120_000)
+    held = [r for r in c.reports() if r["ms"] > on["ms"] + 2000]
+    assert len(held) > 60
+    assert all(r["alarm"] & bit("cell_ov") and abs(r["i_ma"]) < 200 for r in held)
+    assert all(3450 < max(r["cell_mv"]) <= 3500 for r in held[-10:])
+    assert not [f for f in events(c, "cell_ov") if f["on"] == 0]
+    # a narrower hysteresis puts the release threshold above the cell: released after release_ms
+    assert c.cmd("set cell_ov_hyst_mv 20")[0] == "ok"
+    off = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 0, what="cell_ov release")
+    assert off["val"] < 3500 - 20
+    r = c.until(lambda t, f: t == "rep" and f["ms"] > off["ms"])
+    assert not r["alarm"] & bit("cell_ov")
+
+
+def test_over_temperature_under_heavy_load(board):
+    c = board("hot_load")
+    ev = c.until(lambda t, f: t == "evt" and f["name"] == "ot_dsg" and f["on"] == 1, timeout=120,
+                 what="ot_dsg trip")
+    assert ev["val"] > 600  # 0.1 °C: above the 60 °C discharge limit
+    r = c.until(lambda t, f: t == "rep" and f["ms"] > ev["ms"] + 2000)
+    assert r["alarm"] & bit("ot_dsg") and abs(r["i_ma"]) < 200  # load cut off
+    before = [x for x in c.reports() if x["ms"] < ev["ms"] - 60_000]
+    assert before and before[-1]["i_ma"] < -100_000  # it was under heavy discharge
+
+
+def test_open_sense_wire_is_detected_and_latched(board):
+    c = board("open_wire")
+    on = c.until(lambda t, f: t == "evt" and f["name"] == "open_wire" and f["on"] == 1, timeout=120,
+                 what="open_wire alarm")
+    assert 20 * MIN <= on["ms"] <= 20 * MIN + 5000
+    r = c.until(lambda t, f: t == "rep" and f["ms"] > on["ms"] + 1000)
+    assert r["alarm"] & bit("open_wire")
+    assert min(r["cell_mv"]) < 500 and r["cell_mv"].index(min(r["cell_mv"])) == 7  # cell 8 reads ~0 V
+    assert not events(c, "cell_uv")  # spike rejection / open-wire logic: not reported as a dead cell yet
+    c.wait_t(41 * MIN, timeout=120)  # the wire is fixed at 40 min: the alarm is latched until cleared
+    assert c.reports()[-1]["alarm"] & bit("open_wire")
+    t, f = c.cmd("clear")
+    assert t == "ok" and not f["alarm"] & bit("open_wire")
+    r = c.until(lambda t, f: t == "rep" and f["ms"] > c.vb.t_ms + 3000)
+    assert not r["alarm"] & bit("open_wire")
+
+
+def test_i2c_faults_are_flagged_and_survived(board, tmp_path):
+    # the AFE in CRC mode, so corrupted CRC bytes are a fault the driver must catch
+    sim = json.loads((Path(__file__).resolve().parents[2] / "boards" / "sim.json").read_text())
+    sim["afe"]["crc"] = True
+    bf = tmp_path / "sim_crc.json"
+    bf.write_text(json.dumps(sim))
+    c = board("i2c_faults", board_file=bf)
+    c.wait_t(50 * MIN, timeout=200)
+
+    def spans(name):
+        ev = events(c, name)
+        ons = [e["ms"] for e in ev if e["on"]]
+        offs = [e["ms"] for e in ev if not e["on"]]
+        assert len(ons) == len(offs), ev  # every fault raised was cleared again
+        return list(zip(ons, offs))
+    afe = spans("afe")
+    crc = spans("afe_crc")
+    # bursts (hil/scenarios.py): 3 NACKs @5 min (one more than the retries), 2 timeouts @10 (absorbed),
+    # 60 NACKs @25, 20 timeouts @35; 4 CRC errors @15 (absorbed or one sample), 50 CRC errors @40
+    assert not [s for s in afe if 10 * MIN <= s[0] < 11 * MIN]
+    for t in (5, 25, 35):
+        hit = [s for s in afe if t * MIN <= s[0] < t * MIN + 2000]
+        assert hit, "no afe fault for the burst at %d min: %r" % (t, afe)
+        assert hit[0][1] - hit[0][0] < 10_000  # cleared once the bus answers again
+    assert [s for s in crc if 40 * MIN <= s[0] < 40 * MIN + 2000]
+    reps = c.reports()
+    assert c.vb.boots == 1  # the loop never stopped
+    assert all(b["seq"] > a["seq"] for a, b in zip(reps, reps[1:]))
+    assert len(reps) >= 50 * 60 - 5  # a report every second through all of it
+    late = [r for r in reps if r["ms"] > 47 * MIN]
+    assert late and all(r["fault"] == 0 for r in late)
+    # current_offset event at 45 min: +250 mA on the sensor shows in the reported current
+    pre = [r["i_ma"] for r in reps if 44 * MIN <= r["ms"] < 45 * MIN]
+    post = [r["i_ma"] for r in reps if 45 * MIN + 2000 <= r["ms"] < 46 * MIN]
+    assert 150 < sum(post) / len(post) - sum(pre) / len(pre) < 350
+
+
+def test_ntc_open_short_stuck_give_null_and_fault(board):
+    c = board("ntc_faults")
+    c.wait_t(36 * MIN, timeout=150)
+    reps = c.reports()
+
+    def at(ms):
+        return [r for r in reps if ms <= r["ms"] < ms + 60_000]
+    assert all(r["t_dc"][0] is not None for r in at(2 * MIN))
+    assert all(r["t_dc"][0] is None and r["fault"] & fbit("ntc") for r in at(6 * MIN))  # open
+    assert all(r["t_dc"][1] is None for r in at(16 * MIN))  # short
+    assert all(r["t_dc"][2] is None for r in at(22 * MIN + 60_000))  # stuck: caught after a minute
+    ok = at(34 * MIN)
+    assert ok and all(None not in r["t_dc"] and not r["fault"] & fbit("ntc") for r in ok)
+    for r in reps:  # a broken sensor is never reported as a temperature
+        assert all(t is None or -200 < t < 600 for t in r["t_dc"])
+
+
+def test_power_loss_keeps_soc_and_state(board):
+    c = board("demo")
+    c.until(lambda t, f: t == "rep")
+    t, f = c.cmd("soc 612")
+    assert t == "ok"
+    c.wait_t(c.vb.t_ms + 5000)
+    before = c.reports()[-1]["soc_pm"]
+    c.vb.restart("power")
+    hdr = c.until(lambda t, f: t == "hdr", what="header after power loss")
+    assert hdr["boots"] == 2 and hdr["reset"] == "power"
+    r = c.until(lambda t, f: t == "rep" and f["seq"] >= 1)
+    assert abs(r["soc_pm"] - before) <= 5  # restored, not re-estimated from the flat LFP voltage
+    assert not r["fault"] & fbit("store")
+
+
+def test_power_loss_at_any_instant_leaves_valid_state(board):
+    # the scenario cuts power right after boot, twice within a second, mid-run, and while writing
+    c = board("power_loss")
+    c.wait_t(50 * MIN, timeout=200)
+    hdrs = [f for t, f in c.frames if t == "hdr"]
+    assert len(hdrs) >= 4
+    assert [h["boots"] for h in hdrs] == sorted(h["boots"] for h in hdrs)
+    reps = c.reports()
+    assert all(not r["fault"] & fbit("store") for r in reps)
+    # SoC never restarts from scratch: consecutive reports across each reboot stay close
+    jumps = [abs(b["soc_pm"] - a["soc_pm"]) for a, b in zip(reps, reps[1:])]
+    assert max(jumps) <= 30  # what was counted since the last save (<= 1 % or 1 min) plus pending drift
+
+
+def test_power_loss_during_flash_writes(board):
+    # cut power at many points inside state saves: the store must always load a valid record
+    c = board("demo")
+    c.until(lambda t, f: t == "rep")
+    kills = 0
+    for k in range(8):
+        c.cmd("soc %d" % (300 + 50 * k))
+        c.ser.write(b"save\nsave\nsave\n")
+        c.vb.power_loss_in(0.0005 * k)  # somewhere in the middle of the three writes
+        hdr = c.until(lambda t, f: t == "hdr" and f["boots"] >= k + 2, timeout=60)
+        kills += 1
+        r = c.until(lambda t, f: t == "rep" and f["ms"] >= 1000)
+        assert not r["fault"] & fbit("store"), "state lost after power cut %d" % k
+        assert abs(r["soc_pm"] - (300 + 50 * k)) <= 10
+    assert kills == 8
+
+
+def test_telemetry_agrees_with_plant_truth(board):
+    c = board("demo", truth_every_ms=1000)
+    c.wait_t(20 * MIN, timeout=120)
+    truth = {row[0]: row for row in c.vb.truth}
+    n = 0
+    for r in c.reports():
+        row = truth.get(r["ms"]) or truth.get(r["ms"] - 6) or truth.get(r["ms"] + 4)
+        if row is None:
+            continue
+        t_ms, i_ma, stack_mv10, cells_mv10, temps_dc, soc = row
+        prev = truth.get(t_ms - 1000)
+        if prev is None or abs(prev[1] - i_ma) > 500:
+            continue  # a load step within the last second: the sample and the truth differ in time
+        n += 1
+        for got, want in zip(r["cell_mv"], cells_mv10):
+            assert abs(got - want / 10) <= 6, (r["ms"], got, want)  # 1 mV noise (3σ) + quantisation
+        assert abs(r["stack_mv"] - stack_mv10 / 10) <= 60  # 10 mV userV units + gain
+        assert abs(r["i_ma"] - i_ma) <= 20 + abs(i_ma) // 200  # 10 mA CC2 units, 0.5 % gain
+        for got, want in zip(r["t_dc"][:3], temps_dc[:3]):
+            assert abs(got - want) <= 10  # MCU NTCs: 1 °C
+        for got, want in zip(r["t_dc"][3:], temps_dc[3:5]):
+            assert abs(got - want) <= 10  # BQ76952 TS1/TS2
+    assert n > 500
+
+
+def test_deploy_to_an_empty_virtual_board(board, tmp_path):
+    c = board("demo", install=False, fs_dir=tmp_path / "empty")
+    c.ser.write(b"\r\n")
+    c.read()
+    out = subprocess.run([sys.executable, "-m", "packwatch", "deploy", "--port", c.vb.port, "--board", "sim"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "verified" in out.stdout + out.stderr
+    hdr = c.until(lambda t, f: t == "hdr", timeout=60, what="header from the deployed firmware")
+    assert hdr["board"] == "sim" and hdr["fmt"] == 1
+    c.until(lambda t, f: t == "rep")
+    files = sorted(p.relative_to(tmp_path / "empty").as_posix() for p in (tmp_path / "empty").rglob("*.mpy"))
+    assert "lib/pwfw/app.mpy" in files and "lib/pwfw/soc.mpy" in files
+    assert json.loads((tmp_path / "empty" / "board.json").read_text())["name"] == "sim"
+
+
+def test_heap_does_not_grow(board):
+    c = board("day")
+    c.until(lambda t, f: t == "rep")
+    c.wait_t(10 * MIN, timeout=120)
+    a = c.cmd("mem")[1]["alloc"]
+    c.wait_t(70 * MIN, timeout=200)
+    b = c.cmd("mem")[1]["alloc"]
+    assert b <= a + 256, (a, b)  # an hour of sampling, reporting and saving leaves nothing behind
+    assert c.vb.boots == 1
