@@ -44,7 +44,8 @@ def bursts(n, rng, count, rate, dur=(150, 240), window=(0.0, 1.0)):
 
 
 def clouds(n, rng):
-    """Cloud factor: Markov spells of clear (0.9–1.0) and cloud (0.15–0.45), 2–20 min each."""
+    """Cloud factor: Markov spells of clear (0.9–1.0) and cloud (0.15–0.45), 2–20 min each, with 1 min
+    edges (no per-sample flicker: a current that changes every sample makes PyBaMM crawl)."""
     out = np.empty(n)
     k, clear = 0, True
     while k < n:
@@ -52,8 +53,8 @@ def clouds(n, rng):
         out[k:k + m] = rng.uniform(0.9, 1.0) if clear else rng.uniform(0.15, 0.45)
         clear = not clear if rng.random() < 0.7 else clear
         k += m
-    # a little fast flicker
-    return out * (1 + 0.03 * rng.standard_normal(n))
+    m = _n(60)
+    return np.convolve(np.concatenate([np.full(m, out[0]), out]), np.ones(m) / m, "valid")[1:]
 
 
 def inverter(rng):
@@ -78,7 +79,9 @@ def solar_day(rng):
     load[(h >= 18.5) & (h < 22)] += TV
     load += bursts(n, rng, 1, KETTLE, window=(12.5 / 16, 14 / 16))
     load += bursts(n, rng, 1, MICROWAVE, (90, 150), window=(12 / 16, 13 / 16))
-    sun = np.clip(np.sin(np.pi * (h - 7) / 12), 0, None) ** 1.5 * clouds(n, rng)
+    # panel output in 1 min steps (an MPPT charger updates slowly)
+    hq = np.floor(h * 60) / 60
+    sun = np.clip(np.sin(np.pi * (hq - 7) / 12), 0, None) ** 1.5 * clouds(n, rng)
     # scale the panel so the SoC (fresh nominal capacity) peaks at 85 %
     lo, hi = 0.05, 2.0
     for _ in range(40):

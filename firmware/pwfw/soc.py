@@ -4,7 +4,7 @@
 # Units: SoC in ppm (1e6 = full), voltages in uV, current in mA, resistance in uOhm, time in ms.
 from array import array
 
-from pwfw.compat import MICROPYTHON, const
+from pwfw.compat import const, micropython
 from pwfw.soc_model import load_model  # noqa: F401  (re-exported: pwfw.soc.load_model is API)
 
 _PPM = const(1000000)
@@ -24,13 +24,8 @@ _REST_MS = const(30000)       # rest this long before learning the offset / trus
 _FULL_MS = const(20000)       # CV tail held this long before the 100 % sync
 _H1 = const(32767)            # hysteresis state +1 (charge branch) in Q15
 
-if not MICROPYTHON:
-    # @micropython.native is compiler syntax on MicroPython (no import); a no-op here. Native code
-    # keeps each call's frame on the C stack: bytecode frames this size are heap-allocated per call.
-    class micropython:  # noqa: N801
-        @staticmethod
-        def native(f):
-            return f
+# @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
+# heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
 
 
 @micropython.native

@@ -19,6 +19,7 @@ from .protocol import Decoder, ALARM_BITS, FAULT_BITS, bits_names
 SEQ_MOD = 1 << 30
 TICKS_MOD = 1 << 30
 STALE_MIN_S = 3.0
+HOLD_MAX, HOLD_S = 50, 2.0  # reports held back (at most, for at most s of host time) until the first hdr
 
 
 def iso_utc(t):
@@ -52,6 +53,7 @@ class Session:
         self._shape = None
         self._prev_t = None
         self._last_lt = None
+        self._held = []           # reports waiting for the first hdr: (t, fields)
 
     @property
     def crc_errors(self):
@@ -76,6 +78,13 @@ class Session:
         if topic in ("rep", "cell", "evt"):
             self._on_seq(f.get("seq"), f.get("ms"))
         if topic == "rep":
+            if self.writer is None and self.hdr is None and (
+                    not self._held or (len(self._held) < HOLD_MAX and t - self._held[0][0] < HOLD_S)):
+                # joined mid-stream: reports can overtake the reply to `info`; hold them (briefly) so
+                # the file's metadata (fw, board, uid, fmt) is known before its first row
+                self._held.append((t, f))
+                return
+            self._release()
             self._on_rep(t, f)
         elif topic == "evt":
             self.events.append((t, f.get("name"), f.get("on")))
@@ -89,6 +98,13 @@ class Session:
             self._anchor = None
         self.hdr = f
         self.uid = f.get("uid") or self.uid
+        if self.dec.fmt_error is None:
+            self._release()
+
+    def _release(self):
+        held, self._held = self._held, []
+        for t, f in held:
+            self._on_rep(t, f)
 
     def _on_seq(self, seq, ms):
         if not isinstance(seq, int):
@@ -161,6 +177,8 @@ class Session:
         return self.last_t is None or now - self.last_t > max(STALE_MIN_S, 3 * self.period_s)
 
     def flush(self):
+        if self._held and self.last_t is not None and self.last_t - self._held[0][0] >= HOLD_S:
+            self._release()  # no hdr is coming: write the reports without it
         # the capture first: a kill between the two writes leaves a raw line without its CSV row
         # (replay recovers it), never a CSV row the capture lacks
         if self.raw is not None:
@@ -169,6 +187,8 @@ class Session:
             self.writer.flush()
 
     def close(self):
+        if not self.dec.fmt_error:
+            self._release()
         if self.raw is not None:
             self.raw.close()
         if self.writer is not None:
