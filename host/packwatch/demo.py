@@ -20,7 +20,8 @@ def register(sub):
 
 
 def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
-    """Returns (csv_path, png_path, logger)."""
+    """Writes demo.csv (log schema), demo.raw (the capture) and demo.png in out_dir.
+    Returns (csv_path, png_path, logger)."""
     from hil.vboard.runner import VirtualBoard
     from packwatch.logger import Logger
     from packwatch.plot import plot
@@ -52,7 +53,11 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
     csvs = [p for p in lg.files.created if p.endswith(".csv") and os.path.exists(p)]
     if not csvs:
         raise RuntimeError("no CSV was written")
-    csv_path = max(csvs, key=os.path.getsize)
+    csv_path = os.path.join(out_dir, "demo.csv")  # fixed names, so a re-run replaces the last one
+    os.replace(max(csvs, key=os.path.getsize), csv_path)
+    raws = [p for p in lg.files.created if p.endswith(".raw") and os.path.exists(p)]
+    if raws:
+        os.replace(raws[0], os.path.join(out_dir, "demo.raw"))
     png = os.path.join(out_dir, "demo.png")
     plot(csv_path, png, title="packwatch demo: %s, 16S LFP on the virtual board" % scenario)
     log(lg.summary())
