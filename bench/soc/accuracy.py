@@ -265,7 +265,21 @@ def metrics(t, est, truth, sig):
             "conv_s": conv, "cover": cover, "final": float(e[-1])}
 
 
+def _est_src():
+    files = ["firmware/pwfw/soc.py", "firmware/pwfw/soc_model.py", "host/packwatch/estimate.py",
+             "bench/soc/peer_ukf.py"]
+    return [(ROOT / f).read_bytes() for f in files]
+
+
 def _est_job(a):
+    """Estimator run, cached by its inputs and the estimator sources (a changed soc.py re-runs)."""
+    kind, model, t, im, vm, start = a
+    out = cached("est", [kind, json.dumps(model, sort_keys=True), t, im, vm, start, UKF_EVERY, _est_src()],
+                 lambda: tuple(np.empty(0) if x is None else x for x in _est_run(a)))
+    return tuple(None if x.size == 0 else x for x in out)
+
+
+def _est_run(a):
     kind, model, t, im, vm, start = a
     if kind == "pwfw.soc":
         s, sig, cells = run_pwfw(model, t, im, vm, start)

@@ -75,7 +75,11 @@ def heap_k(heap):
 
 def board_file_for(chemistry, base=None):
     """The sim board description, adjusted to the scenario's chemistry."""
-    base = Path(base) if base else REPO / "boards" / "sim.json"
+    if base is None:
+        from packwatch.deploy import find_board_file
+
+        base = find_board_file("sim")
+    base = Path(base)
     board = json.loads(base.read_text())
     if chemistry and chemistry != board.get("chemistry"):
         board["chemistry"] = chemistry

@@ -55,7 +55,8 @@ def register(sub):
 def find_board_file(name, explicit=None):
     if explicit:
         return Path(explicit)
-    for base in (REPO / "boards", Path.cwd() / "boards"):
+    # your own boards/ first, then the checkout's, then the copy installed with the package
+    for base in (Path.cwd() / "boards", REPO / "boards", Path(__file__).resolve().parent / "boards"):
         f = base / (name + ".json")
         if f.exists():
             return f
