@@ -44,9 +44,9 @@ class App:
         self.out = FrameWriter(self)
         self.lines = LineReader()
         self.cfg = Config(board)
-        # save on 1 % of SoC change (at most once a minute) or every 15 min: a power cut loses at most
+        # save on 1 % of SoC change (at most every 2 min) or every 15 min: a power cut loses at most
         # that much counting; wear: docs/persistence.md
-        self.store = Store(soc_step_pm=10, gap_ms=60000)
+        self.store = Store(soc_step_pm=10, gap_ms=120000)
         self.n_cells = board["cells"]
         self.cells = array("h", [0] * self.n_cells)
         self.n_ntc = len(board["ntc"]["pins"])
