@@ -207,7 +207,7 @@ class Plant:
         """The state step() changes, to undo a step with restore(): the virtual-board runner steps the
         plant ahead while the firmware works (pipelining) and undoes the step when the firmware asks
         for another one. Profiles from hil.profiles keep only scalars as state (chargers: done / cv /
-        out_a), so a shallow copy of each part's attributes covers them."""
+        out_a), so a shallow copy of each charger's attributes covers them."""
         prof = self.profile
         # loads keep no state that changes a result (Fridge._k is only where its search starts)
         parts = () if prof is None else [(q, q.__dict__.copy()) for q in prof.chargers]

@@ -110,6 +110,16 @@ class Hal:
         r[4] = (t >> 24) & 255
         r[5] = self._relay
         self._tx.write(r)
+        while not self._reply():
+            pass  # a speculative reply for another step: the runner sends the right one next
+        self._apply(self._pkt)
+
+    def _reply(self):
+        """Read one step reply into _pkt; False if it is a speculative one that does not fit.
+
+        The runner may send a reply before it has read our request: the step it expects next (flags
+        bit 15 set, bit 0 = the relay state it assumed). It is ours if the time and relay match;
+        otherwise the runner undoes that step and answers the request itself."""
         # one read for the whole reply: its size is known from the last one (a reply with faults is
         # longer: the rest follows), so readinto, which fills its buffer, gets it in one system call
         p = self._pkt
@@ -127,7 +137,9 @@ class Hal:
             else:
                 nf = p[2 + _HDR + 2 * (p[16] + p[17])]
                 self._want = self._pmv[: n - 4 * nf]  # the next reply, without faults
-        self._apply(p)
+        if p[15] & 0x80:
+            return _u32(p, 2) == self._t & 0xFFFFFFFF and (p[14] & 1) == self._relay
+        return True
 
     def _grow(self, n):
         b = bytearray(n + 64)

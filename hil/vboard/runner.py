@@ -447,8 +447,10 @@ class VirtualBoard:
     # Pipelining: the firmware (one core) and the plant (this thread, the other core) run in
     # lockstep, but after answering a step the runner already computes the next one, assuming the
     # firmware asks for the same step length with the same relay state (it samples on a fixed
-    # period, and the relay rarely moves). A matching request is answered at once; any other request
-    # undoes the speculative step (Plant.snapshot/restore) and steps as asked, so the plant's
+    # period, and the relay rarely moves), and sends that reply ahead, marked speculative (flags bit
+    # 15, bit 0 = the relay assumed). hal_sim takes it if its request is that step, so the firmware
+    # does not wait for this thread at all; otherwise it drops it, and the runner, seeing a request
+    # that does not match, undoes the step (Plant.snapshot/restore) and answers as asked. The plant's
     # trajectory is exactly the lockstep one. No speculation across scenario events, holds, or in
     # real-time mode.
     _next = None  # (t_ms, outputs) the firmware is expected to ask for next
@@ -459,11 +461,7 @@ class VirtualBoard:
         if sp is not None:
             self._spec = None
             if sp[0] == t_ms and sp[1] == outputs:
-                self.spec_hits += 1
-                try:
-                    os.write(self._rep_w, sp[2])
-                except OSError:
-                    pass
+                self.spec_hits += 1  # the firmware has taken the reply we sent ahead
                 self._stepped(t_ms, outputs, sp[4])
                 return
             self.spec_misses += 1
@@ -502,7 +500,11 @@ class VirtualBoard:
             return
         snap = plant.snapshot()
         plant.step(dt, bool(outputs & 1))
-        self._spec = (t_next & 0xFFFFFFFF, outputs, self._reply(t_next, ()), snap, dt)
+        self._spec = (t_next & 0xFFFFFFFF, outputs, None, snap, dt)
+        try:  # sent at once: flags bit 15 = speculative, bit 0 = the relay state assumed
+            os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 1)))
+        except OSError:
+            pass
 
     def _unspec(self):
         sp = self._spec
@@ -511,7 +513,7 @@ class VirtualBoard:
             self.plant.restore(sp[3])
         self._next = None
 
-    def _reply(self, t_ms, faults):
+    def _reply(self, t_ms, faults, flags=0):
         """The step reply: <H length, then t_ms, i_ma, stack, flags, n_cells, n_temps, cells, temps,
         faults (hal_sim.py reads it)."""
         plant = self.plant
@@ -534,7 +536,7 @@ class VirtualBoard:
         if st is None:
             st = self._structs[(nc, nt)] = struct.Struct("<HIiIHBB%dH%dhB" % (nc, nt))
         n = st.size - 2 + 4 * nf
-        out = st.pack(n, t_ms & 0xFFFFFFFF, i_ma, stack, 0, nc, nt, *cells, *temps, nf)
+        out = st.pack(n, t_ms & 0xFFFFFFFF, i_ma, stack, flags, nc, nt, *cells, *temps, nf)
         if nf:
             out += b"".join(struct.pack("<BBh", *f) for f in faults)
         return out

@@ -156,3 +156,38 @@ for port in ('rp2', 'esp32'):
 print('OK')
 """)
     assert "OK" in out
+
+
+NOISY_CHIPS = """
+from hil.chips.bq76952 import BQ76952Sim
+from hil.chips.adc import NtcAdcSim
+s = BQ76952Sim(seed=9)
+s.offset_mv[2] = -3
+s.offset_mv[5] = 4
+cfg = {'pins': [0, 1, 2], 'r_fixed': 10000, 'r25': 10000, 'beta': 3435, 'ntc_on_top': False,
+       'adc_bits': 12, 'vref_mv': 3300}
+adc = NtcAdcSim(cfg, seed=3)
+acc = 0
+for t in range(300):
+    cells = [30000 + 37 * k + (t * 13) % 97 for k in range(16)]
+    if t == 150:
+        s.open_wire(5)
+    s.set_truth(cells, sum(cells), -1234 + t, (250, 260, 270), 300)
+    adc.set_temp(t % 3, 200 + t // 7)
+    acc = (acc * 31 + sum(s.reg[i] * (i + 1) for i in range(0x14, 0x3C)) + adc.u16(t % 3)) % 1000000007
+print('SUM', acc)
+"""
+
+
+def test_noisy_chips_agree_between_cpython_and_micropython(mp):
+    # the chips' per-sample path runs native/viper code on MicroPython and plain Python on CPython:
+    # same seed, same registers and ADC codes (noise included)
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(NOISY_CHIPS, {})
+    want = buf.getvalue().strip()
+    assert want.startswith("SUM ")
+    assert want in mp.run(NOISY_CHIPS)
