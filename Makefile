@@ -44,11 +44,14 @@ typecheck: $(VENV)/stubs/rp2/.installed $(VENV)/stubs/esp32/.installed
 	    --custom-typeshed-dir $(VENV)/stubs/$$port --cache-dir $(VENV)/.mypy-$$port firmware || exit 1; \
 	done
 
-bench: $(STAMP)
+## benchmarks (timings never live in tests): results in bench/results/ and docs/benchmarks.md
+bench: $(BSTAMP)
 	$(BIN)/python -m bench.run_all
 
 bench-soc: $(BSTAMP)
 	PYBAMM_DISABLE_TELEMETRY=true $(BIN)/python -m bench.soc.run
+	$(BIN)/python -c 'import bench.run_all as b; b.stitch()'
+
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

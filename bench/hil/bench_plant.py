@@ -33,6 +33,11 @@ def main():
     print("%-10s %5s %12s %22s" % ("scenario", "cells", "step() us", "step()+runner reads us"))
     for name, n, a, b in rows:
         print("%-10s %5d %12.1f %22.1f" % (name, n, a, b))
+    md = ["# Pack plant (hil/plant.py)", "", "command: `.venv/bin/python bench/hil/bench_plant.py` (best of 7 x 5000)", "",
+          "| scenario | cells | step() µs | step() + the runner's reads µs |", "|---|---:|---:|---:|"]
+    md += ["| %s | %d | %.1f | %.1f |" % r for r in rows]
+    out = Path(__file__).resolve().parents[2] / "bench" / "results" / "plant.md"
+    out.write_text("\n".join(md) + "\n")
     return rows
 
 

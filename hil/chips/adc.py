@@ -7,7 +7,7 @@ import sys
 from array import array
 from math import exp
 
-from hil.chips.rng import Rng, noise_table
+from hil.chips.rng import Rng
 
 if sys.implementation.name != "micropython":
     # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
@@ -47,8 +47,6 @@ class NtcAdcSim:
         # stay the same: the plant's temperatures change once per thermal step, not every sample
         self._c16 = array("i", [0] * self.n)
         self._c16_ok = bytearray(self.n)
-        self._nsd = -1
-        self._ntab = None
 
     def set_temp(self, ch, dc):
         if self.temps[ch] != dc:
@@ -107,13 +105,7 @@ class NtcAdcSim:
                 c16 = int(ratio * 4096 * 16)
             self._c16[ch] = c16
             self._c16_ok[ch] = 1
-        sd = self.noise_lsb16
-        if sd != self._nsd:  # noise by table lookup (hil/chips/rng.py), rebuilt when the spread changes
-            self._ntab = noise_table(self.rng, sd) if sd else None
-            self._nsd = sd
-        if self._ntab is not None:
-            c16 += self._ntab[(self.rng.next() >> 8) & 255]
-        c = (c16 + 8) >> 4
+        c = (c16 + self.rng.gauss(self.noise_lsb16) + 8) >> 4
         c = 0 if c < 0 else 4095 if c > 4095 else c
         v = (c << 4) | (c >> 8)
         self._last[ch] = v

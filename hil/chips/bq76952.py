@@ -4,12 +4,13 @@
 import sys
 from array import array
 
-from hil.chips.rng import Rng, noise_table
+from hil.chips.rng import Rng
 
 if sys.implementation.name != "micropython":
     # @micropython.native/viper are compiler syntax on MicroPython (no import); no-ops on CPython,
     # where the viper casts are the identity. Native code runs the per-sample paths ~2x faster and
-    # keeps call frames off the heap; the viper loop below is ~20x faster than bytecode.
+    # keeps call frames off the heap; the viper loop below is ~20x faster than bytecode and draws
+    # exactly the numbers Rng.gauss() would.
     class micropython:  # noqa: N801
         @staticmethod
         def native(f):
@@ -55,14 +56,13 @@ def _clamp16(v):
 
 
 @micropython.viper
-def _cell_regs(reg, vin, off, tab, x: uint) -> uint:
-    """The 16 cell-voltage registers from the input voltages (0.1 mV, array 'i'), the offsets (mV,
-    array 'h') and the noise table (array 'h', 256 entries) picked by xorshift32 from x; returns the
-    new PRNG state. Same arithmetic as the general loop in set_truth (no gain error)."""
+def _cell_regs(reg, vin, off, x: uint, sd: int) -> uint:
+    """The 16 cell-voltage registers from the input voltages (0.1 mV, array 'i') and the offsets (mV,
+    array 'h'), with Rng.gauss(sd) noise from xorshift32 state x (the same numbers, inlined); returns
+    the new PRNG state. Same arithmetic as the general loop in set_truth (no gain error)."""
     r = ptr8(reg)
     v = ptr32(vin)
     o = ptr16(off)
-    t = ptr16(tab)
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)  # 0xFFFFFFFF, built so 32-bit targets compile it
     k = 0
     while k < 16:
@@ -71,13 +71,21 @@ def _cell_regs(reg, vin, off, tab, x: uint) -> uint:
         if a & 0x8000:
             a -= 0x10000
         y += a * 10
-        x ^= (x << 13) & m
-        x ^= x >> 17
-        x ^= (x << 5) & m
-        a = int(t[int((x >> 8) & 0xFF)]) & 0xFFFF
-        if a & 0x8000:
-            a -= 0x10000
-        y = (y + a + 5) // 10
+        if sd:  # Rng.gauss: four 16-bit uniforms, rounded to nearest, symmetric around 0
+            s = -131072
+            j = 0
+            while j < 4:
+                x ^= (x << 13) & m
+                x ^= x >> 17
+                x ^= (x << 5) & m
+                s += int(x & 0xFFFF)
+                j += 1
+            q = s * sd
+            if q >= 0:
+                y += (q + 18918) // 37837
+            else:
+                y -= (18918 - q) // 37837
+        y = (y + 5) // 10
         if y > 32767:
             y = 32767
         elif y < -32768:
@@ -117,9 +125,6 @@ class BQ76952Sim:
         self.subcommands = 0
         self._w = bytearray(64)  # de-interleaved write data
         self.dm[0x9303 - _DM_BASE] = 0x05  # DA Configuration default: userA 1 mA, userV 10 mV
-        self._nsd = -1  # noise table built for this sd (set_truth)
-        self._nsmall = False
-        self._ntab = None
         self.set_truth([33000] * cells, 33000 * cells, 0, (250, 250, 250), 300)
 
     # --- test and plant hooks -------------------------------------------------------------
@@ -163,29 +168,16 @@ class BQ76952Sim:
         g = self.gain_ppm
         sd = self.noise_mv * 10
         off = self.offset_mv
-        if sd != self._nsd:  # noise by table lookup (hil/chips/rng.py), rebuilt when the spread changes
-            self._ntab = noise_table(self.rng, sd) if sd else None
-            self._nsmall = 4 * sd < 32767  # an array 'h' table: the viper loop can read it
-            self._nsd = sd
-        tab = self._ntab
         rng = self.rng
-        if not g and tab is not None and self._nsmall:
-            rng.x = _cell_regs(r, v, off, tab, rng.x)
+        if not g and 4 * sd < 32767:
+            rng.x = _cell_regs(r, v, off, rng.x, sd)
             k = 16  # done: skip the general loop
         else:
             k = 0
-        x = rng.x
         a = _CELL1 + 2 * k
         for k in range(k, 16):
             y = v[k]
-            if g:
-                y += y * g // 1000000
-            y += off[k] * 10
-            if tab is not None:
-                x ^= (x << 13) & _M32  # xorshift32, inlined
-                x ^= x >> 17
-                x ^= (x << 5) & _M32
-                y += tab[(x >> 8) & 255]
+            y += y * g // 1000000 + off[k] * 10 + rng.gauss(sd)
             y = (y + 5) // 10  # 1 mV resolution
             if y > _I16_MAX:
                 y = _I16_MAX
@@ -194,7 +186,6 @@ class BQ76952Sim:
             r[a] = y & 0xFF
             r[a + 1] = (y >> 8) & 0xFF
             a += 2
-        rng.x = x
         st = stack_mv10 + stack_mv10 * g // 1000000
         st = (st + 50) // 100  # userV = 10 mV
         self._put(0x34, st)

@@ -38,11 +38,3 @@ class Rng:
         q = s * sd
         return (q + _SD4 // 2) // _SD4 if q >= 0 else -((-q + _SD4 // 2) // _SD4)
 
-
-def noise_table(rng, sd, n=256):
-    """n draws of rng.gauss(sd) (n a power of two): the chips' per-sample noise is a table entry
-    picked by one xorshift step (`x >> 8 & n - 1`), a quarter of the PRNG work of gauss() and no
-    calls. The table is built from the chip's own seeded Rng, so the noise stays deterministic."""
-    from array import array
-
-    return array("h" if 4 * sd < 32767 else "i", [rng.gauss(sd) for _ in range(n)])

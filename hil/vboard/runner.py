@@ -36,8 +36,8 @@ CHIP_FAULTS = {
     "ntc": 5, "open_wire": 6, "current_offset": 7,
 }
 # The simulated chips (hil/chips) and hal_sim live in the firmware's MicroPython process and take
-# about 22 KB of its heap (measured: `mem` command, docs/hil.md); the process gets this much on top of
-# the firmware's budget, so the firmware itself is held to the heap a board has.
+# about 17 KB of its heap (measured: `mem` command, docs/architecture.md); the process gets this
+# much on top of the firmware's budget, so the firmware itself is held to the heap a board has.
 SIM_HEAP_K = 32
 _OUT_HIGH_WATER = 1 << 18  # stop reading the firmware's output when the host lags this far behind
 
@@ -323,6 +323,9 @@ class VirtualBoard:
     def _once(self):
         with self._lock:
             now = time.monotonic()
+            if self._kill_at is not None and now >= self._kill_at:
+                self._kill_at = None
+                self.restart("power")
             if now >= self._house:
                 self._housekeeping(now)
             a_on = len(self._outq) < _OUT_HIGH_WATER
@@ -343,6 +346,8 @@ class VirtualBoard:
                 timeout = min(timeout, max(0, int(self._pending_due() * 1000.0 + 0.999)))
             if self._outq:
                 timeout = min(timeout, 2)  # the host's side drains: try again soon
+            if self._kill_at is not None:
+                timeout = min(timeout, max(0, int((self._kill_at - now) * 1000.0 + 0.999)))
             poller = self._poller
         try:
             events = poller.poll(timeout)
@@ -361,8 +366,7 @@ class VirtualBoard:
                     got_b = True
             if got_req and req == self._req_r:
                 self._read_requests()
-                if self._pending is not None and self._pending_due() <= 0:
-                    self._answer(*self._pending)
+                self._serve()
             if got_a:
                 try:
                     data = os.read(self._a_master, 65536)
@@ -391,10 +395,17 @@ class VirtualBoard:
                         pass
                 else:
                     self._outq.clear()
-            if self._pending is not None and self._pending_due() <= 0:
-                self._answer(*self._pending)
-            if self._spec is None and self._pending is None and self._next is not None:
+            self._serve()
+            if self._spec is None and self._pending is None and self._next is not None and not self._reqbuf:
                 self._speculate()
+
+    def _serve(self):
+        # the firmware may already have asked for the next step (it took a reply sent ahead):
+        # requests can wait in _reqbuf, where poll() does not see them
+        self._parse_requests()
+        while self._pending is not None and self._pending_due() <= 0:
+            self._answer(*self._pending)
+            self._parse_requests()
 
     def _housekeeping(self, now):
         """The slow checks, every few ms of wall time rather than on every step."""
@@ -403,9 +414,6 @@ class VirtualBoard:
         self._connected = self.host_connected()
         if was and not self._connected:
             self._outq.clear()
-        if self._kill_at is not None and now >= self._kill_at:
-            self._kill_at = None
-            self.restart("power")
         if self._proc.poll() is not None and self._running:
             # the firmware process ended (Ctrl-D in the REPL, or a crash of the port): reboot it
             self._kill()
@@ -421,6 +429,9 @@ class VirtualBoard:
             self._house = 0.0  # end of file: the firmware is gone; housekeeping restarts it
             return
         self._reqbuf += data
+        self._parse_requests()
+
+    def _parse_requests(self):
         while len(self._reqbuf) >= 9 and self._pending is None:
             kind, t_ms, outputs = struct.unpack_from("<cII", self._reqbuf)
             del self._reqbuf[:9]

@@ -1,0 +1,55 @@
+"""`make bench`: every benchmark that needs no PyBaMM, then docs/benchmarks.md from bench/results/.
+
+Each benchmark runs in its own process and writes bench/results/<name>.md; this script only runs them
+and stitches the results (plus the SoC accuracy results of `make bench-soc`, if present) into
+docs/benchmarks.md with the commands that reproduce them. Timings never live in tests.
+"""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+# (result file, command, what it shows)
+BENCHES = [
+    ("vboard.md", [sys.executable, "bench/hil/bench_vboard.py"], "virtual board: a simulated 24 h day through the full board"),
+    ("plant.md", [sys.executable, "bench/hil/bench_plant.py"], "pack plant step cost"),
+    ("soc_cost.md", [sys.executable, "-m", "bench.soc.cost"], "SoC estimator cost under real MicroPython"),
+    ("host.md", [sys.executable, "bench/host/bench_host.py"], "host tools: decode, log, plot"),
+]
+ORDER = ["vboard.md", "host.md", "soc_cost.md", "soc_accuracy.md", "plant.md"]
+
+
+def run(only=None):
+    for name, cmd, what in BENCHES:
+        if only and name.split(".")[0] not in only:
+            continue
+        print("== %s: %s" % (what, " ".join(cmd[1:])), flush=True)
+        t = time.monotonic()
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        print("   (%.0f s)" % (time.monotonic() - t), flush=True)
+
+
+def stitch():
+    parts = ["# Benchmarks", "",
+             "Measured on the development machine (2 cores, Python 3.11, MicroPython 1.29 unix port). Reproduce "
+             "everything with `make bench` (and `make bench-soc` for the SoC accuracy benchmark, which needs "
+             "PyBaMM); each section names its own command. Host timings of MicroPython code are for comparing "
+             "alternatives in the same run, not absolute RP2040/ESP32 figures.", ""]
+    for name in ORDER:
+        f = RESULTS / name
+        if f.exists():
+            text = f.read_text().strip().splitlines()
+            if text and not text[0].startswith("# "):
+                parts += ["## " + name[:-3], ""]
+            # each file's headings go one level down, under ours
+            parts += ["#" + ln if ln.startswith("#") else ln for ln in text] + [""]
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
+    print("wrote docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    run(set(sys.argv[1:]) or None)
+    stitch()
