@@ -11,9 +11,9 @@ FORMAT = 1          # wire format version this package speaks (``fmt`` in ``hdr`
 MAX_LINE = 1024     # bytes per line, newline excluded
 _TOPIC_OK = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
 _HEX_UP = frozenset(b"0123456789ABCDEF")
-try:  # optional accelerator: 5x faster than json on this workload, same results for valid frames
+try:  # a dependency (pyproject); 2x faster than json here, same results for valid frames
     from orjson import loads as _loads
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover  (still works without it, at half the speed)
     _loads = json.loads  # type: ignore[assignment]
 
 ALARM_BITS = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
@@ -156,7 +156,11 @@ class Decoder:
         call; None sends the caller down the per-line path."""
         crc32, topics = zlib.crc32, self._topics
         maxl = self.max_line
-        if not all(ln[-8:] == b"%08X" % crc32(ln[:-9]) and ln[-9:-8] == b" " and len(ln) <= maxl for ln in parts):
+        try:
+            for ln in parts:  # a plain loop: the cheapest per-line check in CPython
+                if crc32(ln[:-9]) != int(ln[-8:], 16) or ln[-9] != 32 or len(ln) > maxl or ln[-8:] != ln[-8:].upper():
+                    return None
+        except (ValueError, IndexError):  # not hex, or too short: the per-line path sorts it out
             return None
         sp = [ln.find(b" ") for ln in parts]
         tl = [topics.get(ln[:s]) for ln, s in zip(parts, sp)]  # keys include the '#'
