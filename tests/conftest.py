@@ -34,8 +34,10 @@ class MicroPython:
     def __init__(self, exe):
         self.exe = exe
 
-    def run(self, code, heap="96K", timeout=120, cwd=None, args=()):
-        env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(FIRMWARE), str(ROOT), ".frozen"]))
+    def run(self, code, heap="96K", timeout=120, cwd=None, args=(), path=None):
+        """path: MicroPython's module search path (default: firmware/ and the repo root, as sources)."""
+        path = path or [str(FIRMWARE), str(ROOT), ".frozen"]
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join(str(p) for p in path))
         proc = subprocess.run(
             [self.exe, "-X", "heapsize=" + heap, "-c", code, *args],
             capture_output=True, timeout=timeout, cwd=cwd or str(ROOT), env=env,

@@ -5,7 +5,7 @@ import gc
 import json
 
 from pwfw import FORMAT, VERSION
-from pwfw.compat import const, ticks_add, ticks_diff
+from pwfw.compat import const, micropython, ticks_add, ticks_diff
 from pwfw.protocol import FrameWriter, LineReader
 
 ALARM_NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
@@ -158,6 +158,7 @@ class App:
         o.str(b"uid", self.hal.uid())
         o.end()
 
+    @micropython.native
     def report(self, now):
         o = self.out
         o.begin(b"rep")
@@ -173,6 +174,7 @@ class App:
         o.int(b"fault", self.fault)
         o.end()
 
+    @micropython.native
     def cell_report(self, now):
         o = self.out
         o.begin(b"cell")
@@ -219,6 +221,7 @@ class App:
         while True:
             self.step()
 
+    @micropython.native  # its frame stays on the C stack: a bytecode frame this size is heap-allocated
     def step(self):
         hal = self.hal
         now = hal.ticks_ms()
@@ -247,6 +250,7 @@ class App:
                 self.save(now)
         hal.wdt_feed()
 
+    @micropython.native
     def sample(self, now):
         dt = ticks_diff(now, self._last_sample)
         self._last_sample = now
@@ -270,6 +274,7 @@ class App:
                     self.event(now, FAULT_NAMES[bit], self.fault & (1 << bit), None, None)
         self.hal.relay(self.prot.relay_ok() and self._afe_misses < _AFE_LOST_SAMPLES)
 
+    @micropython.native
     def _read_afe(self):
         afe = self.afe
         try:
@@ -284,6 +289,7 @@ class App:
             self.fault |= _F_AFE_CRC
             self._afe_misses += 1
 
+    @micropython.native
     def _read_current(self):
         cfg = self.cfg
         try:
@@ -298,6 +304,7 @@ class App:
         self.raw_i_ma = raw
         self.i_ma = cfg.current_ma(raw)
 
+    @micropython.native
     def _read_temps(self):
         hal = self.hal
         temps = self.temps
@@ -335,6 +342,7 @@ class App:
             self.fault &= ~_F_NTC
 
     # --- commands ----------------------------------------------------------------------------
+    @micropython.native
     def poll_commands(self):
         hal = self.hal
         lines = self.lines

@@ -304,6 +304,7 @@ class Estimator:
                 self._off += ((i << 10) - self._off) * dt // _OFF_TAU
         else:
             self._rest = 0
+        self._rest = min(self._rest, 1 << 28)             # stays a small int (≈ 3 days)
         i -= self._off >> 10
         i = max(-self._imax, min(self._imax, i))
         self._wdi += abs(i - self._wlast) // 16
@@ -422,12 +423,15 @@ class Estimator:
         comp = i * self._tab(self._r0, s) // 1000 + self._wrc // wn
         r0 = self._tab(self._r0, s)
         # what the model cannot explain: OCV fit error, hysteresis branch, IR/relaxation mismatch
-        ha = _H1 - abs(self._h)
-        hu = abs(self._tab(m.half, s)) * (ha >> 5) >> 10
+        # hysteresis: the unknown part of the branch plus half the width (the one-state model is crude)
+        half = abs(self._tab(m.half, s))
+        ha = _H1 - abs(self._h) + _H1 // 2
+        hu = half * (ha >> 5) >> 10
         ir = abs(i) * r0 // 1000 * 3 // 10 + (self._wdi // wn * 4) * r0 // 1000
+        # relaxation: the modelled RC part plus the slow, hysteresis-linked part (LFP: tens of minutes),
+        # decaying with the rest time; at least 2 mV under load
         rlx = (abs(self._v1) + abs(self._v2)) * 3 // 10
-        if self._rest < _REST_MS:
-            rlx += 2000
+        rlx += max(2000, 2 * half) * 300 // (min(self._rest, 36000000) // 1000 + 300)
         r = max(500, min(20000, _rss(m.ocv_err_uv, hu, ir, rlx)))
         rc = max(500, min(20000, _rss(m.ocv_err_uv, ir >> 1, 2000, 0)))
         # pack-average innovation and slope, then per-cell residuals
@@ -440,7 +444,13 @@ class Estimator:
             se += self._vs[k]
             sg += self._g
         e = se // n
-        g = max(1, sg // n)
+        # the slope used is the flatter side of s +- w (w ~ 2 sigma): a local steep bit (the LFP step at
+        # ~70 %) or the estimate sitting on a knee edge must not make a plateau look informative
+        w = max(20000, min(100000, 2 * self._sig))
+        v0 = self._ocv(s)
+        gl = min(500000, v0 - self._ocv(s - w)) * 1000 // w
+        gr = min(500000, self._ocv(s + w) - v0) * 1000 // w
+        g = max(1, min(sg // n, gl, gr))
         # pack update (scalar Kalman in the voltage domain, a = prior sigma as voltage)
         sig = self._sig
         a = g * (sig // 100) // 10

