@@ -183,3 +183,21 @@ def test_corrupt_state_files_are_flagged_not_fatal(app):
     again = App(app.fake)
     assert again.fault & 16  # `store`: state lost, started as on a first boot
     assert again.boots == 1
+
+
+@pytest.mark.parametrize("exc,cause", [(MemoryError, "memory"), (ZeroDivisionError, "crash")])
+def test_a_crash_restarts_the_board_and_the_header_says_why(app, monkeypatch, exc, cause):
+    import pwfw.app as A
+
+    def boom(self):
+        raise exc("injected")
+    monkeypatch.setattr(A.App, "run", boom)
+    resets = app.fake.resets
+    A.main(app.fake)  # what main.py runs: must not raise, must reset the board
+    assert app.fake.resets == resets + 1
+    app.fake.tx.clear()
+    again = A.App(app.fake)
+    assert again.reset_cause == cause
+    hdr = Decoder().feed(bytes(app.fake.tx))[0]
+    assert hdr[0] == "hdr" and hdr[1]["reset"] == cause
+    assert A.App(app.fake).reset_cause == "power"  # the marker is read once

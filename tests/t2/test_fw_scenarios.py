@@ -226,3 +226,24 @@ def test_heap_does_not_grow(board):
     b = c.cmd("mem")[1]["alloc"]
     assert b <= a + 256, (a, b)  # an hour of sampling, reporting and saving leaves nothing behind
     assert c.vb.boots == 1
+
+
+def test_ina228_current_source_board(board, tmp_path):
+    # the ESP32 board file measures current with an INA228: a board file, not new code
+    sim = json.loads((Path(__file__).resolve().parents[2] / "boards" / "sim.json").read_text())
+    sim["current"]["source"] = "ina228"
+    bf = tmp_path / "sim_ina.json"
+    bf.write_text(json.dumps(sim))
+    c = board("demo", board_file=bf, truth_every_ms=1000)
+    c.wait_t(5 * MIN, timeout=120)
+    truth = {row[0]: row[1] for row in c.vb.truth}
+    n = 0
+    for r in c.reports():
+        want = truth.get(r["ms"]) or truth.get(r["ms"] - 6)
+        prev = truth.get(r["ms"] - 1000) or truth.get(r["ms"] - 1006)
+        if want is None or prev is None or abs(want - prev) > 500:
+            continue
+        n += 1
+        assert abs(r["i_ma"] - want) <= 30 + abs(want) // 200, (r["ms"], r["i_ma"], want)
+        assert not r["fault"]
+    assert n > 100
