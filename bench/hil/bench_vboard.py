@@ -160,6 +160,10 @@ def run(hours=24.0, scenario="day", seed=1, log=print):
     return res
 
 
+ANALYSIS = (Path(__file__).with_name("vboard_notes.md")).read_text() if \
+    Path(__file__).with_name("vboard_notes.md").exists() else ""
+
+
 def report_md(r, argv):
     cmd = ".venv/bin/python bench/hil/bench_vboard.py" + ("" if not argv else " " + " ".join(argv))
     m0, m1 = r["mem0"], r["mem1"]
@@ -190,7 +194,7 @@ def report_md(r, argv):
         "| all reports arrived, one boot | %s |" % ("yes" if r["ok"] else "NO"),
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + ANALYSIS
 
 
 def main(argv=None):

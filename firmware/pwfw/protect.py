@@ -20,6 +20,7 @@ NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalanc
 # Everything but imbalance opens the relay: imbalance is a maintenance warning, not a hazard.
 RELAY_MASK = const(0xBF)
 _CELL_BITS = const(0xC3)  # OV, UV, imbalance, open wire: held while cell readings are implausible
+_V_BITS = const(0x43)  # OV, UV, imbalance: not judged on readings that cannot be real
 _OC_BITS = const(0x30)
 _OW_BIT = const(0x80)
 _N = const(8)
@@ -214,10 +215,27 @@ class Protect:
         if not self._bad:
             self._bad = 1
             self._bad_t = self._now
-        if ticks_diff(self._now, self._bad_t) >= cfg.spike_ms:
-            return False
-        self._hold |= _CELL_BITS
+        if ticks_diff(self._now, self._bad_t) < cfg.spike_ms:
+            self._hold |= _CELL_BITS
+            return True
+        # Persistent: no cell reads 0 V or twice its voltage. An open sense wire does exactly that (its
+        # cell reads ~0, the neighbour the sum of both, the stack still adds up): a measurement fault,
+        # reported as open_wire (relay open), never as an over- or under-voltage of a healthy cell.
+        self._hold |= _V_BITS
+        self._implausible_wire(stack)
         return True
+
+    @micropython.native
+    def _implausible_wire(self, stack):
+        w = self._w
+        if w[0] < self.cfg.spike_lo_mv:
+            self._rep(OPEN_WIRE, w[0], w[1], self.cfg.ow_ms)
+        elif w[2] > self.cfg.spike_hi_mv:
+            self._rep(OPEN_WIRE, w[2], w[3], self.cfg.ow_ms)
+        else:
+            self._rep(OPEN_WIRE, stack, -1, self.cfg.ow_ms)
+        self._on[OPEN_WIRE] = 1
+        self._off[OPEN_WIRE] = 0
 
     @micropython.native
     def _volts(self):

@@ -23,6 +23,7 @@ _OFF_TAU = const(120000)      # ms, offset learning time constant at rest
 _REST_MS = const(30000)       # rest this long before learning the offset / trusting relaxation
 _FULL_MS = const(20000)       # CV tail held this long before the 100 % sync
 _H1 = const(32767)            # hysteresis state +1 (charge branch) in Q15
+_IR_PCT = const(60)          # % of the IR drop counted as model error under load (ageing, diffusion)
 
 # @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
@@ -203,15 +204,16 @@ class Estimator:
         return v
 
     @micropython.native
-    def _inv(self, v, tab_sign):
-        # SoC (ppm) where mid + tab_sign*half == v (tab_sign: +1 charge, -1 discharge, 0 mid)
+    def _inv(self, v, hq):
+        # SoC (ppm) where mid + h*half == v (hq: h in Q15, +_H1 charge branch, -_H1 discharge)
         m = self.m
         t = m.soc
-        prev = m.mid[0] + tab_sign * m.half[0]
+        hq >>= 5
+        prev = m.mid[0] + (m.half[0] * hq >> 10)
         if v <= prev:
             return 0
         for j in range(1, len(t)):
-            cur = m.mid[j] + tab_sign * m.half[j]
+            cur = m.mid[j] + (m.half[j] * hq >> 10)
             if v <= cur:
                 if cur <= prev:
                     return t[j]
@@ -273,8 +275,8 @@ class Estimator:
             tot += cells_mv[k]
         v = tot * 1000 // n - max(-self._imax, min(self._imax, i_ma)) * self._tab(self._r0, 500000) // 1000
         e = self.m.ocv_err_uv + 5000 + abs(i_ma) * self._tab(self._r0, 500000) // 2000
-        lo = self._inv(v - e, 1)
-        hi = self._inv(v + e, -1)
+        lo = self._inv(v - e, _H1)
+        hi = self._inv(v + e, -_H1)
         self._s = (lo + hi) // 2
         self._ps = 0
         self._sig = max(20000, min(_SIG_MAX, (hi - lo) * 3 // 10 + 10000))
@@ -298,7 +300,9 @@ class Estimator:
         i = i_ma - self.cal_offset_ma
         i += i * (self.cal_gain_ppm // 100) // 10000
         rest_lim = self.cap_mah // 200                    # C/200
-        if -rest_lim <= i - (self._off >> 10) <= rest_lim:
+        # rest: the raw reading itself is below C/200 (not relative to the learned offset, which could
+        # then creep along a slowly ramping small current); the learned offset stays within +-C/200
+        if -rest_lim <= i <= rest_lim:
             self._rest += dt
             if self._rest >= _REST_MS:                    # the pack rests: what we read is offset
                 self._off += ((i << 10) - self._off) * dt // _OFF_TAU
@@ -427,12 +431,12 @@ class Estimator:
         half = abs(self._tab(m.half, s))
         ha = _H1 - abs(self._h) + _H1 // 2
         hu = half * (ha >> 5) >> 10
-        ir = abs(i) * r0 // 1000 * 3 // 10 + (self._wdi // wn * 4) * r0 // 1000
+        ir = abs(i) * r0 // 1000 * _IR_PCT // 100 + (self._wdi // wn * 4) * r0 // 1000
         # relaxation: the modelled RC part plus the slow, hysteresis-linked part (LFP: tens of minutes),
         # decaying with the rest time; at least 2 mV under load
         rlx = (abs(self._v1) + abs(self._v2)) * 3 // 10
         rlx += max(2000, 2 * half) * 300 // (min(self._rest, 36000000) // 1000 + 300)
-        r = max(500, min(20000, _rss(m.ocv_err_uv, hu, ir, rlx)))
+        r = max(500, min(60000, _rss(m.ocv_err_uv >> 2, hu >> 2, ir >> 2, rlx >> 2) << 2))
         rc = max(500, min(20000, _rss(m.ocv_err_uv, ir >> 1, 2000, 0)))
         # pack-average innovation and slope, then per-cell residuals
         se = 0
@@ -444,26 +448,28 @@ class Estimator:
             se += self._vs[k]
             sg += self._g
         e = se // n
-        # the slope used is the flatter side of s +- w (w ~ 2 sigma): a local steep bit (the LFP step at
-        # ~70 %) or the estimate sitting on a knee edge must not make a plateau look informative
-        w = max(20000, min(100000, 2 * self._sig))
-        v0 = self._ocv(s)
-        gl = min(500000, v0 - self._ocv(s - w)) * 1000 // w
-        gr = min(500000, self._ocv(s + w) - v0) * 1000 // w
-        g = max(1, min(sg // n, gl, gr))
-        # pack update (scalar Kalman in the voltage domain, a = prior sigma as voltage)
+        g = max(1, sg // n)
+        # pack update in the SoC domain through the inverse OCV on the current branch: z is where the
+        # measured OCV puts the pack, sz the half width of the SoC interval that +-r spans. On a plateau
+        # that interval is wide (tens of %), so the voltage carries no weight there; at the knees, NMC,
+        # or after a long rest with the branch known it is narrow and corrects. Global inversion, not a
+        # local slope: a small steep bit or a knee edge next to a plateau cannot fake information.
+        hq = self._h
+        vo = self._ocv(s) + e
+        z = self._inv(vo, hq)
+        sz = max(1000, (self._inv(vo + r, hq) - self._inv(vo - r, hq)) // 2)
         sig = self._sig
-        a = g * (sig // 100) // 10
-        if abs(e) > 3 * (_isqrt(min(a, 20000) ** 2 + r * r)):   # inconsistent: widen sigma first
-            sig = max(sig, min(_SIG_MAX, (abs(e) - 2 * r) * 1000 // g))
-            a = g * (sig // 100) // 10
-        a = min(a, 20000)
-        if a >= r:  # voltage at least as good as the prior: else (plateau, load) it would only bias
-            f = a * a // ((a * a + r * r) >> 15)               # gain fraction, Q15
-            x = e * (f >> 5) >> 10                              # uV of innovation to remove
-            self._ps += max(-_SIG_MAX, min(_SIG_MAX, x * 1000 // g))
+        d = max(-_PPM, min(_PPM, z - s))
+        if abs(d) > 3 * (_rss(sig >> 6, sz >> 6, 0, 0) << 6):   # inconsistent: widen sigma first
+            sig = max(sig, min(_SIG_MAX, abs(d) - 2 * sz))
+        if sz <= sig:  # voltage at least as good as the prior: else (plateau, load) it would only bias
+            mx = max(sig, sz)
+            a = sig * 128 // mx
+            b = sz * 128 // mx
+            f = (a * a << 15) // max(1, a * a + b * b)         # gain fraction, Q15
+            self._ps += d * (f >> 6) >> 9
             post = (sig >> 5) * _isqrt((32768 - f) << 15) >> 10
-            floor = min(_SIG_MAX, m.ocv_err_uv * 1000 // g)
+            floor = min(_SIG_MAX, sz * (m.ocv_err_uv * 64 // r) >> 6)
             self._sig = max(_SIG_MIN, post, min(sig, floor))
         else:
             self._sig = sig

@@ -189,19 +189,28 @@ def test_one_sample_glitch_is_not_an_alarm_even_with_zero_delays():
     r2 = Rig(cell_ov_ms=0, cell_uv_ms=0, imbal_ms=0, ow_ms=0, spike_ms=0)
     r2.cells[6] = 0
     r2.step()
-    assert r2.p.alarm & (1 << P.CELL_UV)
+    assert r2.p.alarm & (1 << P.OPEN_WIRE)
 
 
-def test_persistent_implausible_reading_alarms_after_spike_time():
-    r = Rig(cell_uv_ms=0, ow_ms=0, imbal_ms=0)
+def test_persistent_implausible_reading_is_an_open_wire_not_a_cell_alarm():
+    # an open sense wire: its cell reads ~0 V, the cell above the sum of both, the stack adds up
+    r = Rig(cell_uv_ms=0, cell_ov_ms=0, ow_ms=0, imbal_ms=0)
     r.cells[6] = 0
-    assert r.until(P.CELL_UV, True) == r.cfg.spike_ms
-    assert r.p.alarm & (1 << P.IMBALANCE)
-    ev = r.events()
-    assert (P.CELL_UV, 1, 0, 6) in ev
-    r2 = Rig()
-    r2.cells[2] = 6000
-    assert r2.until(P.CELL_OV, True) == r2.cfg.spike_ms + r2.cfg.cell_ov_ms
+    r.cells[7] = 6600
+    assert r.until(P.OPEN_WIRE, True) == r.cfg.spike_ms
+    assert not r.p.alarm & ((1 << P.CELL_UV) | (1 << P.CELL_OV) | (1 << P.IMBALANCE))
+    assert (P.OPEN_WIRE, 1, 0, 6) in r.events()
+    assert not r.p.relay_ok()
+    r.cells[6] = r.cells[7] = 3300  # wire fixed: latched until cleared
+    r.run(3000)
+    assert r.p.alarm & (1 << P.OPEN_WIRE)
+    r.p.clear()
+    r.run(3000)
+    assert r.p.alarm == 0
+    r2 = Rig(ow_ms=0)
+    r2.cells[2] = 6000  # above any cell's voltage
+    assert r2.until(P.OPEN_WIRE, True) == r2.cfg.spike_ms
+    assert (P.OPEN_WIRE, 1, 6000, 2) in r2.events()
 
 
 def test_glitch_holds_running_timers():

@@ -67,12 +67,16 @@ def test_open_sense_wire_is_detected_and_latched(board):
     r = c.until(lambda t, f: t == "rep" and f["ms"] > on["ms"] + 1000)
     assert r["alarm"] & bit("open_wire")
     assert min(r["cell_mv"]) < 500 and r["cell_mv"].index(min(r["cell_mv"])) == 7  # cell 8 reads ~0 V
-    assert not events(c, "cell_uv")  # spike rejection / open-wire logic: not reported as a dead cell yet
+    assert r["cell_mv"][8] > 6000  # and cell 9 the sum of both: the stack still adds up
+    assert on["idx"] == 7
+    assert not events(c, "cell_uv") and not events(c, "cell_ov")  # a sensing fault, not a cell alarm
+    assert abs(r["i_ma"]) < 200  # relay open: no data, no protection
     c.wait_t(41 * MIN, timeout=120)  # the wire is fixed at 40 min: the alarm is latched until cleared
     assert c.reports()[-1]["alarm"] & bit("open_wire")
     t, f = c.cmd("clear")
     assert t == "ok" and not f["alarm"] & bit("open_wire")
-    r = c.until(lambda t, f: t == "rep" and f["ms"] > c.vb.t_ms + 3000)
+    t0 = c.reports()[-1]["ms"]
+    r = c.until(lambda t, f: t == "rep" and f["ms"] > t0 + 3000)
     assert not r["alarm"] & bit("open_wire")
 
 
@@ -154,9 +158,20 @@ def test_power_loss_at_any_instant_leaves_valid_state(board):
     assert [h["boots"] for h in hdrs] == sorted(h["boots"] for h in hdrs)
     reps = c.reports()
     assert all(not r["fault"] & fbit("store") for r in reps)
-    # SoC never restarts from scratch: consecutive reports across each reboot stay close
-    jumps = [abs(b["soc_pm"] - a["soc_pm"]) for a, b in zip(reps, reps[1:])]
-    assert max(jumps) <= 30  # what was counted since the last save (<= 1 % or 1 min) plus pending drift
+    # every boot resumes from a save: its first SoC is one the board reported within the save policy's
+    # window before the cut (1 % of SoC, at most every 2 min: docs/persistence.md), never a fresh guess
+    boots = []
+    for t, f in c.frames:
+        if t == "hdr":
+            boots.append([])
+        elif t == "rep" and boots:
+            boots[-1].append(f["soc_pm"])
+    before = []
+    for k, socs in enumerate(boots):
+        if k and socs:
+            window = before[-130:]  # reports are 1 s apart: the last 130 s before the cut
+            assert min(abs(socs[0] - v) for v in window) <= 3, (k, socs[0], window[-5:])
+        before += socs
 
 
 def test_power_loss_during_flash_writes(board):
