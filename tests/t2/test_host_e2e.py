@@ -388,7 +388,7 @@ def test_log_counts_power_cut_and_reboot_command(vboard, tmp_path):
     assert_log_equals_reps(log, reps_of(frames))
     seq = log.cols["seq"]
     restarts = np.flatnonzero(np.diff(seq) < 0)
-    assert len(restarts) == 2 and np.all(seq[restarts + 1] <= 5), "seq should restart twice: %s" % restarts
+    assert len(restarts) == 2 and np.all(seq[restarts + 1] <= 5), "seq should restart twice: %s %s" % (restarts, [list(seq[max(0, k - 3):k + 4]) for k in restarts])
     runs = seq_runs(frames)
     assert len(runs) == 3 and runs[1][0] == runs[2][0] == 0, [r[:3] for r in runs]
     assert_no_lost_line(frames)
