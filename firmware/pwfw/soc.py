@@ -274,7 +274,8 @@ class Estimator:
         for k in range(n):
             tot += cells_mv[k]
         v = tot * 1000 // n - max(-self._imax, min(self._imax, i_ma)) * self._tab(self._r0, 500000) // 1000
-        e = self.m.ocv_err_uv + 5000 + abs(i_ma) * self._tab(self._r0, 500000) // 2000
+        # twice the model's OCV error: a generic model is not the user's cell (LFP plateau: tens of mV)
+        e = 2 * self.m.boot_err_uv + 5000 + abs(i_ma) * self._tab(self._r0, 500000) // 2000
         lo = self._inv(v - e, _H1)
         hi = self._inv(v + e, -_H1)
         self._s = (lo + hi) // 2

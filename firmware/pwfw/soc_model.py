@@ -72,6 +72,8 @@ class Model:
         self.v_cut_uv = int(float(lim.get("v_cutoff", dis[0] + 0.05)) * 1e6)
         self.tail_c_pm = int(float(lim.get("tail_c", 0.05)) * 1000)
         self.ocv_err_uv = int(float(d.get("ocv_err_mv", 3.0)) * 1000)
+        # first boot: how far these tables may be from the user's cell (generic model: tens of mV)
+        self.boot_err_uv = max(self.ocv_err_uv, int(float(d.get("ocv_boot_err_mv", 0.0)) * 1000))
         for j in range(1, n):  # interpolation products must stay small ints
             if abs(self.mid[j] - self.mid[j - 1]) * (GRID_PM[j] - GRID_PM[j - 1]) * 10 >= 1 << 29:
                 raise ValueError("model: OCV step too large between grid points")
