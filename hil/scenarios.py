@@ -111,6 +111,11 @@ SCENARIOS = {s.name: s for s in [
                      (16 * MIN * 1000, "replug", ()), (30 * MIN * 1000 + 999, "power_loss", ()),
                      (45 * MIN * 1000 + 500, "power_loss", ())],
              about="power losses right after boot, twice within a second, mid-run", plant_kw={"soc0": 0.7}),
+    Scenario("weak_cell", 2 * H, lambda seed: [P.InverterLoad(1500.0, idle_w=15.0)],
+             events=[(5 * MIN * 1000, "degrade_cell", (10, 0.6, 3.0))],
+             about="cell 11 (index 10) loses 40 % of its capacity and triples its resistance at 5 min, "
+                   "then the pack is discharged until that cell is empty",
+             plant_kw={"soc0": 0.5}),
     Scenario("nmc_day", 24 * H, _day("nmc"), chemistry="nmc", about="24 h day on the 14S NMC pack",
              plant_kw={"soc0": 0.55}),
     Scenario("deep_discharge", 1 * H, lambda seed: [P.Constant(-60.0)],

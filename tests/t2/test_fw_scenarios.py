@@ -262,3 +262,18 @@ def test_ina228_current_source_board(board, tmp_path):
         assert abs(r["i_ma"] - want) <= 30 + abs(want) // 200, (r["ms"], r["i_ma"], want)
         assert not r["fault"]
     assert n > 100
+
+
+def test_a_degrading_cell_is_found_and_limits_the_pack(board):
+    c = board("weak_cell")
+    uv = c.until(lambda t, f: t == "evt" and f["name"] == "cell_uv" and f["on"] == 1, timeout=150,
+                 what="under-voltage of the weak cell")
+    assert uv["idx"] == 10  # the degraded cell empties first, and the alarm names it
+    imb = [e for e in events(c, "imbalance") if e["on"]]
+    assert imb and imb[0]["idx"] == 10 and imb[0]["ms"] <= uv["ms"]  # warned before it was empty
+    cells = [f for t, f in c.frames if t == "cell" and f["ms"] <= uv["ms"]]
+    assert cells[-1]["soc_pm"].index(min(cells[-1]["soc_pm"])) == 10  # its own SoC is the lowest
+    last = [f for t, f in c.frames if t == "rep" and f["ms"] <= uv["ms"]][-1]
+    assert last["soc_pm"] <= 50  # the pack SoC follows the weakest cell: ~0 % when it is empty
+    r = c.until(lambda t, f: t == "rep" and f["ms"] > uv["ms"] + 2000)
+    assert abs(r["i_ma"]) < 200  # relay open: the load is cut
