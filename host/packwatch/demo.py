@@ -60,7 +60,9 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
         os.replace(raws[0], os.path.join(out_dir, "demo.raw"))
     png = os.path.join(out_dir, "demo.png")
     plot(csv_path, png, title="packwatch demo: %s, 16S LFP on the virtual board" % scenario)
-    log(lg.summary())
+    s = lg.session
+    log("logged %d reports: crc errors %d, malformed %d, gaps %d, reboots %d"
+        % (s.samples, s.dec.crc_errors, s.dec.malformed, s.gaps, s.reboots))
     return csv_path, png, lg
 
 

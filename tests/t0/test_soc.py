@@ -9,7 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, "/tmp/origfw")
 from bench.soc.ecm import Ecm, profile  # noqa: E402
 from pwfw.soc import Estimator, load_model  # noqa: E402
 
