@@ -28,11 +28,17 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
 
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.monotonic()
-    with VirtualBoard(scenario, seed=seed) as vb:
+    vb = VirtualBoard(scenario, seed=seed)
+    vb.hold_at_ms = 1000  # boot, then wait for the logger: in lockstep the pack would not wait for it
+    with vb:
         end_ms = int(hours * 3600e3) if hours else vb.scenario.duration_ms
         lg = Logger(vb.port, out_dir, serial=vb.serial, daily=False)
         th = threading.Thread(target=lg.run, name="logger", daemon=True)
         th.start()
+        t_wait = time.monotonic() + 30
+        while not vb.host_connected() and time.monotonic() < t_wait:
+            time.sleep(0.01)
+        vb.hold_at_ms = None
         log("virtual board %s on %s: scenario %r, %.1f h of pack time" % (vb.serial, vb.port, vb.scenario.name,
                                                                           end_ms / 3600e3))
         shown = 0
@@ -46,8 +52,14 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
                 log("  %4.1f h simulated, %5.0f s wall, %d reports logged"
                     % (vb.t_ms / 3600e3, time.monotonic() - t0, lg.session.samples if lg.session else 0))
             time.sleep(0.2)
-        vb.hold_at_ms = vb.t_ms  # freeze the board, let the logger drain the port
-        time.sleep(0.5)
+        vb.hold_at_ms = vb.t_ms  # freeze the board, let the logger drain what is still in the pipes
+        t_drain = time.monotonic() + 60
+        while time.monotonic() < t_drain:
+            last = lg.session.last if lg.session else None
+            if last and last.get("ms", 0) >= end_ms - 2000:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
         lg.stop = True
         th.join(timeout=10)
     csvs = [p for p in lg.files.created if p.endswith(".csv") and os.path.exists(p)]
