@@ -371,10 +371,13 @@ def test_log_counts_power_cut_and_reboot_command(vboard, tmp_path):
     tl = ThreadLogger(vb.port, out)
     wait_for(lambda: tl.samples >= 30, 30, "reports before the power cut", vb)
     vb.restart("power")
+    # the logger may still be reading the old boot's lines from the pipes: count from the new boot
+    wait_for(lambda: tl.lg.session.reboots >= 1, 30, "the logger to see the power cut", vb)
     n = tl.samples
     wait_for(lambda: tl.samples >= n + 30, 30, "reports after the power cut", vb)
     vb.inject_serial(b"\nreboot\n", to="device")  # as if typed on the port: the firmware reboots itself
     wait_for(lambda: len(vb.resets) >= 3, 20, "the firmware to restart on `reboot`", vb)
+    wait_for(lambda: tl.lg.session.reboots >= 2, 30, "the logger to see the reboot", vb)
     n = tl.samples
     wait_for(lambda: tl.samples >= n + 30, 30, "reports after the reboot command", vb)
     assert tl.drain_and_stop(vb) == 0
