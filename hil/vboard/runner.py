@@ -131,6 +131,7 @@ class VirtualBoard:
         self._b_name = None
         self._rng = random.Random(seed)
         self._kill_at = None
+        self._kills = []  # further power cuts waiting behind _kill_at (wall-clock times)
         self._last_truth = -1
         self._t_prev = 0
         self._cause_next = "power"
@@ -247,7 +248,11 @@ class VirtualBoard:
 
     def power_loss_in(self, wall_s):
         """Cut power after `wall_s` seconds of wall time, wherever the firmware is by then."""
-        self._kill_at = time.monotonic() + wall_s
+        t = time.monotonic() + wall_s
+        if self._kill_at is not None:  # one still pending: it comes first, then this one (never merged)
+            self._kills.append(t)
+        else:
+            self._kill_at = t
 
     # --- the serial port --------------------------------------------------------------------
     def _open_port(self):
@@ -324,7 +329,7 @@ class VirtualBoard:
         with self._lock:
             now = time.monotonic()
             if self._kill_at is not None and now >= self._kill_at:
-                self._kill_at = None
+                self._kill_at = self._kills.pop(0) if self._kills else None
                 self.restart("power")
             if now >= self._house:
                 self._housekeeping(now)

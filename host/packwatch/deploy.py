@@ -113,10 +113,12 @@ def mpremote(port, *cmds, timeout=120):
     argv = [sys.executable, "-m", "mpremote", "connect", port, "resume"]
     for c in cmds:
         argv += list(c) + ["+"]
-    proc = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise OSError("mpremote failed (%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-500:]))
-    return proc.stdout
+    for attempt in range(3):  # a busy board can miss the raw-REPL handshake: every step here is idempotent
+        proc = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=timeout)
+        if proc.returncode == 0:
+            return proc.stdout
+        time.sleep(0.5)
+    raise OSError("mpremote failed (%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-500:]))
 
 
 def deploy(port, board_file, source=False, restart=True, dry_run=False, log=print):
