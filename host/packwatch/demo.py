@@ -38,11 +38,11 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
         t_wait = time.monotonic() + 30
         while not vb.host_connected() and time.monotonic() < t_wait:
             time.sleep(0.01)
-        vb.hold_at_ms = None
+        vb.hold_at_ms = end_ms  # and stop exactly there
         log("virtual board %s on %s: scenario %r, %.1f h of pack time" % (vb.serial, vb.port, vb.scenario.name,
                                                                           end_ms / 3600e3))
         shown = 0
-        while vb.t_ms < end_ms:
+        while vb.t_ms < end_ms - 100:
             if vb.error:
                 raise RuntimeError("virtual board failed: %r" % vb.error)
             if not th.is_alive():
