@@ -310,12 +310,8 @@ class App:
         temps = self.temps
         bad = False
         for ch in range(self.n_ntc):
-            code = hal.adc_uv(ch)  # calibrated microvolts where the port has them (ESP32)
-            if code is None:
-                code = hal.adc_u16(ch)
-                t = self.ntc.dc_from_u16(code)
-            else:
-                t = self.ntc.dc_from_uv(code)
+            t = self.ntc.read_dc(hal, ch)
+            code = self.ntc.raw
             # a healthy ADC dithers by an LSB or two; a code frozen for a minute is a stuck input
             if code == self._ntc_last[ch]:
                 self._ntc_same[ch] += 1

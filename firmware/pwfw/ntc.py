@@ -23,6 +23,7 @@ class Ntc:
         self.top = top
         self.uv_max = uv_max  # readings at/above this are ADC saturation (ESP32 11 dB: ~3.1 V): None
         self.vref_uv = vref_mv * 1000
+        self.raw = 0  # the last reading read_dc() took
 
         def x_of(dc):  # temperature -> u16 code (65536 = the reference)
             r = r25 * exp(beta * (1 / (dc / 10 + 273.15) - 1 / 298.15))
@@ -79,8 +80,11 @@ class Ntc:
         return self.dc_from_u16(x)
 
     def read_dc(self, hal, ch):
-        """Channel ch through the HAL: calibrated microvolts where the port has them, else raw."""
+        """Channel ch through the HAL: calibrated microvolts where the port has them, else raw.
+        The reading itself (uV or u16 code) is left in self.raw, for stuck-input checks."""
         uv = hal.adc_uv(ch)
         if uv is not None:
+            self.raw = uv
             return self.dc_from_uv(uv)
-        return self.dc_from_u16(hal.adc_u16(ch))
+        self.raw = hal.adc_u16(ch)
+        return self.dc_from_u16(self.raw)

@@ -52,7 +52,7 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
                 log("  %4.1f h simulated, %5.0f s wall, %d reports logged"
                     % (vb.t_ms / 3600e3, time.monotonic() - t0, lg.session.samples if lg.session else 0))
             time.sleep(0.2)
-        vb.hold_at_ms = vb.t_ms  # freeze the board, let the logger drain what is still in the pipes
+        # the board is held at end_ms: let the logger drain what is still in the pipes
         t_drain = time.monotonic() + 60
         while time.monotonic() < t_drain:
             last = lg.session.last if lg.session else None

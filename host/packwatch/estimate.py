@@ -90,11 +90,3 @@ def register(sub):
     p.set_defaults(func=run)
     return p
 
-
-def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(prog="packwatch")
-    sub = ap.add_subparsers()
-    register(sub)
-    args = ap.parse_args(["estimate"] + list(argv or []))
-    return args.func(args)
