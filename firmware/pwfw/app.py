@@ -17,7 +17,8 @@ _F_NTC = const(8)
 _F_STORE = const(16)
 _F_CMD = const(32)
 _AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection
-_STUCK_SAMPLES = const(600)  # an NTC whose raw code never moves for a minute is stuck
+_TEMP_MS = const(1000)  # temperatures are read once a second: thermal time constants are minutes
+_STUCK_READS = const(60)  # an NTC whose raw code never moves for a minute is stuck
 _SEQ_MASK = const(0x3FFFFFFF)
 _ZERO_MAX_MA = const(2000)  # `zero` only while the pack rests: a real current is not an offset
 RESET_FILE = "reset.txt"
@@ -71,6 +72,7 @@ class App:
         self.next_sample = now
         self.next_report = now
         self._last_sample = now
+        self.next_temp = now
         self.samples = 0
         self.hdr()
 
@@ -224,12 +226,14 @@ class App:
     @micropython.native  # its frame stays on the C stack: a bytecode frame this size is heap-allocated
     def step(self):
         hal = self.hal
-        now = hal.ticks_ms()
         self.poll_commands()
+        now = hal.ticks_ms()
         wait = ticks_diff(self.next_sample, now)
         if wait > 0:
-            hal.sleep_ms(wait)
-            return
+            hal.sleep_ms(wait)  # commands that arrive meanwhile wait for the next step (< one sample)
+            now = hal.ticks_ms()
+            if ticks_diff(self.next_sample, now) > 0:
+                return  # woken early (a port's sleep may be short)
         sample_ms = self.cfg.sample_ms
         self.next_sample = ticks_add(self.next_sample, sample_ms)
         if ticks_diff(now, self.next_sample) > 10 * sample_ms:
@@ -255,10 +259,11 @@ class App:
         dt = ticks_diff(now, self._last_sample)
         self._last_sample = now
         fault0 = self.fault
-        self._read_afe()
-        self._read_current()
-        self._read_temps()
-        afe_ok = not (self.fault & (_F_AFE | _F_AFE_CRC))
+        afe_ok = self._read_afe()
+        self._read_current(afe_ok)
+        if ticks_diff(now, self.next_temp) >= 0:
+            self.next_temp = ticks_add(now, _TEMP_MS)
+            self._read_temps()
         if afe_ok:
             self.est.update(dt, self.i_ma, self.cells, self.temps[0])
             self.prot.check(now, self.cells, self.stack_mv, self.i_ma, self.temps)
@@ -278,31 +283,35 @@ class App:
     def _read_afe(self):
         afe = self.afe
         try:
-            afe.read_cells(self.cells)
-            self.stack_mv = afe.read_stack_mv()
+            afe.read_frame(self.cells)  # cells, stack and CC2 current: one transaction
+            self.stack_mv = afe.stack_mv
             self.fault &= ~(_F_AFE | _F_AFE_CRC)
             self._afe_misses = 0
+            return True
         except OSError:
             self.fault |= _F_AFE
             self._afe_misses += 1
         except ValueError:  # CRC errors after the driver's retries
             self.fault |= _F_AFE_CRC
             self._afe_misses += 1
+        return False
 
     @micropython.native
-    def _read_current(self):
-        cfg = self.cfg
-        try:
-            if self.ina is not None:
+    def _read_current(self, afe_ok):
+        if self.ina is None:
+            if not afe_ok:  # the coulomb counter's reading came with the AFE read that failed
+                self.fault |= _F_CURRENT
+                return
+            raw = self.afe.cc2_ma
+        else:
+            try:
                 raw = self.ina.read_current_ma()
-            else:
-                raw = self.afe.read_cc2_ma()
-            self.fault &= ~_F_CURRENT
-        except (OSError, ValueError):
-            self.fault |= _F_CURRENT
-            return
+            except (OSError, ValueError):
+                self.fault |= _F_CURRENT
+                return
+        self.fault &= ~_F_CURRENT
         self.raw_i_ma = raw
-        self.i_ma = cfg.current_ma(raw)
+        self.i_ma = self.cfg.current_ma(raw)
 
     @micropython.native
     def _read_temps(self):
@@ -312,13 +321,13 @@ class App:
         for ch in range(self.n_ntc):
             t = self.ntc.read_dc(hal, ch)
             code = self.ntc.raw
-            # a healthy ADC dithers by an LSB or two; a code frozen for a minute is a stuck input
+            # a healthy ADC dithers by an LSB or two; a code frozen for a minute of reads is a stuck input
             if code == self._ntc_last[ch]:
                 self._ntc_same[ch] += 1
             else:
                 self._ntc_last[ch] = code
                 self._ntc_same[ch] = 0
-            if t is None or self._ntc_same[ch] >= _STUCK_SAMPLES:
+            if t is None or self._ntc_same[ch] >= _STUCK_READS:
                 t = None
                 bad = True
             temps[ch] = t

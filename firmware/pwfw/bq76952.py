@@ -14,6 +14,7 @@ _CHK = const(0x60)
 _INT_TEMP = const(0x68)
 _TS1 = const(0x70)
 _USERV_MV = const(10)  # stack/PACK/LD are in userV units, centivolts by default (mV would overflow int16)
+_FRAME = const(_CC2 + 2 - _CELL1)  # 0x14..0x3B: cells, stack, PACK, LD, CC2 in one block read
 _POLLS = const(10)  # a subcommand answers in ~2 ms; give up after 10 polls 1 ms apart
 
 DEVICE_NUMBER = const(0x0001)
@@ -74,12 +75,13 @@ class BQ76952:
         self.nacks = 0
         self.crc_errors = 0
         w = 2 if crc else 1  # CRC mode: every data byte is followed by its CRC byte
-        self._raw = bytearray(32 * w)
+        self._raw = bytearray(_FRAME * w)
         mv = memoryview(self._raw)
         self._r2 = mv[: 2 * w]
         self._r32 = mv[: 32 * w]
+        self._rf = mv[: _FRAME * w]
         # data bytes: the raw buffer itself, or the CRC-checked bytes copied out of it
-        self._d = bytearray(32) if crc else self._raw
+        self._d = bytearray(_FRAME) if crc else self._raw
         self._cmd = bytearray(2)
         # the CRC of the first read byte covers (addr W, reg, addr R): precompute the address part
         self._crc_w = _T[addr << 1]
@@ -89,6 +91,8 @@ class BQ76952:
         self._n2 = 0
         self.cells = 0
         self.ua = 1  # mA per CC2 count (userA); configure() widens it for packs over 32 A
+        self.stack_mv = 0  # what read_frame() read besides the cells
+        self.cc2_ma = 0
         self._map = b""
         self.set_map(16)
 
@@ -174,6 +178,21 @@ class BQ76952:
     def read_cells(self, out_mv):
         """All 16 inputs in one 32-byte read; out_mv[i] = configured cell i in mV."""
         self._read(_CELL1, self._r32, 32)
+        self._cells(out_mv)
+
+    @micropython.native
+    def read_frame(self, out_mv):
+        """Cells, stack and CC2 current in one 40-byte read (the registers are adjacent and the part
+        auto-increments): one bus transaction per sample, and all three from the same moment.
+        out_mv as read_cells(); the stack and current land in self.stack_mv and self.cc2_ma."""
+        self._read(_CELL1, self._rf, _FRAME)
+        self._cells(out_mv)
+        d = self._d
+        self.stack_mv = _s16(d, _STACK - _CELL1) * _USERV_MV
+        self.cc2_ma = _s16(d, _CC2 - _CELL1) * self.ua
+
+    @micropython.native
+    def _cells(self, out_mv):
         m = self._map
         d = self._d
         i = self.cells

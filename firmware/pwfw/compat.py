@@ -23,6 +23,15 @@ else:
         def native(f):
             return f
 
+        viper = native
+
+    def ptr8(b):
+        """viper's pointer cast (a builtin of the viper compiler), as the identity: indexing a
+        bytearray does the same on CPython."""
+        return b
+
+    ptr16 = ptr32 = ptr8
+
     def ticks_ms():
         return int(_time.monotonic() * 1000) & (_PERIOD - 1)
 

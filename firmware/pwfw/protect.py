@@ -5,7 +5,10 @@
 # locals, because MicroPython puts a frame of more than ~11 slots (args + locals + stack) on the heap.
 from array import array
 
-from pwfw.compat import const, micropython, ticks_diff
+from pwfw.compat import MICROPYTHON, const, micropython, ticks_diff
+
+if not MICROPYTHON:
+    from pwfw.compat import ptr32
 
 CELL_OV = const(0)
 CELL_UV = const(1)
@@ -26,6 +29,34 @@ _OW_BIT = const(0x80)
 _N = const(8)
 EV_N = const(16)
 _NOVAL = const(-0x40000000)  # "no value" in the event ring (a small int on every port)
+
+
+@micropython.viper
+def _minmax_cells(cells, n: int, w):
+    """_minmax for cell readings (no None): w = array('i') [min, argmin, max, argmax, sum]. Viper:
+    machine-word compares, ~4x faster than the native loop; cells may be any int sequence."""
+    p = ptr32(w)
+    lo = int(cells[0])
+    hi = lo
+    ilo = 0
+    ihi = 0
+    tot = lo
+    k = 1
+    while k < n:
+        v = int(cells[k])
+        if v < lo:
+            lo = v
+            ilo = k
+        if v > hi:
+            hi = v
+            ihi = k
+        tot += v
+        k += 1
+    p[0] = lo
+    p[1] = ilo
+    p[2] = hi
+    p[3] = ihi
+    p[4] = tot
 
 
 def _zeros(code, n):
@@ -157,10 +188,14 @@ class Protect:
             self._pend[b] = 0
 
     @micropython.native
-    def _thr(self, b, x, lim, hyst):
-        # Alarm while x > lim, release once x < lim - hyst (a low limit is the same on negated values).
+    def _arm(self, b, x, lim, hyst, val, idx, dly):
+        # Alarm while x > lim, release once x < lim - hyst (a low limit is the same on negated values);
+        # val/idx are what its event reports, dly its set delay.
         self._on[b] = x > lim
         self._off[b] = x < lim - hyst
+        self._val[b] = val
+        self._idx[b] = idx
+        self._dly[b] = dly
 
     @micropython.native
     def _rep(self, b, val, idx, dly):
@@ -189,8 +224,10 @@ class Protect:
 
     @micropython.native
     def _cells(self, cells, stack):
-        n = self._minmax(cells)
-        if not n:
+        n = len(cells)
+        if n:
+            _minmax_cells(cells, n, self._w)
+        else:
             self._hold |= _CELL_BITS
             return
         if self._implausible(n, stack):
@@ -241,18 +278,15 @@ class Protect:
     def _volts(self):
         cfg = self.cfg
         w = self._w
-        self._thr(CELL_OV, w[2], cfg.cell_ov_mv, cfg.cell_ov_hyst_mv)
-        self._rep(CELL_OV, w[2], w[3], cfg.cell_ov_ms)
-        self._thr(CELL_UV, -w[0], -cfg.cell_uv_mv, cfg.cell_uv_hyst_mv)
-        self._rep(CELL_UV, w[0], w[1], cfg.cell_uv_ms)
-        self._thr(IMBALANCE, w[2] - w[0], cfg.imbal_mv, cfg.imbal_hyst_mv)
-        self._rep(IMBALANCE, w[2] - w[0], w[1], cfg.imbal_ms)  # idx: the weakest cell
+        self._arm(CELL_OV, w[2], cfg.cell_ov_mv, cfg.cell_ov_hyst_mv, w[2], w[3], cfg.cell_ov_ms)
+        self._arm(CELL_UV, -w[0], -cfg.cell_uv_mv, cfg.cell_uv_hyst_mv, w[0], w[1], cfg.cell_uv_ms)
+        d = w[2] - w[0]
+        self._arm(IMBALANCE, d, cfg.imbal_mv, cfg.imbal_hyst_mv, d, w[1], cfg.imbal_ms)  # idx: the weakest cell
 
     @micropython.native
     def _wire(self, d):
         cfg = self.cfg
-        self._thr(OPEN_WIRE, d if d >= 0 else -d, cfg.ow_mv, cfg.ow_hyst_mv)
-        self._rep(OPEN_WIRE, d, -1, cfg.ow_ms)
+        self._arm(OPEN_WIRE, d if d >= 0 else -d, cfg.ow_mv, cfg.ow_hyst_mv, d, -1, cfg.ow_ms)
 
     @micropython.native
     def _temps(self, i, temps):
@@ -290,7 +324,5 @@ class Protect:
             self._hold |= _OC_BITS
             return
         cfg = self.cfg
-        self._thr(OC_CHG, i, cfg.oc_chg_ma, cfg.oc_hyst_ma)
-        self._rep(OC_CHG, i, -1, cfg.oc_ms)
-        self._thr(OC_DSG, -i, cfg.oc_dsg_ma, cfg.oc_hyst_ma)
-        self._rep(OC_DSG, i, -1, cfg.oc_ms)
+        self._arm(OC_CHG, i, cfg.oc_chg_ma, cfg.oc_hyst_ma, i, -1, cfg.oc_ms)
+        self._arm(OC_DSG, -i, cfg.oc_dsg_ma, cfg.oc_hyst_ma, i, -1, cfg.oc_ms)

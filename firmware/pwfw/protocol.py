@@ -2,11 +2,38 @@
 # so a report costs no heap beyond the CRC, and command lines are assembled byte by byte.
 from binascii import crc32
 
-from pwfw.compat import const, micropython
+from pwfw.compat import MICROPYTHON, const, micropython
+
+if not MICROPYTHON:
+    from pwfw.compat import ptr8
 
 _MAX_FRAME = const(1024)
 _MAX_CMD = const(96)
 _HEX = b"0123456789ABCDEF"
+
+
+@micropython.viper
+def _digits(buf, n: int, v: int) -> int:
+    """Write v (|v| < 2**30) in decimal at buf[n]; return the index after it. Viper: machine-word
+    arithmetic, ~10x faster than the same loop on Python ints, and nothing allocated."""
+    b = ptr8(buf)
+    if v < 0:
+        b[n] = 45  # '-'
+        n += 1
+        v = -v
+    d = 1
+    x = v
+    while x >= 10:
+        x //= 10
+        d += 1
+    i = n + d
+    while True:
+        i -= 1
+        b[i] = 48 + v % 10
+        v //= 10
+        if v == 0:
+            break
+    return n + d
 
 
 class FrameWriter:
@@ -78,28 +105,7 @@ class FrameWriter:
         if n + 21 >= len(buf) - 11 or not -0x3FFFFFFF <= v <= 0x3FFFFFFF:
             self._int_slow(v)
             return
-        if v < 0:
-            buf[n] = 45  # '-'
-            n += 1
-            v = -v
-        if v == 0:
-            buf[n] = 48
-            self.n = n + 1
-            return
-        i = n
-        while v:
-            buf[n] = 48 + v % 10
-            v //= 10
-            n += 1
-        self.n = n
-        # digits went in backwards: reverse them in place
-        n -= 1
-        while i < n:
-            b = buf[i]
-            buf[i] = buf[n]
-            buf[n] = b
-            i += 1
-            n -= 1
+        self.n = _digits(buf, n, v)
 
     def _int_slow(self, v):
         if v < 0:
@@ -134,7 +140,7 @@ class FrameWriter:
             n = len(arr)
         for i in range(n):
             if i:
-                self._byte(44)
+                self._byte(44)  # ','
             self._int(arr[i])
         self._byte(93)
 

@@ -96,6 +96,29 @@ def _cell_regs(reg, vin, off, x: uint, sd: int) -> uint:
     return x
 
 
+@micropython.viper
+def _put(reg, a: int, v: int):
+    """One little-endian i16 register, clamped as the part saturates."""
+    r = ptr8(reg)
+    if v > 32767:
+        v = 32767
+    elif v < -32768:
+        v = -32768
+    r[a] = v & 0xFF
+    r[a + 1] = (v >> 8) & 0xFF
+
+
+@micropython.viper
+def _copy(buf, reg, a: int, n: int):
+    """buf[:n] = reg[a:a + n] without a slice object (the firmware's no-allocation test runs through here)."""
+    b = ptr8(buf)
+    r = ptr8(reg)
+    i = 0
+    while i < n:
+        b[i] = r[a + i]
+        i += 1
+
+
 class BQ76952Sim:
     def __init__(self, cells=16, crc=False, seed=1, addr=0x08, wiring=None):
         self.addr = addr
@@ -148,9 +171,10 @@ class BQ76952Sim:
     @micropython.native
     def set_truth(self, cells_mv10, stack_mv10, i_ma, ts_dc, die_dc):
         v = self._vin
-        for k in range(16):
-            v[k] = 0  # unused inputs are shorted to their neighbour
         n = len(cells_mv10)
+        if n < 16:
+            for k in range(16):
+                v[k] = 0  # unused inputs are shorted to their neighbour
         if self._auto and n != len(self.wiring):
             self.wiring = _wiring(n)
         w = self.wiring
@@ -188,14 +212,14 @@ class BQ76952Sim:
             a += 2
         st = stack_mv10 + stack_mv10 * g // 1000000
         st = (st + 50) // 100  # userV = 10 mV
-        self._put(0x34, st)
-        self._put(0x36, st)  # PACK and LD equal the stack: FETs on, no load drop modelled
-        self._put(0x38, st)
-        self._put(0x3A, self._user_amps(i_ma))
+        _put(r, 0x34, st)
+        _put(r, 0x36, st)  # PACK and LD equal the stack: FETs on, no load drop modelled
+        _put(r, 0x38, st)
+        _put(r, 0x3A, self._user_amps(i_ma))
         nt = len(ts_dc)
         for k in range(3):
-            self._put(0x70 + 2 * k, ts_dc[k] + 2732 if k < nt and ts_dc[k] is not None else 0)
-        self._put(0x68, die_dc + 2732)
+            _put(r, 0x70 + 2 * k, ts_dc[k] + 2732 if k < nt and ts_dc[k] is not None else 0)
+        _put(r, 0x68, die_dc + 2732)
 
     def _user_amps(self, i_ma):
         usa = self.dm[0x9303 - _DM_BASE] & 3  # userA: 0.1, 1, 10 or 100 mA per count
@@ -204,16 +228,6 @@ class BQ76952Sim:
         d = 1 if usa == 1 else 10 if usa == 2 else 100
         q = ((i_ma if i_ma >= 0 else -i_ma) + (d >> 1)) // d  # rounded, symmetric about zero
         return q if i_ma >= 0 else -q
-
-    @micropython.native
-    def _put(self, a, v):
-        if v > _I16_MAX:
-            v = _I16_MAX
-        elif v < -_I16_MAX - 1:
-            v = -_I16_MAX - 1
-        r = self.reg
-        r[a] = v & 0xFF
-        r[a + 1] = (v >> 8) & 0xFF
 
     # --- bus side -------------------------------------------------------------------------
     def _byte(self, a):
@@ -244,10 +258,7 @@ class BQ76952Sim:
                 i -= 1
                 buf[i] = self._byte(reg + i)
             return
-        r = self.reg  # the common case: plain register bytes
-        while i:
-            i -= 1
-            buf[i] = r[reg + i]
+        _copy(buf, self.reg, reg, i)  # the common case: plain register bytes
 
     def _read_crc(self, reg, buf):
         # the first CRC covers (addr W, reg, addr R, byte 0), every later one just its byte

@@ -4,6 +4,7 @@
 # request per step of virtual time, so the firmware and the plant run in lockstep.
 import gc
 import os
+from array import array
 import sys
 
 import select
@@ -14,6 +15,13 @@ if sys.implementation.name != "micropython":
         @staticmethod
         def native(f):
             return f
+
+        viper = native
+
+    def ptr8(b):
+        return b
+
+    ptr32 = ptr8
 
 gc.collect()
 _BASE = gc.mem_alloc()  # before the simulated chips are loaded: see Hal.sim_heap
@@ -32,6 +40,31 @@ FAULT_INA_NACK = 4
 FAULT_NTC = 5
 FAULT_OPEN_WIRE = 6
 FAULT_CURRENT_OFFSET = 7
+
+
+@micropython.viper
+def _get_u16(dst, p, k: int, n: int):
+    """dst[0:n] = the n little-endian u16 at p[k:] (dst: array 'i')."""
+    d = ptr32(dst)
+    b = ptr8(p)
+    i = 0
+    while i < n:
+        d[i] = b[k] | (b[k + 1] << 8)
+        k += 2
+        i += 1
+
+
+@micropython.viper
+def _get_i16(dst, p, k: int, n: int):
+    """As _get_u16 for signed i16."""
+    d = ptr32(dst)
+    b = ptr8(p)
+    i = 0
+    while i < n:
+        v = b[k] | (b[k + 1] << 8)
+        d[i] = v - 0x10000 if v & 0x8000 else v
+        k += 2
+        i += 1
 
 
 def _u16(b, i):
@@ -69,8 +102,8 @@ class Hal:
         self._pkt = bytearray(512)  # length prefix (2 bytes) + the step reply
         self._pmv = memoryview(self._pkt)
         self._want = self._pmv[:2]  # what the next reply is expected to fill (see _step)
-        self._cells = []
-        self._temps = []
+        self._cells = array("i")
+        self._temps = array("i")
         self._i_offset = 0
         self.i2c = SimI2C()
         afe = board["afe"]
@@ -165,18 +198,15 @@ class Hal:
         nt = p[17]
         cells = self._cells
         if len(cells) != nc:
-            cells = self._cells = [0] * nc
+            cells = self._cells = array("i", [0] * nc)  # u16 on the wire (0.1 mV): < 6553.6 mV
         temps = self._temps
         if len(temps) != nt:
-            temps = self._temps = [0] * nt
+            temps = self._temps = array("i", [0] * nt)
         k = _HDR + 2
-        for c in range(nc):
-            cells[c] = p[k] | (p[k + 1] << 8)
-            k += 2
-        for c in range(nt):
-            v = p[k] | (p[k + 1] << 8)
-            temps[c] = v - 0x10000 if v & 0x8000 else v
-            k += 2
+        _get_u16(cells, p, k, nc)
+        k += 2 * nc
+        _get_i16(temps, p, k, nt)
+        k += 2 * nt
         nf = p[k]
         k += 1
         for _ in range(nf):

@@ -107,10 +107,10 @@ def app(tmp_path, monkeypatch):
 
 def test_reports_scale_and_schedule(app):
     app.fake.set(cells=[3300 + k for k in range(16)], i_ma=-12345)
-    frames = app.run_ms(5000)
+    frames = app.run_ms(4900)  # the first report comes with the first sample, then one a second
     assert frames[0][0] == "hdr" and frames[0][1]["cells"] == 16
     reps = [f for t, f in frames if t == "rep"]
-    assert len(reps) == 5 and [r["seq"] for r in reps] == sorted(r["seq"] for r in reps)
+    assert len(reps) == 5 and [r["ms"] for r in reps] == [reps[0]["ms"] + 1000 * k for k in range(5)] and [r["seq"] for r in reps] == sorted(r["seq"] for r in reps)
     r = reps[-1]
     assert all(abs(v - (3300 + k)) <= 4 for k, v in enumerate(r["cell_mv"]))  # 1 mV noise
     assert abs(r["stack_mv"] - sum(3300 + k for k in range(16))) <= 20
@@ -152,7 +152,7 @@ def test_over_voltage_opens_relay_and_releases(app):
 
 def test_i2c_nacks_set_the_afe_fault_and_the_loop_goes_on(app):
     app.run_ms(1000)
-    app.fake.i2c.fail_next(8, 200, "nack")  # each sample spends up to 3 tries on each of ~5 reads
+    app.fake.i2c.fail_next(8, 60, "nack")  # each sample spends 3 tries on its one AFE read (TS reads: 1 Hz)
     app.run_ms(500)
     assert app.fault & 1
     n = len(app.frames)

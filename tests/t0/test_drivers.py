@@ -108,6 +108,11 @@ def test_bq_round_trip_all_direct_reads(crc, cells, i_ma, ts, die):
     for n in (1, 2, 3):
         assert drv.read_ts_dk(n) - 2732 == ts[n - 1]
     assert drv.read_int_dk() - 2732 == die
+    frame = array("h", [0] * 16)
+    n0 = bus.transactions
+    drv.read_frame(frame)  # the per-sample read: the same values in one transaction
+    assert bus.transactions - n0 == 1
+    assert frame == out and drv.stack_mv == st_mv and drv.cc2_ma == max(-32768, min(32767, i_ma))
     assert drv.nacks == drv.crc_errors == 0
 
 
@@ -290,6 +295,12 @@ def test_bq_crc_corruption_detected_and_retried():
         drv.read_cc2_ma()
     assert drv.crc_errors == 4
     assert drv.read_cc2_ma() == -500
+    sim.corrupt_next(3)
+    with pytest.raises(ValueError):
+        drv.read_frame(out)
+    assert drv.crc_errors == 7
+    drv.read_frame(out)
+    assert drv.cc2_ma == -500 and list(out) == [(c + 5) // 10 for c in cells]
 
 
 def test_bq_without_crc_does_not_see_corruption_flag():

@@ -49,6 +49,9 @@ assert d.read_stack_mv() == (sum(cells) + 50) // 100 * 10
 assert d.read_cc2_ma() == -1234
 assert [d.read_ts_dk(n) - 2732 for n in (1, 2, 3)] == [250, -100, 600]
 assert d.read_int_dk() - 2732 == 333
+frame = array('h', [0] * 16)
+d.read_frame(frame)
+assert frame == out and d.stack_mv == (sum(cells) + 50) // 100 * 10 and d.cc2_ma == -1234
 bus.fail_next(8, 2, 'nack')
 d.read_cells(out)
 assert d.nacks == 2
@@ -99,7 +102,7 @@ d.configure(16)
 cells = [33000 + 10 * k for k in range(16)]
 sim.set_truth(cells, sum(cells), 500, (250, 250, 250), 300)
 out = array('h', [0] * 16)
-a_cells = allocated(d.read_cells, out)
+a_cells = allocated(d.read_cells, out) + allocated(d.read_frame, out)
 a_ts = allocated(d.read_ts_dk, 1)
 ibus = SimI2C()
 isim = INA228Sim(500, seed=2)
