@@ -1,5 +1,6 @@
 # Wire protocol, device side (docs/protocol.md): frames are built in one pre-allocated buffer
 # so a report costs no heap beyond the CRC, and command lines are assembled byte by byte.
+from array import array
 from binascii import crc32
 
 from pwfw.compat import MICROPYTHON, const, micropython
@@ -34,6 +35,19 @@ def _digits(buf, n: int, v: int) -> int:
         if v == 0:
             break
     return n + d
+
+
+@micropython.viper
+def _array_digits(buf, n: int, arr, cnt: int) -> int:
+    """The cnt entries of an int array, comma-separated, at buf[n]; returns the index after them."""
+    i = 0
+    while i < cnt:
+        if i:
+            ptr8(buf)[n] = 44  # ','
+            n += 1
+        n = int(_digits(buf, n, int(arr[i])))
+        i += 1
+    return n
 
 
 class FrameWriter:
@@ -138,6 +152,11 @@ class FrameWriter:
         self._byte(91)  # '['
         if n < 0:
             n = len(arr)
+        if type(arr) is array and self.n + 12 * n + 1 < len(self.buf) - 11:
+            # an int array ('h', 'i'): no None, every entry fits a machine word
+            self.n = _array_digits(self.buf, self.n, arr, n)
+            self._byte(93)
+            return
         for i in range(n):
             if i:
                 self._byte(44)  # ','

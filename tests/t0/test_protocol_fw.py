@@ -1,6 +1,7 @@
 """T0: the firmware's frame writer and command-line reader against docs/protocol_vectors.json."""
 import json
 import zlib
+from array import array
 
 import pytest
 
@@ -18,13 +19,14 @@ class Sink:
         self.data += bytes(b)
 
 
-def write_frame(topic, fields):
+def write_frame(topic, fields, arrays=False):
     sink = Sink()
     w = FrameWriter(sink)
     w.begin(topic.encode())
     for k, v in fields.items():
         if isinstance(v, list):
-            w.ints(k.encode(), v)
+            # the firmware passes its readings as int arrays (a fast path) and temperatures as lists
+            w.ints(k.encode(), array("i", v) if arrays and None not in v else v)
         elif isinstance(v, str) or v is None and k in ("cmd", "error", "name"):
             w.str(k.encode(), v)
         else:
@@ -37,9 +39,22 @@ def test_crc_check_value():
     assert "%08X" % zlib.crc32(V["crc_check"]["input"].encode()) == V["crc_check"]["crc32"]
 
 
+@pytest.mark.parametrize("arrays", [False, True], ids=["lists", "arrays"])
 @pytest.mark.parametrize("vec", [f for f in V["frames"] if f["valid"]], ids=lambda f: f["topic"])
-def test_writer_reproduces_vector(vec):
-    assert write_frame(vec["topic"], vec["fields"]) == vec["line"]
+def test_writer_reproduces_vector(vec, arrays):
+    assert write_frame(vec["topic"], vec["fields"], arrays) == vec["line"]
+
+
+def test_writer_int_arrays_as_lists():
+    vals = [-32768, -10, -9, -1, 0, 1, 9, 10, 99, 100, 32767]
+    assert write_frame("x", {"a": vals}, arrays=True) == write_frame("x", {"a": vals})
+    assert json.loads(write_frame("x", {"a": vals}, arrays=True).split(" ")[1])["a"] == vals
+    sink = Sink()
+    w = FrameWriter(sink, size=64)  # no room: the byte-by-byte path counts the overflow
+    w.begin(b"rep")
+    w.ints(b"cell_mv", array("h", range(1000, 1100)))
+    w.end()
+    assert w.overflows > 0 and sink.data.endswith(b"\n") and len(sink.data) <= 64
 
 
 def test_writer_escapes_and_stays_printable():

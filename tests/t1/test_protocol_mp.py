@@ -12,14 +12,16 @@ class Sink:
     def __init__(self): self.data = bytearray()
     def write(self, b): self.data += bytes(b)
 V = json.load(open('docs/protocol_vectors.json'))
+from array import array
 n = 0
-for f in V['frames']:
+for f in V['frames'] + [f for f in V['frames'] if f['valid']]:  # the second time with int arrays
     if not f['valid']:
         continue
+    arrays = n >= len([g for g in V['frames'] if g['valid']])
     s = Sink(); w = FrameWriter(s); w.begin(f['topic'].encode())
     for k in f['order']:
         v = f['fields'][k]
-        if isinstance(v, list): w.ints(k.encode(), v)
+        if isinstance(v, list): w.ints(k.encode(), array('i', v) if arrays and None not in v else v)
         elif isinstance(v, str) or (v is None and k in ('cmd', 'error', 'name')): w.str(k.encode(), v)
         else: w.int(k.encode(), v)
     w.end()
@@ -56,4 +58,4 @@ print('OK', n, small)
 
 def test_frame_writer_matches_vectors_under_micropython(mp):
     out = mp.run(SNIPPET)
-    assert out.startswith("OK %d" % sum(1 for f in V["frames"] if f["valid"]))
+    assert out.startswith("OK %d" % (2 * sum(1 for f in V["frames"] if f["valid"])))
