@@ -1,6 +1,9 @@
 # TI BQ76952 battery monitor (AFE) on I2C: direct commands, subcommands, data memory, optional CRC-8.
 # Register map and transfer rules: docs/hardware.md (from the BQ76952 TRM, SLUUBY2).
-from pwfw.compat import const, micropython, sleep_ms
+from pwfw.compat import MICROPYTHON, const, micropython, sleep_ms
+
+if not MICROPYTHON:
+    from pwfw.compat import ptr8
 
 _BAT_STATUS = const(0x12)
 _CELL1 = const(0x14)
@@ -49,6 +52,22 @@ def crc8(data, crc=0):
 def _s16(b, i):
     v = b[i] | (b[i + 1] << 8)
     return v - 0x10000 if v & 0x8000 else v
+
+
+@micropython.viper
+def _unpack_cells(out, d, m, n: int):
+    """out[i] = the signed 16-bit little-endian reading of input m[i] in d, for i < n (viper: the
+    per-sample loop without Python-int arithmetic)."""
+    b = ptr8(d)
+    p = ptr8(m)
+    i = 0
+    while i < n:
+        j = p[i] << 1
+        v = b[j] | (b[j + 1] << 8)
+        if v & 0x8000:
+            v -= 0x10000
+        out[i] = v
+        i += 1
 
 
 def cell_inputs(cells, cell_map=None):
@@ -193,14 +212,7 @@ class BQ76952:
 
     @micropython.native
     def _cells(self, out_mv):
-        m = self._map
-        d = self._d
-        i = self.cells
-        while i:
-            i -= 1
-            j = m[i] << 1
-            v = d[j] | (d[j + 1] << 8)
-            out_mv[i] = v - 0x10000 if v & 0x8000 else v
+        _unpack_cells(out_mv, self._d, self._map, self.cells)
 
     @micropython.native
     def read_stack_mv(self):
