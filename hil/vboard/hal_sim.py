@@ -43,26 +43,18 @@ FAULT_CURRENT_OFFSET = 7
 
 
 @micropython.viper
-def _get_u16(dst, p, k: int, n: int):
-    """dst[0:n] = the n little-endian u16 at p[k:] (dst: array 'i')."""
+def _get16(dst, p, k: int, n: int):
+    """dst[0:|n|] = the |n| little-endian 16-bit values at p[k:] (dst: array 'i'): unsigned for
+    n > 0, signed for n < 0 (viper takes at most four arguments)."""
     d = ptr32(dst)
     b = ptr8(p)
-    i = 0
-    while i < n:
-        d[i] = b[k] | (b[k + 1] << 8)
-        k += 2
-        i += 1
-
-
-@micropython.viper
-def _get_i16(dst, p, k: int, n: int):
-    """As _get_u16 for signed i16."""
-    d = ptr32(dst)
-    b = ptr8(p)
+    top = 0x10000 if n > 0 else 0x8000  # values at/above this are negative
+    if n < 0:
+        n = 0 - n
     i = 0
     while i < n:
         v = b[k] | (b[k + 1] << 8)
-        d[i] = v - 0x10000 if v & 0x8000 else v
+        d[i] = v - 0x10000 if v >= top else v
         k += 2
         i += 1
 
@@ -203,9 +195,9 @@ class Hal:
         if len(temps) != nt:
             temps = self._temps = array("i", [0] * nt)
         k = _HDR + 2
-        _get_u16(cells, p, k, nc)
+        _get16(cells, p, k, nc)
         k += 2 * nc
-        _get_i16(temps, p, k, nt)
+        _get16(temps, p, k, -nt)
         k += 2 * nt
         nf = p[k]
         k += 1
