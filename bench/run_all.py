@@ -15,11 +15,12 @@ RESULTS = ROOT / "bench" / "results"
 # (result file, command, what it shows)
 BENCHES = [
     ("vboard.md", [sys.executable, "bench/hil/bench_vboard.py"], "virtual board: a simulated 24 h day through the full board"),
+    ("vboard_parts.md", [sys.executable, "bench/hil/profile_fw.py"], "virtual board: firmware time per sample, by part"),
     ("plant.md", [sys.executable, "bench/hil/bench_plant.py"], "pack plant step cost"),
     ("soc_cost.md", [sys.executable, "-m", "bench.soc.cost"], "SoC estimator cost under real MicroPython"),
     ("host.md", [sys.executable, "bench/host/bench_host.py"], "host tools: decode, log, plot"),
 ]
-ORDER = ["vboard.md", "host.md", "soc_cost.md", "soc_accuracy.md", "plant.md"]
+ORDER = ["vboard.md", "vboard_parts.md", "host.md", "soc_cost.md", "soc_accuracy.md", "plant.md"]
 
 
 def run(only=None):
