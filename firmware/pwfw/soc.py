@@ -53,6 +53,69 @@ def _rss(a, b, c, d):
     return _isqrt(a * a + b * b + c * c + d * d)
 
 
+# Per-cell loops in viper: machine-word arithmetic, ~5x faster than native code on Python ints, and
+# nothing allocated. Sequences are indexed generically (int(x[k]), x[k] = v), so cells_mv may be a
+# list or any int array, and the signs of the 'i' arrays survive on every port.
+@micropython.viper
+def _vmin_in(cells, n: int, lo: int, hi: int) -> int:
+    """The lowest of cells[0:n], or -1 when one lies outside lo..hi (an implausible reading)."""
+    vmin = 99999
+    k = 0
+    while k < n:
+        v = int(cells[k])
+        if v < lo or v > hi:
+            return -1
+        if v < vmin:
+            vmin = v
+        k += 1
+    return vmin
+
+
+@micropython.viper
+def _add_cells(sums, cells, n: int):
+    k = 0
+    while k < n:
+        sums[k] = int(sums[k]) + int(cells[k])
+        k += 1
+
+
+@micropython.viper
+def _drift(d, pd, n: int, lim: int):
+    """Pending per-cell corrections pd applied to d at most lim each."""
+    k = 0
+    while k < n:
+        p = int(pd[k])
+        if p > lim:
+            p = lim
+        elif p < 0 - lim:
+            p = 0 - lim
+        if p:
+            d[k] = int(d[k]) + p
+            pd[k] = int(pd[k]) - p
+        k += 1
+
+
+@micropython.viper
+def _cell_pm(out, d, n: int, s: int) -> int:
+    """out[k] = (s + d[k]) ppm as per mille, clamped to 0..1000; returns min + (max << 11)."""
+    lo = 1000
+    hi = 0
+    k = 0
+    while k < n:
+        c = (s + int(d[k])) // 1000
+        if c < 0:
+            c = 0
+        elif c > 1000:
+            c = 1000
+        out[k] = c
+        if c < lo:
+            lo = c
+        if c > hi:
+            hi = c
+        k += 1
+    return lo | (hi << 11)
+
+
 class Estimator:
     def __init__(self, model, n_cells, capacity_mah):
         m = load_model(model)
@@ -221,6 +284,19 @@ class Estimator:
             prev = cur
         return _PPM
 
+    @micropython.native
+    def _lag(self, s):
+        # surface - bulk SoC (ppm): the current filtered by the slow RC (v2 / r2) times tau2 / capacity
+        # (a sphere: surface - mean = I*tau_D/15 with its slowest mode tau2 ~ tau_D/20). At most what v2
+        # amounts to on the mid-range slope: there the RC branch was fitted and the lag is all it sees.
+        r2 = self._tab(self._r2, s)
+        if r2 <= 0:
+            return 0
+        c = max(-5000, min(5000, self._v2 * 1000 // r2 * 1000 // self.cap_mah))   # C-rate, per mille
+        x = min(300000, abs(c) * min(36000, self.m.tau2_ms // 1000) // 18 * 5,
+                abs(self._v2) * 1000 // self.m.g_mid)
+        return x if c > 0 else -x
+
     # ---- the update --------------------------------------------------------------------------
     @micropython.native
     def update(self, dt_ms, i_ma, cells_mv, t_dc):
@@ -244,22 +320,15 @@ class Estimator:
         if len(cells_mv) < n:
             self.fault |= 1
             return False
-        lo = self.m.v_cut_uv // 1000 - 800
-        hi = self.m.v_full_uv // 1000 + 800
-        vmin = 99999
-        for k in range(n):
-            v = cells_mv[k]
-            if v < lo or v > hi:
-                self.fault |= 1
-                return False
-            if v < vmin:
-                vmin = v
+        vmin = _vmin_in(cells_mv, n, self.m.v_cut_uv // 1000 - 800, self.m.v_full_uv // 1000 + 800)
+        if vmin < 0:
+            self.fault |= 1
+            return False
         if not self._init:
             self._first(i_ma, cells_mv)
         self._vmin = vmin
         if self._wn < _WIN_N:
-            for k in range(n):
-                self._vs[k] += cells_mv[k]
+            _add_cells(self._vs, cells_mv, n)
             self._wn += 1
             self._wi += max(-_I_MAX, min(_I_MAX, i_ma - self.cal_offset_ma)) // 4
             self._wrc += self._v1 + self._v2
@@ -359,10 +428,7 @@ class Estimator:
         p = max(-lim, min(lim, self._ps))
         self._s += p
         self._ps -= p
-        for k in range(self.n):
-            p = max(-lim, min(lim, self._pd[k]))
-            self._d[k] += p
-            self._pd[k] -= p
+        _drift(self._d, self._pd, self.n, lim)
         self._sync(i, dt)
 
     @micropython.native
@@ -387,7 +453,11 @@ class Estimator:
                 for k in range(self.n):
                     if self._d[k] + self._pd[k] < self._d[k0] + self._pd[k0]:
                         k0 = k
-                self._anchor(2, -(self._d[k0] + self._pd[k0]))
+                # under load the surface empties first: the bulk still holds the lag beyond what it
+                # holds at the C/20 cut-off that defines 0 %
+                x = max(0, -self._lag(self._s) - 50 * (m.tau2_ms // 1000) * 5 // 18)
+                self._anchor(2, x - (self._d[k0] + self._pd[k0]))
+                self._sig = _rss(_SYNC_SIG >> 6, x >> 7, 0, 0) << 6
         elif i > tail:
             self._empty_latch = False
 
@@ -438,9 +508,8 @@ class Estimator:
         # decaying with the rest time; at least 2 mV under load
         rlx = (abs(self._v1) + abs(self._v2)) * 3 // 10
         rlx += max(2000, 2 * half) * 300 // (min(self._rest, 36000000) // 1000 + 300)
-        r = max(500, min(60000, _rss(m.ocv_err_uv >> 2, hu >> 2, ir >> 2, rlx >> 2) << 2))
+        r = max(500, min(120000, _rss(m.ocv_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
         rc = max(500, min(20000, _rss(m.ocv_err_uv, ir >> 1, 2000, 0)))
-        # pack-average innovation and slope, then per-cell residuals
         se = 0
         sg = 0
         for k in range(n):
@@ -452,19 +521,47 @@ class Estimator:
         e = se // n
         g = max(1, sg // n)
         # pack update in the SoC domain through the inverse OCV on the current branch: z is where the
-        # measured OCV puts the pack, sz the half width of the SoC interval that +-r spans. On a plateau
-        # that interval is wide (tens of %), so the voltage carries no weight there; at the knees, NMC,
-        # or after a long rest with the branch known it is narrow and corrects. Global inversion, not a
-        # local slope: a small steep bit or a knee edge next to a plateau cannot fake information.
+        # measured OCV puts the pack, sz a quarter of the SoC interval that +-2r spans (= r / slope where
+        # the OCV is straight; wider where +-2r reaches into a flatter part: a plateau edge has a long
+        # tail on its flat side). On a plateau that interval is wide (tens of %), so the voltage carries no
+        # weight there; at the knees, NMC, or after a long rest with the branch known it is narrow and
+        # corrects. Global inversion, not a local slope: a small steep bit or a knee edge next to a
+        # plateau cannot fake information.
         hq = self._h
         vo = self._ocv(s) + e
         z = self._inv(vo, hq)
-        sz = max(1000, (self._inv(vo + r, hq) - self._inv(vo - r, hq)) // 2)
+        # surface lag: under a sustained load the particle surface runs ahead of the bulk by about the
+        # charge moved within the slow time constant (solid diffusion), and the voltage reads the surface.
+        # The slow RC branch models that linearly (v2), which holds on a plateau and on NMC; toward a knee
+        # the OCV bends and the surface SoC reads several % off. The part of 1.5 x the lag whose OCV
+        # change v2 does not account for counts as SoC-domain uncertainty of the measurement.
+        lag = self._lag(s)
+        sl = lag * 3 // 2
+        dv = abs(self._ocv(s + sl) - self._ocv(s))
+        sl = ((abs(sl) >> 6) * (max(0, dv - abs(self._v2) // 2) >> 6) // max(1, dv >> 6)) << 6
+        sz = (self._inv(vo + 2 * r, hq) - self._inv(vo - 2 * r, hq)) >> 2
+        sz = max(1000, _rss(sz >> 6, sl >> 6, 0, 0) << 6)
         sig = self._sig
         d = max(-_PPM, min(_PPM, z - s))
-        if abs(d) > 3 * (_rss(sig >> 6, sz >> 6, 0, 0) << 6):   # inconsistent: widen sigma first
-            sig = max(sig, min(_SIG_MAX, abs(d) - 2 * sz))
-        if sz <= sig:  # voltage at least as good as the prior: else (plateau, load) it would only bias
+        # consistency of the prior with this window, in the voltage domain: is there a SoC within
+        # s +- a*sigma (toward the measurement, plus the lag) whose OCV lies within sqrt(9 - a^2)*r of vo?
+        # (combined 3-sigma test; the SoC-domain test alone misses a wrong prior next to a steep part)
+        bad = abs(d) > 3 * (_rss(sig >> 6, sz >> 6, 0, 0) << 6)
+        if not bad and abs(e) > 3 * r and abs(i) <= self.cap_mah // 5:
+            bad = True
+            a = 10                                              # a in tenths: 1, 2, 2.5, 2.9
+            while a < 30:
+                x = s - sig * a // 10 - sl if e < 0 else s + sig * a // 10 + sl
+                dv = vo - self._ocv(x)
+                if (dv >= 0 if e < 0 else dv <= 0) or abs(dv) * 10 <= r * _isqrt(900 - a * a) // 10:
+                    bad = False
+                    break
+                a += 10 if a < 20 else (5 if a < 25 else 4)
+        if bad:   # inconsistent: the prior is wrong by about d; widen sigma to that first
+            sig = max(sig, min(_SIG_MAX, abs(d)))
+        # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
+        # it would only bias), or when it has just shown the prior to be wrong
+        if sz <= sig or bad:
             mx = max(sig, sz)
             a = sig * 128 // mx
             b = sz * 128 // mx
@@ -475,7 +572,11 @@ class Estimator:
             self._sig = max(_SIG_MIN, post, min(sig, floor))
         else:
             self._sig = sig
-        # per-cell deltas: what remains in each cell after the pack correction
+        # per-cell deltas: what remains in each cell after the pack correction. Near a knee under load
+        # the cells sit on differently bent parts of the OCV, so the lag no longer cancels between them:
+        # a residual within the lag's voltage equivalent rl says nothing, only what exceeds it counts
+        # (a cell that is really weaker still shows), and the shared sigma shrinks less
+        rl = min(300000, sl // 1000 * g)
         if n > 1:
             sd = self._sigd
             tot = 0
@@ -483,6 +584,7 @@ class Estimator:
                 self._ocv(s + self._d[k] + self._pd[k])   # sets the slope self._g
                 gk = self._g
                 ek = self._vs[k] - e
+                ek = ek - rl if ek > rl else (ek + rl if ek < -rl else 0)
                 ak = min(20000, gk * (sd // 100) // 10)
                 if ak < rc:
                     continue
@@ -494,6 +596,7 @@ class Estimator:
             for k in range(n):
                 self._pd[k] -= mean
             # shrink the shared per-cell sigma with the mean slope
+            rc = max(500, min(20000, _rss(rc, rl, 0, 0)))
             ak = min(20000, g * (sd // 100) // 10)
             fm = ak * ak // ((ak * ak + rc * rc) >> 15)
             if ak < rc:
@@ -505,16 +608,9 @@ class Estimator:
     @micropython.native
     def _report(self):
         n = self.n
-        smin = 1000
-        smax = 0
-        for k in range(n):
-            c = (self._s + self._d[k]) // 1000
-            c = 0 if c < 0 else (1000 if c > 1000 else c)
-            self.cell_soc_pm[k] = c
-            if c < smin:
-                smin = c
-            if c > smax:
-                smax = c
+        mm = _cell_pm(self.cell_soc_pm, self._d, n, self._s)
+        smin = mm & 2047
+        smax = mm >> 11
         if n == 1:
             self.soc_pm = smin
         else:  # usable: discharge limited by the weakest cell, charge by the fullest

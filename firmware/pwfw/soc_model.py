@@ -74,6 +74,8 @@ class Model:
         self.ocv_err_uv = int(float(d.get("ocv_err_mv", 3.0)) * 1000)
         # first boot: how far these tables may be from the user's cell (generic model: tens of mV)
         self.boot_err_uv = max(self.ocv_err_uv, int(float(d.get("ocv_boot_err_mv", 0.0)) * 1000))
+        # typical OCV slope (uV per pm) over 20…80 %: where the slow RC branch was fitted
+        self.g_mid = max(1, (self.mid[GRID_PM.index(800)] - self.mid[GRID_PM.index(200)]) // 600)
         for j in range(1, n):  # interpolation products must stay small ints
             if abs(self.mid[j] - self.mid[j - 1]) * (GRID_PM[j] - GRID_PM[j - 1]) * 10 >= 1 << 29:
                 raise ValueError("model: OCV step too large between grid points")

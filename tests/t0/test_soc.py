@@ -63,7 +63,9 @@ def test_first_boot_sigma_is_wide_on_the_lfp_plateau_and_narrow_on_nmc():
 
 def test_sigma_grows_in_plateau_and_shrinks_at_the_knee():
     m = model("lfp")
-    t, i = profile([(60, 0), (3600 * 1.6, -50.0), (1800, 0)])   # 90 % -> 10 %, then rest at the knee
+    # 90 % -> 10 %, then an hour's rest at the knee (the particle surface relaxes with tau2 = 15 min:
+    # until then the knee voltage reads the surface, not the bulk, and is not trusted)
+    t, i = profile([(60, 0), (3600 * 1.6, -50.0), (3600, 0)])
     v, truth = Ecm(m).run(t, i, soc0=0.90, h0=-1)
     e = Estimator(m, 1, 100000)
     e.set_soc(880, sigma_pm=10)
@@ -227,3 +229,108 @@ def test_lfp_plateau_shallow_cycling_with_ocv_mismatch_is_not_worse_than_countin
     assert rmse <= rmse_cc + 0.5, (rmse, rmse_cc)
     assert np.abs(err).max() < 1.5
     assert np.all(np.abs(err) <= 3 * sig + 0.2)
+
+
+# an LFP cell as flat as the PyBaMM Prada2013 one the benchmark fits (0.1-0.6 mV/% over 40-70 %, a step at
+# 70-80 %): the generic lfp.json is steep enough that a wrong start is found there anyway
+FLAT_PCT = [0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 93, 95, 97, 98,
+            99, 100]
+FLAT_CHG = [2.641, 2.751, 2.814, 2.863, 2.932, 2.976, 3.054, 3.148, 3.177, 3.196, 3.220, 3.246, 3.261,
+            3.269, 3.272, 3.273, 3.275, 3.275, 3.281, 3.304, 3.317, 3.320, 3.322, 3.324, 3.331, 3.349,
+            3.376, 3.443, 3.591]
+FLAT_DIS = [2.612, 2.725, 2.805, 2.863, 2.932, 2.970, 3.043, 3.148, 3.177, 3.189, 3.209, 3.236, 3.253,
+            3.260, 3.263, 3.264, 3.265, 3.267, 3.272, 3.293, 3.311, 3.315, 3.317, 3.318, 3.321, 3.332,
+            3.354, 3.415, 3.559]
+
+
+def flat_lfp():
+    m = model("lfp")
+    n = len(FLAT_PCT)
+    m.update(soc_pct=FLAT_PCT, ocv_charge_v=FLAT_CHG, ocv_discharge_v=FLAT_DIS, r0_ohm=[0.0006] * n,
+             ocv_err_mv=2.2, rc=[dict(r, r_ohm=[r["r_ohm"][0]] * n) for r in m["rc"]])
+    return m
+
+
+def _plateau_run():
+    m = flat_lfp()
+    t, i = profile([(1200, 0), (3600, -20.0), (1800, 0), (3600, -10.0), (1800, 0)], dt=2.0)   # 55 -> 25 %
+    v, truth = Ecm(m).run(t, i, soc0=0.55, h0=-1)
+    return m, t, i, v, truth
+
+
+def test_wrong_persisted_soc_on_the_lfp_plateau_is_never_confidently_wrong():
+    """Issue 4: a persisted state 30 points off (told sigma 3 %, hysteresis branch unknown) on a flat
+    plateau, loads and rests, no knee. Voltage cannot say where on the plateau the pack is, but it can
+    say where it is not: sigma must cover the error at once, without absurd values, and the estimate
+    must drift (not jump) toward the voltage."""
+    m, t, i, v, truth = _plateau_run()
+    for start in (850, 250):
+        e = Estimator(m, 1, 100000)
+        e.set_soc(start, sigma_pm=30)
+        soc, sig, _ = drive(e, t, i, v)
+        err = np.abs(soc - truth * 100)
+        late = t >= 60
+        assert np.all(err[late] <= 3 * sig[late]), (start, err[late].max())
+        assert np.all(err[t >= 300] < 15), (start, err[t >= 300].max())       # moved toward the voltage
+        assert err[-1] < 2, (start, err[-1])                                    # the knee at 25 % fixed it
+        assert sig[t >= 600].max() < 20, (start, sig[t >= 600].max())          # wide, not absurd
+        assert np.all(np.abs(np.diff(soc)) <= 3)                                # drifts, no jumps
+
+
+def test_true_start_on_the_plateau_is_not_widened():
+    """The same run started right: the inconsistency test must not fire (sigma stays a few %)."""
+    m, t, i, v, truth = _plateau_run()
+    e = Estimator(m, 1, 100000)
+    e.set_soc(550, sigma_pm=30)
+    soc, sig, _ = drive(e, t, i, v)
+    assert np.abs(soc - truth * 100).max() < 1.0
+    assert sig.max() <= 4.0
+
+
+def _knee_burst(m):
+    """A 2 C kettle-like burst near the low knee (23 % -> 19 %), then a rest. The ECM has no solid
+    diffusion; the real cell's surface runs empty first and its voltage sags far below the RC model:
+    emulated by an extra sag growing with the charge drawn and relaxing with tau2 afterwards."""
+    t, i = profile([(600, -5.0), (240, -200.0), (3000, -5.0)], dt=2.0)
+    v, truth = Ecm(m).run(t, i, soc0=0.23, h0=-1)
+    extra = np.zeros(len(t))
+    x = 0.0
+    for k in range(1, len(t)):
+        dt = t[k] - t[k - 1]
+        x += i[k] * dt / 3600 / 100 - x * dt / 900      # surface lag (fraction of SoC), tau2 = 900 s
+        extra[k] = 0.15 * min(1.0, abs(x) / 0.06)       # up to 150 mV more sag at the knee
+    return t, i, v - extra, truth
+
+
+def test_heavy_load_at_the_low_knee_does_not_pull_the_estimate():
+    """Issue 4 (solar_day spike): the voltage under a heavy load near the low knee reads the particle
+    surface, not the bulk; counting must carry the estimate there, not a voltage correction."""
+    m = model("lfp")
+    t, i, v, truth = _knee_burst(m)
+    e = Estimator(m, 1, 100000)
+    e.set_soc(230, sigma_pm=15)
+    soc, sig, _ = drive(e, t, i, v)
+    err = np.abs(soc - truth * 100)
+    assert err.max() < 2.5, (err.max(), t[np.argmax(err)])
+    assert np.all(err <= 3 * sig + 0.2)
+
+
+def test_empty_sync_under_load_keeps_the_surface_lag():
+    """0 % is the C/20 cut-off. At the cut-off under 0.3 C the surface is empty but the bulk still holds
+    about the charge moved within tau2: the sync target lies above 0 %; at C/20 it is 0 %."""
+    m = model("lfp")
+    out = []
+    for amps in (-30000, -5000):
+        e = Estimator(m, 1, 100000)
+        e.set_soc(500)
+        for k in range(1800):                          # half an hour of this load on the plateau
+            e.update(1000, amps, [3280], 250)
+        k = 0
+        while not e.syncs and k < 20:                  # the cell reaches the cut-off
+            e.update(1000, amps, [2590], 250)
+            k += 1
+        assert e.syncs == 1
+        out.append((e._s + e._ps) / 1e4)               # where the sync drifts the SoC to, %
+    # 0.3 C x 15 min x (1 - e^-2) - C/20 x 15 min = 5.2 %
+    assert 4.0 <= out[0] <= 6.5, out
+    assert out[1] <= 0.5, out

@@ -137,11 +137,15 @@ def test_ntc_open_short_stuck_give_null_and_fault(board):
 def test_power_loss_keeps_soc_and_state(board):
     c = board("demo")
     c.until(lambda t, f: t == "rep")
-    t, f = c.cmd("soc 612")
+    t, f = c.cmd("soc 612")  # the board saves its state with the command
     assert t == "ok"
-    c.wait_t(c.vb.t_ms + 5000)
-    before = c.reports()[-1]["soc_pm"]
+    # freeze virtual time 5 s later, so the cut comes 5 s after that save however fast the board runs
+    # (at several hundred times real time a test's wall-clock latencies are minutes of pack time)
+    hold = c.vb.hold_at_ms = c.vb.t_ms + 5000
+    last = c.until(lambda t, f: t == "rep" and f["ms"] > hold - 1000, what="the last report before the cut")
+    before = last["soc_pm"]
     c.vb.restart("power")
+    c.vb.hold_at_ms = None
     hdr = c.until(lambda t, f: t == "hdr", what="header after power loss")
     assert hdr["boots"] == 2 and hdr["reset"] == "power"
     r = c.until(lambda t, f: t == "rep" and f["seq"] >= 1)
