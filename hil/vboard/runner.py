@@ -39,6 +39,7 @@ CHIP_FAULTS = {
 # about 17 KB of its heap (measured: `mem` command, docs/architecture.md); the process gets this
 # much on top of the firmware's budget, so the firmware itself is held to the heap a board has.
 SIM_HEAP_K = 32
+_SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
 _OUT_HIGH_WATER = 1 << 18  # stop reading the firmware's output when the host lags this far behind
 
 
@@ -98,7 +99,8 @@ def install_firmware(fs_dir, board, source=False):
 
 class VirtualBoard:
     def __init__(self, scenario="demo", seed=1, realtime=False, speed=1.0, fs_dir=None, board_file=None,
-                 link=None, heap="96K", chemistry=None, install=True, serial=None, truth_every_ms=0):
+                 link=None, heap="96K", chemistry=None, install=True, serial=None, truth_every_ms=0,
+                 pipeline=True):
         from hil.scenarios import get
 
         self.scenario = get(scenario) if isinstance(scenario, str) else scenario
@@ -138,8 +140,9 @@ class VirtualBoard:
         self._wall0 = None
         self._vt0 = 0
         self.error = None
-        self._spec = None  # a step computed ahead while the firmware works: see _speculate
-        self._spec_ok = type(self.plant) is Plant and _plain_profile(self.plant.profile)
+        self._specq = []  # steps computed ahead while the firmware works, oldest first: see _speculate
+        # pipeline=False: strict lockstep (the plant never steps ahead; for comparisons)
+        self._spec_ok = pipeline and type(self.plant) is Plant and _plain_profile(self.plant.profile)
         self.spec_hits = 0
         self.spec_misses = 0
         self._poller = None
@@ -173,9 +176,11 @@ class VirtualBoard:
 
     @property
     def t_ms(self):
-        """Virtual time the firmware has reached (the plant may be one step ahead, speculatively)."""
-        sp = self._spec
-        return sp[3][0] if sp is not None else self.plant.t_ms
+        """Virtual time the firmware has reached (the plant may be a few steps ahead, speculatively)."""
+        try:
+            return self._specq[0][2][0]  # the plant's time before the oldest step not yet taken
+        except IndexError:  # none (or the runner thread just took it)
+            return self.plant.t_ms
 
     def stop(self):
         self._running = False
@@ -401,7 +406,8 @@ class VirtualBoard:
                 else:
                     self._outq.clear()
             self._serve()
-            if self._spec is None and self._pending is None and self._next is not None and not self._reqbuf:
+            while (len(self._specq) < _SPEC_DEPTH and self._pending is None and self._next is not None
+                   and not self._reqbuf):
                 self._speculate()
 
     def _serve(self):
@@ -461,27 +467,29 @@ class VirtualBoard:
 
     # --- stepping the plant ---------------------------------------------------------------------
     # Pipelining: the firmware (one core) and the plant (this thread, the other core) run in
-    # lockstep, but after answering a step the runner already computes the next one, assuming the
-    # firmware asks for the same step length with the same relay state (it samples on a fixed
-    # period, and the relay rarely moves), and sends that reply ahead, marked speculative (flags bit
-    # 15, bit 0 = the relay assumed). hal_sim takes it if its request is that step, so the firmware
-    # does not wait for this thread at all; otherwise it drops it, and the runner, seeing a request
-    # that does not match, undoes the step (Plant.snapshot/restore) and answers as asked. The plant's
-    # trajectory is exactly the lockstep one. No speculation across scenario events, holds, or in
-    # real-time mode.
-    _next = None  # (t_ms, outputs) the firmware is expected to ask for next
+    # lockstep, but the runner computes the next steps ahead, assuming the firmware asks for the same
+    # step length with the same relay state (it samples on a fixed period, and the relay rarely
+    # moves), and sends those replies ahead, marked speculative (flags bit 15, bit 0 = the relay
+    # assumed); up to _SPEC_DEPTH of them, so a slow moment on this side (the host thread, a thermal
+    # step) does not stall the firmware. hal_sim takes a reply if its request is that step, else drops
+    # it; the runner, seeing a request that does not match the oldest step ahead, undoes all of them
+    # (Plant.snapshot/restore) and answers as asked. The plant's trajectory is exactly the lockstep
+    # one (tests/t2/test_vboard_lockstep.py). No speculation across scenario events, holds, pending
+    # power cuts, or in real-time mode.
+    _next = None  # (t_ms, outputs, dt): the step after the last one answered or computed ahead
 
     def _answer(self, t_ms, outputs):
         self._pending = None
-        sp = self._spec
-        if sp is not None:
-            self._spec = None
+        q = self._specq
+        if q:
+            sp = q[0]
             if sp[0] == t_ms and sp[1] == outputs:
+                del q[0]
                 self.spec_hits += 1  # the firmware has taken the reply we sent ahead
-                self._stepped(t_ms, outputs, sp[4])
+                self._record(sp[4])
                 return
             self.spec_misses += 1
-            self.plant.restore(sp[3])
+            self._unspec()
         if self._t_fw0 is None:
             self._t_fw0 = t_ms  # first request after a boot: align the firmware's clock to the plant's
         target = self._vt0 + (t_ms - self._t_fw0)
@@ -496,38 +504,46 @@ class VirtualBoard:
             os.write(self._rep_w, self._reply(t_ms, faults))
         except OSError:
             pass  # the firmware died between its request and our answer; the loop restarts it
-        self._stepped(t_ms, outputs, dt)
+        self._record(self._truth_row())
+        self._next = (t_ms + dt, outputs, dt) if dt > 0 else None
 
-    def _stepped(self, t_ms, outputs, dt):
+    def _truth_row(self):
+        if not self.truth_every_ms:
+            return None
         plant = self.plant
-        if self.truth_every_ms and plant.t_ms - self._last_truth >= self.truth_every_ms:
-            self._last_truth = plant.t_ms
-            self.truth.append((plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
-                               plant.temps_dc.tolist(), plant.soc.tolist()))
-        self._next = (t_ms + dt, outputs, dt) if (dt > 0 and self._spec_ok and not self.realtime
-                                                  and self._kill_at is None) else None
+        return (plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
+                plant.temps_dc.tolist(), plant.soc.tolist())
+
+    def _record(self, row):
+        """Keep the truth after a step the firmware has taken (tests compare telemetry with it)."""
+        if row is not None and row[0] - self._last_truth >= self.truth_every_ms:
+            self._last_truth = row[0]
+            self.truth.append(row)
 
     def _speculate(self):
         t_next, outputs, dt = self._next
-        self._next = None
         plant = self.plant
         t0 = plant.t_ms
-        if self._rep_w is None or (self.hold_at_ms is not None and t0 + dt > self.hold_at_ms) \
-                or self.scenario.events_between(t0, t0 + dt):
+        if (not self._spec_ok or self.realtime or self._kill_at is not None or self._rep_w is None
+                or (self.hold_at_ms is not None and t0 + dt > self.hold_at_ms)
+                or self.scenario.events_between(t0, t0 + dt)):
+            self._next = None
             return
         snap = plant.snapshot()
         plant.step(dt, bool(outputs & 1))
-        self._spec = (t_next & 0xFFFFFFFF, outputs, None, snap, dt)
+        self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row()))
+        self._next = (t_next + dt, outputs, dt)
         try:  # sent at once: flags bit 15 = speculative, bit 0 = the relay state assumed
             os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 1)))
         except OSError:
             pass
 
     def _unspec(self):
-        sp = self._spec
-        if sp is not None:
-            self._spec = None
-            self.plant.restore(sp[3])
+        """Undo every step computed ahead (the plant goes back to where the firmware is)."""
+        q = self._specq
+        if q:
+            self.plant.restore(q[0][2])
+            q.clear()
         self._next = None
 
     def _reply(self, t_ms, faults, flags=0):
