@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from bench.soc.ecm import Ecm, profile  # noqa: E402
+from conftest import FLAT_CHG, FLAT_DIS, FLAT_PCT  # noqa: E402
 from pwfw.soc import Estimator, load_model  # noqa: E402
 
 MODELS = ROOT / "firmware" / "pwfw" / "models"
@@ -229,18 +230,6 @@ def test_lfp_plateau_shallow_cycling_with_ocv_mismatch_is_not_worse_than_countin
     assert rmse <= rmse_cc + 0.5, (rmse, rmse_cc)
     assert np.abs(err).max() < 1.5
     assert np.all(np.abs(err) <= 3 * sig + 0.2)
-
-
-# an LFP cell as flat as the PyBaMM Prada2013 one the benchmark fits (0.1-0.6 mV/% over 40-70 %, a step at
-# 70-80 %): the generic lfp.json is steep enough that a wrong start is found there anyway
-FLAT_PCT = [0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 93, 95, 97, 98,
-            99, 100]
-FLAT_CHG = [2.641, 2.751, 2.814, 2.863, 2.932, 2.976, 3.054, 3.148, 3.177, 3.196, 3.220, 3.246, 3.261,
-            3.269, 3.272, 3.273, 3.275, 3.275, 3.281, 3.304, 3.317, 3.320, 3.322, 3.324, 3.331, 3.349,
-            3.376, 3.443, 3.591]
-FLAT_DIS = [2.612, 2.725, 2.805, 2.863, 2.932, 2.970, 3.043, 3.148, 3.177, 3.189, 3.209, 3.236, 3.253,
-            3.260, 3.263, 3.264, 3.265, 3.267, 3.272, 3.293, 3.311, 3.315, 3.317, 3.318, 3.321, 3.332,
-            3.354, 3.415, 3.559]
 
 
 def flat_lfp():
