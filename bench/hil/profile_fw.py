@@ -29,15 +29,9 @@ import hal_sim
 class Hal(hal_sim.Hal):
     # the simulated HAL without the runner: every sleep applies the same canned step reply
     def __init__(self, board):
-        from hil.chips.bus import SimI2C
-        from hil.chips.bq76952 import BQ76952Sim
-        from hil.chips.adc import NtcAdcSim
         self.board = board
-        self._seed = 1; self._cause = "power"; self._uid = "prof"; self._t = 0; self._relay = 1
-        self._i_offset = 0; self.sim_heap = 0
-        self.i2c = SimI2C(); self.bq = BQ76952Sim(cells=16); self.i2c.attach(8, self.bq); self.ina = None
-        self.adc = NtcAdcSim(board["ntc"]); self._ts = [250] * 3
-        self._cells = array("i"); self._temps = array("i")
+        self._cause = "power"; self._uid = "prof"; self._t = 0; self._relay = 1; self.sim_heap = 0
+        self._chips(board, 1)
         self._out = open("/dev/null", "wb")
         body = struct.pack("<IiIHBB", 0, -20000, 528000, 0, 16, 7)
         body += struct.pack("<16H7h", *([32800 + 7 * k for k in range(16)] + [250, 251, 252, 250, 250, 250, 300]))

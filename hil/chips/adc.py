@@ -3,18 +3,11 @@
 # esp32: ADC1 at 11 dB: a dead zone near 0 V, compression above ~2.45 V, saturation at 3.1 V;
 # read_uv is calibrated (true voltage, 1 mV noise) up to the 3.1 V saturation.
 # Floats are fine here: this is the simulator, not the firmware.
-import sys
 from array import array
 from math import exp
 
 from hil.chips.rng import Rng
-
-if sys.implementation.name != "micropython":
-    # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
-    class micropython:  # noqa: N801
-        @staticmethod
-        def native(f):
-            return f
+from hil.mpcompat import micropython
 
 OK = 0
 OPEN = 1

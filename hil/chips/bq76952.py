@@ -1,30 +1,12 @@
 # The TI BQ76952 AFE simulated at register level: direct commands, the subcommand interface
 # (0x3E/0x3F, buffer 0x40..0x5F, checksum 0x60, length 0x61), data memory and the bus CRC-8.
 # Its CRC is computed bit by bit, independently of the driver's table, so each checks the other.
-import sys
 from array import array
 
 from hil.chips.rng import Rng
-
-if sys.implementation.name != "micropython":
-    # @micropython.native/viper are compiler syntax on MicroPython (no import); no-ops on CPython,
-    # where the viper casts are the identity. Native code runs the per-sample paths ~2x faster and
-    # keeps call frames off the heap; the viper loop below is ~20x faster than bytecode and draws
-    # exactly the numbers Rng.gauss() would.
-    class micropython:  # noqa: N801
-        @staticmethod
-        def native(f):
-            return f
-
-        viper = native
-
-    def ptr8(b):
-        return b
-
-    ptr16 = ptr32 = ptr8
-
-    def uint(x):
-        return x & 0xFFFFFFFF
+# Native code runs the per-sample paths ~2x faster and keeps call frames off the heap; the viper loop
+# below is ~20x faster than bytecode and draws exactly the numbers Rng.gauss() would.
+from hil.mpcompat import micropython, ptr8, ptr16, ptr32, uint
 
 _EIO = 5  # the part NACKs a write whose CRC is wrong
 _CELL1 = 0x14

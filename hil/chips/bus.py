@@ -5,14 +5,7 @@ _ENODEV = 19  # what machine.I2C raises when the address is not acknowledged
 _ETIMEDOUT = 110  # what it raises when a slave stretches the clock past timeout_us
 _KINDS = {"nack": _ENODEV, "timeout": _ETIMEDOUT}
 
-import sys  # noqa: E402
-
-if sys.implementation.name != "micropython":
-    # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
-    class micropython:  # noqa: N801
-        @staticmethod
-        def native(f):
-            return f
+from hil.mpcompat import micropython  # noqa: E402
 
 
 class SimI2C:

@@ -9,20 +9,6 @@ import sys
 
 import select
 
-if sys.implementation.name != "micropython":
-    # @micropython.native is compiler syntax on MicroPython (no import); a no-op on CPython.
-    class micropython:  # noqa: N801
-        @staticmethod
-        def native(f):
-            return f
-
-        viper = native
-
-    def ptr8(b):
-        return b
-
-    ptr32 = ptr8
-
 gc.collect()
 _BASE = gc.mem_alloc()  # before the simulated chips are loaded: see Hal.sim_heap
 
@@ -30,6 +16,7 @@ from hil.chips.adc import NtcAdcSim
 from hil.chips.bq76952 import BQ76952Sim
 from hil.chips.bus import SimI2C
 from hil.chips.ina228 import INA228Sim
+from hil.mpcompat import micropython, ptr8, ptr32
 
 _HDR = 16  # <IiIHBB: t_ms, i_ma, stack_mv10, flags, n_cells, n_temps
 # fault kinds sent by the runner with a step reply (scenario events), each as <BBh
@@ -94,20 +81,7 @@ class Hal:
         self._pkt = bytearray(512)  # length prefix (2 bytes) + the step reply
         self._pmv = memoryview(self._pkt)
         self._want = self._pmv[:2]  # what the next reply is expected to fill (see _step)
-        self._cells = array("i")
-        self._temps = array("i")
-        self._i_offset = 0
-        self.i2c = SimI2C()
-        afe = board["afe"]
-        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=self._seed)
-        self.i2c.attach(afe.get("addr", 8), self.bq)
-        cur = board["current"]
-        self.ina = None
-        if cur["source"] == "ina228":
-            self.ina = INA228Sim(cur["shunt_uohm"], seed=self._seed + 1)
-            self.i2c.attach(cur.get("ina228_addr", 0x40), self.ina)
-        self.adc = NtcAdcSim(board["ntc"], port=board.get("adc_port", "rp2"), seed=self._seed + 2)
-        self._ts = [250, 250, 250]
+        self._chips(board, self._seed)
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._in = sys.stdin.buffer
@@ -116,6 +90,23 @@ class Hal:
         # heap held by the simulation (chips, buffers, this module): not the firmware's; `mem` subtracts it
         self.sim_heap = gc.mem_alloc() - _BASE
         self._step(0)
+
+    def _chips(self, board, seed):
+        """The simulated chips on their bus, as the board file wires them, and what _apply fills."""
+        self._cells = array("i")
+        self._temps = array("i")
+        self._i_offset = 0
+        self.i2c = SimI2C()
+        afe = board["afe"]
+        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=seed)
+        self.i2c.attach(afe.get("addr", 8), self.bq)
+        cur = board["current"]
+        self.ina = None
+        if cur["source"] == "ina228":
+            self.ina = INA228Sim(cur["shunt_uohm"], seed=seed + 1)
+            self.i2c.attach(cur.get("ina228_addr", 0x40), self.ina)
+        self.adc = NtcAdcSim(board["ntc"], port=board.get("adc_port", "rp2"), seed=seed + 2)
+        self._ts = [250, 250, 250]
 
     # --- time: every sleep is a step of the plant ---------------------------------------
     def ticks_ms(self):

