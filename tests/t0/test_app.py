@@ -7,73 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hil.chips.adc import NtcAdcSim
-from hil.chips.bq76952 import BQ76952Sim
-from hil.chips.bus import SimI2C
+from hil.hal_fake import FakeHal
 from packwatch.protocol import Decoder
 from pwfw.app import App
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class FakeHal:
-    def __init__(self, board):
-        self.board = board
-        self.i2c = SimI2C()
-        self.bq = BQ76952Sim(cells=board["cells"], crc=board["afe"]["crc"], seed=3)
-        self.i2c.attach(board["afe"]["addr"], self.bq)
-        self.adc = NtcAdcSim(board["ntc"], seed=4)
-        self.t = 0
-        self.rx = bytearray()
-        self.tx = bytearray()
-        self.relay_on = None
-        self.resets = 0
-        self.cells_mv10 = [33000] * board["cells"]
-        self.i_ma = 0
-        self.set()
-
-    def set(self, cells=None, i_ma=None, temp_dc=250):
-        if cells is not None:
-            self.cells_mv10 = [int(v * 10) for v in cells]
-        if i_ma is not None:
-            self.i_ma = i_ma
-        self.bq.set_truth(self.cells_mv10, sum(self.cells_mv10), self.i_ma, (temp_dc,) * 3, 300)
-        for ch in range(3):
-            self.adc.set_temp(ch, temp_dc)
-
-    def ticks_ms(self):
-        return self.t & 0x3FFFFFFF
-
-    def sleep_ms(self, ms):
-        self.t += max(0, ms)
-        self.set()  # fresh noise every step, like a sampling ADC
-
-    def serial_read(self):
-        return self.rx.pop(0) if self.rx else -1
-
-    def serial_write(self, buf):
-        self.tx += bytes(buf)
-
-    def adc_u16(self, ch):
-        return self.adc.u16(ch)
-
-    def adc_uv(self, ch):
-        return None
-
-    def relay(self, on):
-        self.relay_on = on
-
-    def wdt_feed(self):
-        pass
-
-    def reset_cause(self):
-        return "power"
-
-    def reset(self):
-        self.resets += 1
-
-    def uid(self):
-        return "T0"
 
 
 @pytest.fixture

@@ -8,64 +8,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RIG = """
 import json, gc, micropython
-from hil.chips.adc import NtcAdcSim
-from hil.chips.bq76952 import BQ76952Sim
-from hil.chips.bus import SimI2C
-
-class Out:
-    def __init__(self):
-        self.n = 0
-        self.lines = []
-        self.keep = False
-    def write(self, b):
-        self.n += 1
-        if self.keep:
-            self.lines.append(bytes(b))
-
-class Hal:
-    def __init__(self, board):
-        self.board = board
-        self.i2c = SimI2C()
-        self.bq = BQ76952Sim(cells=16, seed=3)
-        self.i2c.attach(8, self.bq)
-        self.adc = NtcAdcSim(board["ntc"], seed=4)
-        self.t = 0
-        self.rx = bytearray()
-        self.out = Out()
-        self.cells = [33000 + 10 * k for k in range(16)]
-        self.ts = (250, 250, 250)
-        self.relay_on = None
-    def ticks_ms(self):
-        return self.t & 0x3FFFFFFF
-    def sleep_ms(self, ms):
-        self.t += ms
-        self.bq.set_truth(self.cells, 528000, -20000, self.ts, 300)
-    def serial_read(self):
-        if self.rx:
-            b = self.rx[0]
-            self.rx = self.rx[1:]
-            return b
-        return -1
-    def serial_write(self, b):
-        self.out.write(b)
-    def adc_u16(self, ch):
-        return self.adc.u16(ch)
-    def adc_uv(self, ch):
-        return None
-    def relay(self, on):
-        self.relay_on = on
-    def wdt_feed(self):
-        pass
-    def reset_cause(self):
-        return "power"
-    def reset(self):
-        pass
-    def uid(self):
-        return "T1"
+from hil.hal_fake import FakeHal
 
 board = json.loads(BOARD)
-hal = Hal(board)
-hal.sleep_ms(0)
+hal = FakeHal(board, keep_tx=False)  # keep_tx: only where a test reads what was sent
+hal.set(cells=[3300 + k for k in range(16)], i_ma=-20000)
 gc.collect()
 BASE = gc.mem_alloc()  # the test rig and the simulated chips: not the firmware's
 from pwfw.app import App
@@ -83,7 +30,7 @@ def run(mp, tmp_path, code):
     stage(board, tmp_path)
     chips = tmp_path / "sim" / "hil" / "chips"
     chips.mkdir(parents=True)
-    for f in [*(ROOT / "hil" / "chips").glob("*.py"), ROOT / "hil" / "mpcompat.py"]:
+    for f in [*(ROOT / "hil" / "chips").glob("*.py"), ROOT / "hil" / "mpcompat.py", ROOT / "hil" / "hal_fake.py"]:
         dst = (chips if f.parent.name == "chips" else chips.parent) / (f.stem + ".mpy")
         subprocess.run([mpy_cross_exe(), "-march=x64", "-o", str(dst), str(f)], check=True)
     (tmp_path / "sim" / "hil" / "__init__.py").write_text("")
@@ -94,13 +41,13 @@ def run(mp, tmp_path, code):
 
 def test_app_boots_samples_and_answers_in_96k(mp, tmp_path):
     out = run(mp, tmp_path, """
-hal.out.keep = True
+hal.keep_tx = True
 for _ in range(50):
     app.step()
 hal.rx = bytearray(b"ping\\nset cell_ov_mv 9\\ninfo\\n")
 for _ in range(20):
     app.step()
-text = b"".join(hal.out.lines)
+text = bytes(hal.tx)
 assert text.count(b"#rep ") >= 2
 assert b'#ok {"cmd":"ping"' in text and b'#err {"cmd":"set"' in text and b'#ok {"cmd":"info"' in text
 assert hal.relay_on is True
@@ -121,11 +68,11 @@ for _ in range(400):
     app.step()
 gc.collect()
 m0 = micropython.mem_total()
-n0 = hal.out.n
+n0 = hal.writes
 for _ in range(600):
     app.step()
 m1 = micropython.mem_total()
-print("BYTES", m1 - m0, "WRITES", hal.out.n - n0)
+print("BYTES", m1 - m0, "WRITES", hal.writes - n0)
 """)
     bytes_, writes = (int(x) for x in (out.split("BYTES")[1].split()[0], out.split("WRITES")[1].split()[0]))
     assert writes >= 60  # it did report (and every step sampled: 600 samples at 10 Hz, 60 reports)
