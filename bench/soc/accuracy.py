@@ -169,6 +169,23 @@ def _cells_job(a):
     return list(zip(out[0], out[1]))
 
 
+TRUTH_TOL = 0.002   # a cell's truth may depart from its integrated current by at most 0.2 % SoC
+
+
+def check_truth(t, i, soc, what):
+    """Every cell's true SoC must follow the current it was driven with (one gain per cell, its
+    capacity): a solver that steps over a burst would otherwise score the estimators on a wrong truth."""
+    dq = np.diff(t) * (i[1:] + i[:-1]) / 2
+    soc = np.asarray(soc, float).reshape(len(t), -1)
+    for k in range(soc.shape[1]):
+        ds = np.diff(soc[:, k])
+        g = float(np.dot(ds, dq) / np.dot(dq, dq))
+        dev = float(np.max(np.abs(np.cumsum(ds - g * dq))))
+        if dev > TRUTH_TOL:
+            raise RuntimeError("%s cell %d: truth departs from the integrated current by %.2f %% SoC"
+                               % (what, k + 1, 100 * dev))
+
+
 def validation_run(chem, name, xf, xe, pool=None):
     """Returns t, i (true pack current), v (n×16), soc (n×16, truth per cell), soc0 scenario start."""
     from bench.soc import pybamm_cells as pc
@@ -178,8 +195,9 @@ def validation_run(chem, name, xf, xe, pool=None):
     top = int(np.argmin((1 - s_cell) * cap))          # fullest at the top: drives the CV hold
     s_pb = [float(_pb_soc(chem, x_of(s, xf, xe))) for s in s_cell]
     key = [chem, name, SEED, segs, s_pb[top], cap[top], r[top]]
-    td, idrv, _, _ = cached("driver", key, lambda: pc.run_experiment(
+    td, idrv, _, xdrv = cached("driver", key, lambda: pc.run_experiment(
         chem, _steps(chem, segs), s_pb[top], float(cap[top]), float(r[top])))
+    check_truth(td, idrv, soc_of(xdrv, xf, xe), "%s %s driver" % (chem, name))
     # the series current on the log grid: mean of the driver's current over each DT interval
     t = np.arange(0.0, td[-1] - DT / 2, DT)
     qd = np.concatenate([[0], np.cumsum(np.diff(td) * (idrv[1:] + idrv[:-1]) / 2)])
@@ -192,6 +210,7 @@ def validation_run(chem, name, xf, xe, pool=None):
     res = sum(pool.map(_cells_job, jobs) if pool else [_cells_job(j) for j in jobs], [])
     v = np.column_stack([x[0] for x in res])
     soc = soc_of(np.column_stack([x[1] for x in res]), xf, xe)
+    check_truth(t, i_log, soc, "%s %s" % (chem, name))
     return t, i_log, v, soc, soc0
 
 

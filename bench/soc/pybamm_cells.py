@@ -2,8 +2,7 @@
 
 LFP: Prada2013 with a one-state hysteresis OCP in the positive electrode (lithiation/delithiation OCP
 = Prada's OCP ∓ 8 mV, decay rate 10); NMC: Chen2020. SPMe, IDAKLU solver. Current + = charging (as
-in packwatch logs). `run_cell(chem, t_s, i_a, soc0)` is the original verified entry (a 4 h profile of
-the LFP cell solves in ≈ 1.5 s).
+in packwatch logs).
 
 Cell-to-cell variation and ageing (used by bench/soc/accuracy.py):
 * capacity scale k: the electrode width (current-collector area) × k, so capacity ∝ k and, at equal
@@ -66,14 +65,10 @@ def _soc_window(chem):
     return p
 
 
-def _sim(chem, cap_scale, r_scale, experiment=None, current=None):
-    import numpy as np
+def _sim(chem, cap_scale, r_scale, experiment):
     import pybamm
     p, opts = params(chem, cap_scale, r_scale)
     model = pybamm.lithium_ion.SPMe(opts)
-    if current is not None:
-        t_s, i_a = current
-        p["Current function [A]"] = pybamm.Interpolant(np.asarray(t_s, float), -np.asarray(i_a, float), pybamm.t)
     return pybamm.Simulation(model, parameter_values=p, experiment=experiment,
                              solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-8))
 
@@ -88,21 +83,20 @@ def _init_soc(sim, chem, soc0):
     p["Initial concentration in positive electrode [mol.m-3]"] = y * p["Maximum concentration in positive electrode [mol.m-3]"]
 
 
-def run_current(chem, t_s, i_a, soc0, cap_scale=1.0, r_scale=1.0):
-    """Current-driven run: returns (v, xn) at t_s (xn: average negative stoichiometry)."""
+def _stops(t_s, i_a):
+    """Solver stop points: the ends and every kink of the piecewise-linear current. Without them the
+    adaptive solver can step right over a short burst (seen: a 3 min 1.3C burst missed entirely, so a
+    cell's truth did not follow the series current)."""
     import numpy as np
-    sim = _sim(chem, cap_scale, r_scale, current=(t_s, i_a))
-    _init_soc(sim, chem, soc0)
-    sol = sim.solve(t_eval=[float(t_s[0]), float(t_s[-1])], t_interp=np.asarray(t_s, float))
-    v = sol["Voltage [V]"].entries
-    if len(v) != len(t_s):
-        raise RuntimeError("pybamm stopped early at t=%.0f s" % sol.t[-1])
-    return v, sol["Average negative particle stoichiometry"].entries
+    t_s, i_a = np.asarray(t_s, float), np.asarray(i_a, float)
+    kink = np.abs(np.diff(i_a, 2)) > 1e-4
+    return t_s[np.concatenate([[True], kink, [True]])]
 
 
 def run_current_cells(chem, t_s, i_a, cells):
     """Current-driven runs of several cells under the same current, one model build: cells is a list of
-    (soc0, cap_scale, r_scale). Returns a list of (v, xn) at t_s. Same physics as run_current."""
+    (soc0, cap_scale, r_scale). Returns a list of (v, xn) at t_s (xn: average negative
+    stoichiometry)."""
     import numpy as np
     import pybamm
     p, opts = params(chem)
@@ -125,7 +119,7 @@ def run_current_cells(chem, t_s, i_a, cells):
     for soc0, cap_scale, r_scale in cells:
         x, y = pybamm.lithium_ion.get_initial_stoichiometries(soc0, ref, options=model.options)
         inputs = {"cap_scale": cap_scale, "r_area": r_scale * cap_scale, "x0": x, "y0": y}
-        sol = sim.solve(t_eval=[float(t_s[0]), float(t_s[-1])], t_interp=np.asarray(t_s, float), inputs=inputs)
+        sol = sim.solve(t_eval=_stops(t_s, i_a), t_interp=np.asarray(t_s, float), inputs=inputs)
         v = sol["Voltage [V]"].entries
         if len(v) != len(t_s):
             raise RuntimeError("pybamm stopped early at t=%.0f s" % sol.t[-1])
@@ -139,7 +133,7 @@ def run_experiment(chem, steps, soc0, cap_scale=1.0, r_scale=1.0):
     import numpy as np
     import pybamm
     exp = pybamm.Experiment(steps)
-    sim = _sim(chem, cap_scale, r_scale, experiment=exp)
+    sim = _sim(chem, cap_scale, r_scale, exp)
     _init_soc(sim, chem, soc0)
     sol = sim.solve()
     t = sol["Time [s]"].entries
@@ -148,15 +142,3 @@ def run_experiment(chem, steps, soc0, cap_scale=1.0, r_scale=1.0):
     xn = sol["Average negative particle stoichiometry"].entries
     keep = np.concatenate([[True], np.diff(t) > 1e-6])  # first of a duplicate: the old step's end
     return t[keep], i[keep], v[keep], xn[keep]
-
-
-def run_cell(chem, t_s, i_a, soc0):
-    """Terminal voltage and discharge capacity at t_s (the original verified setup)."""
-    import numpy as np
-    import pybamm
-    p, opts = params(chem)
-    model = pybamm.lithium_ion.SPMe(opts)
-    p["Current function [A]"] = pybamm.Interpolant(np.asarray(t_s), -np.asarray(i_a), pybamm.t)
-    sim = pybamm.Simulation(model, parameter_values=p, solver=pybamm.IDAKLUSolver())
-    sol = sim.solve(t_eval=[float(t_s[0]), float(t_s[-1])], t_interp=np.asarray(t_s), initial_soc=soc0)
-    return sol["Voltage [V]"].entries, sol["Discharge capacity [A.h]"].entries

@@ -580,12 +580,18 @@ class Estimator:
         if n > 1:
             sd = self._sigd
             tot = 0
+            w = max(5000, sd)
             for k in range(n):
-                self._ocv(s + self._d[k] + self._pd[k])   # sets the slope self._g
+                sk = s + self._d[k] + self._pd[k]
+                self._ocv(sk)                               # sets the local slope self._g
                 gk = self._g
+                # gate on the smaller of the local slope and the mean slope over +-sigma: a short steep
+                # piece inside a plateau, narrower than the cell's own uncertainty, is no information
+                # (a few mV of sensor offset there would move the cell by a % at a time)
+                gw = (self._ocv(sk + w) - self._ocv(sk - w)) * 500 // w
                 ek = self._vs[k] - e
                 ek = ek - rl if ek > rl else (ek + rl if ek < -rl else 0)
-                ak = min(20000, gk * (sd // 100) // 10)
+                ak = min(20000, min(gk, gw) * (sd // 100) // 10)
                 if ak < rc:
                     continue
                 fk = ak * ak // ((ak * ak + rc * rc) >> 15)
