@@ -24,6 +24,11 @@ _REST_MS = const(30000)       # rest this long before learning the offset / trus
 _FULL_MS = const(20000)       # CV tail held this long before the 100 % sync
 _H1 = const(32767)            # hysteresis state +1 (charge branch) in Q15
 _IR_PCT = const(45)          # % of the IR drop counted as model error under load (ageing, diffusion)
+_CQ0 = const(500)             # capacity: 1-sigma of the nominal value, permyriad (5 %: ageing, spread)
+_CQ_MIN = const(50)
+_LEARN_D = const(150000)      # learn capacity between confident points at least 15 % apart
+_LEARN_SIG = const(8000)      # a confident point: a sync, or sigma <= 0.8 % after a correction at rest
+_LEARN_REST = const(600000)   # ... of 10 min or more (relaxed: NMC's slow RC, most of LFP's)
 
 # @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
@@ -147,6 +152,7 @@ class Estimator:
         """First-boot state: SoC comes from the next voltage sample, with a voltage-derived sigma."""
         self.cap_mah = self.cap_nom
         self._qppm = self.cap_mah * 36
+        self._cq = _CQ0
         self._init = False
         self._s = 500000
         self._ps = 0
@@ -167,9 +173,9 @@ class Estimator:
         self._vmin = 99999
         self._full_latch = False
         self._empty_latch = False
-        self._anc = 0                           # 0 none, 1 full, 2 empty
-        self._anc_s = 0
-        self._cc = 0                            # counted ppm since the last anchor
+        self._ref_s = 0                         # the last confident point (ppm) and its sigma (0: none)
+        self._ref_sig = 0
+        self._cc = 0                            # counted ppm since that point
         for k in range(self.n):
             self._d[k] = 0
             self._pd[k] = 0
@@ -197,7 +203,7 @@ class Estimator:
         """Small dict of ints to persist: s, p (pending) in ppm, sig/sigd ppm, h Q15, cap mAh, off mA*1024,
         cd/cp: per-cell deltas and their pending corrections (ppm), one int per cell."""
         return {"s": self._s, "p": self._ps, "sig": self._sig, "sigd": self._sigd, "h": self._h, "cap": self.cap_mah,
-                "off": self._off, "cd": list(self._d), "cp": list(self._pd)}
+                "cq": self._cq, "off": self._off, "cd": list(self._d), "cp": list(self._pd)}
 
     def restore(self, d):
         try:
@@ -205,6 +211,7 @@ class Estimator:
             sig = int(d["sig"])
             h = int(d["h"])
             cap = int(d["cap"])
+            cq = int(d.get("cq", _CQ0))
             off = int(d.get("off", 0))
             p = int(d.get("p", 0))
             cd = [int(x) for x in d.get("cd") or ()]
@@ -221,6 +228,7 @@ class Estimator:
         self._h = h
         self.cap_mah = cap
         self._qppm = cap * 36
+        self._cq = max(_CQ_MIN, min(_CQ0, cq))
         self._off = max(-self.cap_nom * 5, min(self.cap_nom * 5, off))
         if len(cd) == self.n:
             for k in range(self.n):
@@ -390,7 +398,7 @@ class Estimator:
         ds = self._acc // self._qppm
         self._acc -= ds * self._qppm
         self._s += ds
-        self._cc += ds
+        self._cc = max(-4 * _PPM, min(4 * _PPM, self._cc + ds))
         a = abs(ds)
         # systematic error growth: gain/capacity (per |dSoC|) and residual offset (per time)
         off_unc = 600 if self._rest >= _REST_MS else 280
@@ -436,11 +444,12 @@ class Estimator:
         m = self.m
         tail = self.cap_mah * m.tail_c_pm // 1000
         # 100 %: CV hold reached (mean cell at full voltage) and the current tapered to the tail
-        if self._wn and 0 < i <= tail and self._vs[0] and self._mean_mv() * 1000 >= m.v_full_uv:
+        tgt = self._full() if self._wn and 0 < i <= tail and self._vs[0] else -1
+        if tgt >= 0:
             self._full_ms += dt
             if self._full_ms >= _FULL_MS and not self._full_latch:
                 self._full_latch = True
-                self._anchor(1, _PPM)
+                self._anchor(tgt)
         else:
             self._full_ms = 0
             if i < -tail:
@@ -456,38 +465,62 @@ class Estimator:
                 # under load the surface empties first: the bulk still holds the lag beyond what it
                 # holds at the C/20 cut-off that defines 0 %
                 x = max(0, -self._lag(self._s) - 50 * (m.tau2_ms // 1000) * 5 // 18)
-                self._anchor(2, x - (self._d[k0] + self._pd[k0]))
-                self._sig = _rss(_SYNC_SIG >> 6, x >> 7, 0, 0) << 6
+                self._anchor(x - (self._d[k0] + self._pd[k0]), _rss(_SYNC_SIG >> 6, x >> 7, 0, 0) << 6)
         elif i > tail:
             self._empty_latch = False
 
     @micropython.native
-    def _mean_mv(self):
+    def _full(self):
+        # the 100 % target at a CV tail, or -1: with the mean cell at full voltage (a pack-level CV) the
+        # average cell is full; with only the highest cell there (a charge limited per cell), that cell is
+        wn = self._wn
         t = 0
+        kh = 0
+        vh = 0
         for k in range(self.n):
-            t += self._vs[k] // self._wn
-        return t // self.n
+            v = self._vs[k] // wn
+            t += v
+            if v > vh:
+                vh = v
+                kh = k
+        if t // self.n * 1000 >= self.m.v_full_uv:
+            return _PPM
+        if vh * 1000 >= self.m.v_full_uv:
+            return _PPM - self._d[kh] - self._pd[kh]
+        return -1
 
     @micropython.native
-    def _anchor(self, kind, target):
-        # a sync: pull the pack to target (drifting), learn capacity between opposite anchors
+    def _anchor(self, target, sig=_SYNC_SIG):
+        # a sync: pull the pack to target (drifting); a confident point for capacity learning
         self.syncs += 1
-        cur = self._s + self._ps
-        if self._anc and self._anc != kind:
-            dtrue = target - self._anc_s
-            if abs(dtrue) >= 500000 and (self._cc > 0) == (dtrue > 0):
-                meas = self.cap_mah * (abs(self._cc) // 1000) // (abs(dtrue) // 1000)
-                lo = self.cap_nom * 7 // 10
-                hi = self.cap_nom * 12 // 10
-                meas = max(lo, min(hi, meas))
-                self.cap_mah += (meas - self.cap_mah) // 2
-                self._qppm = self.cap_mah * 36
-                self.cap_learns += 1
-        self._anc = kind
-        self._anc_s = target
+        self._ps += target - (self._s + self._ps)
+        self._sig = sig
+        self._learn(target, sig)
+
+    @micropython.native
+    def _learn(self, now, sig):
+        # capacity as a filtered state: between two confident points (syncs, rested corrections with a
+        # small sigma) at least _LEARN_D apart, counting moved cc where the estimate moved d; the ratio
+        # measures the capacity to within the two points' sigmas over d. Many small noisy looks, or one
+        # full-to-empty, both converge; a wrong one moves it only as far as its sigma allows.
+        d = now - self._ref_s
+        if self._ref_sig and abs(d) >= _LEARN_D and (self._cc > 0) == (d > 0):
+            x = max(-3000, min(2000, (abs(self._cc) // 100) * 10000 // (abs(d) // 100) - 10000))
+            sm = max(1, _rss(self._ref_sig >> 2, sig >> 2, 0, 0) * 40000 // abs(d))
+            cq = self._cq
+            mx = max(cq, sm)
+            a = cq * 128 // mx
+            b = sm * 128 // mx
+            k = (a * a << 15) // max(1, a * a + b * b)        # gain, Q15
+            lo = self.cap_nom * 7 // 10
+            hi = self.cap_nom * 12 // 10
+            self.cap_mah = max(lo, min(hi, self.cap_mah + self.cap_mah // 100 * (x * (k >> 5) >> 10) // 100))
+            self._qppm = self.cap_mah * 36
+            self._cq = max(_CQ_MIN, cq * _isqrt((32767 - k) << 15) >> 15)
+            self.cap_learns += 1
+        self._ref_s = now
+        self._ref_sig = sig
         self._cc = 0
-        self._ps += target - cur
-        self._sig = _SYNC_SIG
 
     @micropython.native
     def _correct(self):
@@ -570,6 +603,8 @@ class Estimator:
             post = (sig >> 5) * _isqrt((32768 - f) << 15) >> 10
             floor = min(_SIG_MAX, sz * (m.ocv_err_uv * 64 // r) >> 6)
             self._sig = max(_SIG_MIN, post, min(sig, floor))
+            if self._rest >= _LEARN_REST and self._sig <= _LEARN_SIG:
+                self._learn(self._s + self._ps, self._sig)
         else:
             self._sig = sig
         # per-cell deltas: what remains in each cell after the pack correction. Near a knee under load
