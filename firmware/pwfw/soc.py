@@ -197,6 +197,7 @@ class Estimator:
         self._ps = 0
         self._sig = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
         self._init = True
+        self._learn(self._s, self._sig)         # a known state is a (weak) point for capacity learning
         self._report()
 
     def state(self):
@@ -236,6 +237,7 @@ class Estimator:
                 self._pd[k] = max(-300000, min(300000, cp[k])) if len(cp) == self.n else 0
             self._sigd = max(_SIG_MIN, min(_SIGD_MAX, int(d.get("sigd", 20000))))
         self._init = True
+        self._learn(s + p, self._sig)
         self._report()
 
     # ---- tables ------------------------------------------------------------------------------
@@ -590,8 +592,12 @@ class Estimator:
                     bad = False
                     break
                 a += 10 if a < 20 else (5 if a < 25 else 4)
-        if bad:   # inconsistent: the prior is wrong by about d; widen sigma to that first
+        if bad:   # inconsistent: the prior is wrong by about d; widen sigma to that first. Found
+            # before much was counted, the last confident point was not what it claimed (a wrong
+            # persisted state): no capacity learning from it. Later, counting (the capacity) is to blame.
             sig = max(sig, min(_SIG_MAX, abs(d)))
+            if abs(self._cc) < _LEARN_D:
+                self._ref_sig = 0
         # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
         # it would only bias), or when it has just shown the prior to be wrong
         if sz <= sig or bad:
