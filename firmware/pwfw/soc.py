@@ -201,8 +201,9 @@ class Estimator:
         self._report()
 
     def state(self):
-        """Small dict of ints to persist: s, p (pending) in ppm, sig/sigd ppm, h Q15, cap mAh, off mA*1024,
-        cd/cp: per-cell deltas and their pending corrections (ppm), one int per cell."""
+        """Small dict of ints to persist: s, p (pending) in ppm, sig/sigd ppm, h Q15, cap mAh and its 1-sigma
+        cq (permyriad), off mA*1024, cd/cp: per-cell deltas and their pending corrections (ppm), one int per
+        cell."""
         return {"s": self._s, "p": self._ps, "sig": self._sig, "sigd": self._sigd, "h": self._h, "cap": self.cap_mah,
                 "cq": self._cq, "off": self._off, "cd": list(self._d), "cp": list(self._pd)}
 
@@ -445,7 +446,7 @@ class Estimator:
     def _sync(self, i, dt):
         m = self.m
         tail = self.cap_mah * m.tail_c_pm // 1000
-        # 100 %: CV hold reached (mean cell at full voltage) and the current tapered to the tail
+        # 100 %: CV hold reached (the mean or the highest cell at full voltage), current tapered to the tail
         tgt = self._full() if self._wn and 0 < i <= tail and self._vs[0] else -1
         if tgt >= 0:
             self._full_ms += dt
