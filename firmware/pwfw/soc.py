@@ -630,12 +630,14 @@ class Estimator:
                 # gate on the smaller of the local slope and the mean slope over +-sigma: a short steep
                 # piece inside a plateau, narrower than the cell's own uncertainty, is no information
                 # (a few mV of sensor offset there would move the cell by a % at a time)
+                if gk * (sd // 100) // 10 < rc:
+                    continue
                 gw = (self._ocv(sk + w) - self._ocv(sk - w)) * 500 // w
-                ek = self._vs[k] - e
-                ek = ek - rl if ek > rl else (ek + rl if ek < -rl else 0)
                 ak = min(20000, min(gk, gw) * (sd // 100) // 10)
                 if ak < rc:
                     continue
+                ek = self._vs[k] - e
+                ek = ek - rl if ek > rl else (ek + rl if ek < -rl else 0)
                 fk = ak * ak // ((ak * ak + rc * rc) >> 15)
                 dk = max(-100000, min(100000, (ek * (fk >> 5) >> 10) * 1000 // gk))
                 self._pd[k] += dk
