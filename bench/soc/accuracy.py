@@ -284,6 +284,12 @@ def metrics(t, est, truth, sig):
             "conv_s": conv, "cover": cover, "final": float(e[-1])}
 
 
+def cell_metrics(t, cells, soc):
+    """Each cell's own estimate against its own truth: RMSE and max |error| after 30 min."""
+    ce = cells - np.clip(soc, 0, 1)
+    return {"cell_rmse": float(np.sqrt(np.mean(ce ** 2))), "cell_max30": float(np.max(np.abs(ce[t >= 1800])))}
+
+
 def _est_src():
     files = ["firmware/pwfw/soc.py", "firmware/pwfw/soc_model.py", "host/packwatch/estimate.py",
              "bench/soc/peer_ukf.py"]
@@ -339,9 +345,7 @@ def evaluate(chem, pool=None, scenarios=profiles.SCENARIOS):
         for (kind, lab), (s, sig, cells) in zip(labels, res):
             m = metrics(t, s, truth, sig)
             if cells is not None and lab == "true":
-                ce = cells - np.clip(soc, 0, 1)
-                m["cell_rmse"] = float(np.sqrt(np.mean(ce ** 2)))
-                m["cell_max30"] = float(np.max(np.abs(ce[t >= 1800])))
+                m.update(cell_metrics(t, cells, soc))
             rows[(kind, lab)] = m
         out["runs"][name] = {"rows": rows, "hours": (t[-1] - t[0]) / 3600, "soc_range": (
             float(truth.min()), float(truth.max())), "cell_range": (float(soc.min()), float(soc.max())),

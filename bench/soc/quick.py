@@ -28,12 +28,12 @@ def main():
             t0 = time.time()
             s, sig, cells = A.run_pwfw(model, t, im, vm, st)
             m = A.metrics(t, s, truth, sig)
-            ce = cells - np.clip(soc, 0, 1)
+            m.update(A.cell_metrics(t, cells, soc))
             print("%s %-10s %-4s rmse %.1f max30 %.1f cover %.0f conv %s | cells rmse %.1f max30 %.1f"
                   " | cc rmse %.1f max30 %.1f | %.0fs"
                   % (chem, name, lab, 100 * m["rmse"], 100 * m["max30"], 100 * m["cover"],
-                     "%.0f" % (m["conv_s"] / 60), 100 * np.sqrt(np.mean(ce ** 2)),
-                     100 * np.max(np.abs(ce[t >= 1800])), 100 * mc["rmse"], 100 * mc["max30"],
+                     "%.0f" % (m["conv_s"] / 60), 100 * m["cell_rmse"], 100 * m["cell_max30"],
+                     100 * mc["rmse"], 100 * mc["max30"],
                      time.time() - t0), flush=True)
             if lab == "true":
                 np.savez("/tmp/q_%s_%s.npz" % (chem, name), t=t, s=s, sig=sig, truth=truth, cc=cc, im=im,

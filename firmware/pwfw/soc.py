@@ -58,6 +58,16 @@ def _rss(a, b, c, d):
     return _isqrt(a * a + b * b + c * c + d * d)
 
 
+@micropython.native
+def _gain(p, m):
+    # Kalman gain p^2 / (p^2 + m^2) in Q15 for a prior sigma p and a measurement sigma m (both > 0),
+    # scaled to 7 bits first so the squares stay small ints
+    mx = max(p, m)
+    a = p * 128 // mx
+    b = m * 128 // mx
+    return (a * a << 15) // max(1, a * a + b * b)
+
+
 # Per-cell loops in viper: machine-word arithmetic, ~5x faster than native code on Python ints, and
 # nothing allocated. Sequences are indexed generically (int(x[k]), x[k] = v), so cells_mv may be a
 # list or any int array, and the signs of the 'i' arrays survive on every port.
@@ -511,10 +521,7 @@ class Estimator:
             x = max(-3000, min(2000, (abs(self._cc) // 100) * 10000 // (abs(d) // 100) - 10000))
             sm = max(1, _rss(self._ref_sig >> 2, sig >> 2, 0, 0) * 40000 // abs(d))
             cq = self._cq
-            mx = max(cq, sm)
-            a = cq * 128 // mx
-            b = sm * 128 // mx
-            k = (a * a << 15) // max(1, a * a + b * b)        # gain, Q15
+            k = _gain(cq, sm)
             lo = self.cap_nom * 7 // 10
             hi = self.cap_nom * 12 // 10
             self.cap_mah = max(lo, min(hi, self.cap_mah + self.cap_mah // 100 * (x * (k >> 5) >> 10) // 100))
@@ -602,10 +609,7 @@ class Estimator:
         # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
         # it would only bias), or when it has just shown the prior to be wrong
         if sz <= sig or bad:
-            mx = max(sig, sz)
-            a = sig * 128 // mx
-            b = sz * 128 // mx
-            f = (a * a << 15) // max(1, a * a + b * b)         # gain fraction, Q15
+            f = _gain(sig, sz)
             self._ps += d * (f >> 6) >> 9
             post = (sig >> 5) * _isqrt((32768 - f) << 15) >> 10
             floor = min(_SIG_MAX, sz * (m.ocv_err_uv * 64 // r) >> 6)
@@ -630,10 +634,11 @@ class Estimator:
                 # gate on the smaller of the local slope and the mean slope over +-sigma: a short steep
                 # piece inside a plateau, narrower than the cell's own uncertainty, is no information
                 # (a few mV of sensor offset there would move the cell by a % at a time)
-                if gk * (sd // 100) // 10 < rc:
+                ak = gk * (sd // 100) // 10
+                if ak < rc:
                     continue
                 gw = (self._ocv(sk + w) - self._ocv(sk - w)) * 500 // w
-                ak = min(20000, min(gk, gw) * (sd // 100) // 10)
+                ak = min(20000, ak, gw * (sd // 100) // 10)
                 if ak < rc:
                     continue
                 ek = self._vs[k] - e
