@@ -4,7 +4,7 @@ import os
 import sys
 
 from .logcsv import LogWriter, LOGGER_COLS
-from .logger import Session
+from .session import Session
 
 
 def iter_capture(path, batch=2000):
