@@ -1,16 +1,23 @@
-"""PyBaMM ground-truth cells for the accuracy benchmark.
+"""PyBaMM cells: the one place where the project's electrochemical truth models are defined.
 
-LFP: Prada2013 with a one-state hysteresis OCP in the positive electrode (lithiation/delithiation OCP
-= Prada's OCP ∓ 8 mV, decay rate 10); NMC: Chen2020. SPMe, IDAKLU solver. Current + = charging (as
-in packwatch logs).
+Two cell definitions, both SPMe (IDAKLU solver), current + = charging (as in packwatch logs):
 
-Cell-to-cell variation and ageing (used by bench/soc/accuracy.py):
-* capacity scale k: the electrode width (current-collector area) × k, so capacity ∝ k and, at equal
-  per-area properties, every resistance ∝ 1/k (a bigger cell of the same design);
+* ``variant="plant"``: the cells behind the plant's tables (hil/data/ocv_*.json, written by
+  hil/tools/derive_tables.py). LFP: Prada2013 with a one-state hysteresis OCP in the positive
+  electrode whose gap is 5..25 mV (largest mid-plateau, as the literature reports), decay 40;
+  NMC: Chen2020.
+* ``variant="bench"``: the ground-truth cells of the SoC accuracy benchmark (bench/soc/accuracy.py).
+  LFP: Prada2013 with lithiation/delithiation OCP = Prada's OCP -/+ 8 mV, decay rate 10; NMC: Chen2020.
+
+They differ on purpose: the plant must not be the benchmark's truth either.
+
+Cell-to-cell variation and ageing (bench variant, used by bench/soc/accuracy.py):
+* capacity scale k: the electrode width (current-collector area) x k, so capacity is proportional to k
+  and, at equal per-area properties, every resistance to 1/k (a bigger cell of the same design);
 * resistance scale r: on top of the area effect, the exchange-current densities of both electrodes and
-  the electrolyte conductivity are divided by r/(1/k)... i.e. the per-area kinetic and ohmic terms are
-  scaled so the cell's absolute (kinetic + electrolyte) resistance is ≈ r × the reference cell's.
-  Solid diffusion is left as it is, so the long-time (diffusion) overpotential scales only with 1/k.
+  the electrolyte conductivity are scaled so the cell's absolute (kinetic + electrolyte) resistance is
+  about r x the reference cell's. Solid diffusion is left as it is, so the long-time (diffusion)
+  overpotential scales only with 1/k.
 `truth` of a run is the average negative-particle stoichiometry, which is linear in the charge stored;
 accuracy.py maps it onto the operational SoC (C/20 from the end of the CV hold to the cut-off).
 """
@@ -18,8 +25,54 @@ import os
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-# voltage window of the cells (CV voltage, C/20 cut-off) used for characterisation and validation
+# voltage window of the bench cells (CV voltage, C/20 cut-off) used for characterisation and validation
 LIMITS = {"lfp": (3.6, 2.5), "nmc": (4.2, 2.5)}
+PARAMETER_SETS = {"lfp": "Prada2013", "nmc": "Chen2020"}
+
+# plant variant: LFP hysteresis gap between the branches, 25 mV mid-plateau, 5 mV towards the ends
+PLANT_GAP_MIN_V = 0.005
+PLANT_GAP_MAX_V = 0.025
+PLANT_HYST_DECAY = 40.0  # PyBaMM gamma: per unit stoichiometry change
+BENCH_HALF_GAP_V = 0.008
+BENCH_HYST_DECAY = 10.0
+
+
+def plant_gap(sto):
+    """Full gap between the plant's LFP branches at positive stoichiometry sto."""
+    return PLANT_GAP_MIN_V + (PLANT_GAP_MAX_V - PLANT_GAP_MIN_V) * 4 * sto * (1 - sto)
+
+
+def options(chem):
+    """PyBaMM model options: LFP carries a one-state hysteresis OCP in the positive electrode."""
+    return {"open-circuit potential": ("single", "one-state hysteresis")} if chem == "lfp" else {}
+
+
+def base_params(chem, variant="bench"):
+    """The parameter set of chem with the variant's hysteresis (LFP), before cut-offs and scaling."""
+    import pybamm
+    p = pybamm.ParameterValues(PARAMETER_SETS[chem])
+    if chem != "lfp":
+        return p
+    u = p["Positive electrode OCP [V]"]
+    if variant == "plant":
+        # the positive lithiates on discharge: lithiation branch below, delithiation above
+        p.update({
+            "Positive electrode lithiation OCP [V]": lambda sto: u(sto) - plant_gap(sto) / 2,
+            "Positive electrode delithiation OCP [V]": lambda sto: u(sto) + plant_gap(sto) / 2,
+            "Positive particle lithiation hysteresis decay rate": lambda sto, T: PLANT_HYST_DECAY,
+            "Positive particle delithiation hysteresis decay rate": lambda sto, T: PLANT_HYST_DECAY,
+            "Positive particle hysteresis switching factor": 1.0,
+            "Initial hysteresis state in positive electrode": 1.0,
+        }, check_already_exists=False)
+    elif variant == "bench":
+        p.update({"Positive electrode lithiation OCP [V]": lambda sto: u(sto) - BENCH_HALF_GAP_V,
+                  "Positive electrode delithiation OCP [V]": lambda sto: u(sto) + BENCH_HALF_GAP_V,
+                  "Positive particle lithiation hysteresis decay rate": BENCH_HYST_DECAY,
+                  "Positive particle delithiation hysteresis decay rate": BENCH_HYST_DECAY,
+                  "Initial hysteresis state in positive electrode": 0.0}, check_already_exists=False)
+    else:
+        raise ValueError("unknown cell variant %r (plant, bench)" % (variant,))
+    return p
 
 
 def _scaled(f, s):
@@ -27,18 +80,8 @@ def _scaled(f, s):
 
 
 def params(chem, cap_scale=1.0, r_scale=1.0):
-    import pybamm
-    if chem == "nmc":
-        p, opts = pybamm.ParameterValues("Chen2020"), {}
-    else:
-        p = pybamm.ParameterValues("Prada2013")
-        ocp = p["Positive electrode OCP [V]"]
-        p.update({"Positive electrode lithiation OCP [V]": lambda sto: ocp(sto) - 0.008,
-                  "Positive electrode delithiation OCP [V]": lambda sto: ocp(sto) + 0.008,
-                  "Positive particle lithiation hysteresis decay rate": 10.0,
-                  "Positive particle delithiation hysteresis decay rate": 10.0,
-                  "Initial hysteresis state in positive electrode": 0.0}, check_already_exists=False)
-        opts = {"open-circuit potential": ("single", "one-state hysteresis")}
+    """The bench cell of chem, scaled: (ParameterValues, model options)."""
+    p, opts = base_params(chem, "bench"), options(chem)
     if cap_scale != 1.0:
         p["Electrode width [m]"] = p["Electrode width [m]"] * cap_scale
         p["Nominal cell capacity [A.h]"] = p["Nominal cell capacity [A.h]"] * cap_scale

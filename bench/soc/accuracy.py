@@ -1,7 +1,7 @@
 """SoC accuracy benchmark against PyBaMM ground truth: `python -m bench.soc.accuracy` (or via
 bench.soc.run) -> bench/results/soc_accuracy.md.
 
-Pipeline per chemistry (LFP Prada2013 + one-state hysteresis, NMC Chen2020; bench/soc/pybamm_cells.py):
+Pipeline per chemistry (LFP Prada2013 + one-state hysteresis, NMC Chen2020; hil/pybamm_cells.py):
 1. Characterisation run of one fresh cell (profiles.char_steps) -> log CSV (1 mV / 1 mA, as the logger
    writes it) -> packwatch.fit.fit_model -> the cell model every estimator uses. Used only for fitting.
 2. Validation: a 16S pack of aged cells (capacity −3 %, resistance +20 % against the fitted fresh cell)
@@ -72,7 +72,7 @@ def _digest(obj):
 
 def _src_tag():
     import pybamm
-    return (pybamm.__version__, (ROOT / "bench/soc/pybamm_cells.py").read_bytes())
+    return (pybamm.__version__, (ROOT / "hil/pybamm_cells.py").read_bytes())
 
 
 def cached(kind, args, fn):
@@ -93,7 +93,7 @@ def cached(kind, args, fn):
 # ---- characterisation and fit ------------------------------------------------------------------------
 def characterise(chem):
     """Fresh-cell characterisation run, its log CSV, the fitted model and the SoC mapping."""
-    from bench.soc import pybamm_cells as pc
+    from hil import pybamm_cells as pc
     from packwatch.fit import fit_model
     from packwatch.logcsv import LogWriter
     steps = profiles.char_steps(chem, CNOM[chem])
@@ -140,7 +140,7 @@ def pack_cells(chem):
 def _pb_soc(chem, x):
     """PyBaMM initial_soc (reference window) for negative stoichiometry x."""
     import pybamm
-    from bench.soc import pybamm_cells as pc
+    from hil import pybamm_cells as pc
     ref = pc._soc_window(chem)
     opts = pc.params(chem)[1]
     x0, x100, _, _ = pybamm.lithium_ion.get_min_max_stoichiometries(ref, options=opts)
@@ -162,7 +162,7 @@ def _steps(chem, segs):
 
 
 def _cells_job(a):
-    from bench.soc import pybamm_cells as pc
+    from hil import pybamm_cells as pc
     chem, t, i, cells = a
     out = cached("cells", [chem, t, i, cells], lambda: [
         np.array(x) for x in zip(*pc.run_current_cells(chem, t, i, cells))])
@@ -188,7 +188,7 @@ def check_truth(t, i, soc, what):
 
 def validation_run(chem, name, xf, xe, pool=None):
     """Returns t, i (true pack current), v (n×16), soc (n×16, truth per cell), soc0 scenario start."""
-    from bench.soc import pybamm_cells as pc
+    from hil import pybamm_cells as pc
     segs, soc0 = profiles.scenario(name, chem, SEED)
     cap, r, dsoc = pack_cells(chem)
     s_cell = soc0 + dsoc

@@ -94,7 +94,7 @@ def solar_day(rng):
 def cccv_deep(chem, rng):
     """From 50 %: rest, 0.2C discharge 1 h, rest, CC-CV charge (0.3C to the CV voltage, hold to C/30),
     rest 1 h, deep discharge (0.3C with kettle bursts) to the cut-off, rest 1 h, 0.2C charge 2 h, rest."""
-    from bench.soc.pybamm_cells import LIMITS
+    from hil.pybamm_cells import LIMITS
     vmax, vmin = LIMITS[chem]
     stop = {"lfp": 2.55, "nmc": 2.9}[chem]  # driver cell; weaker cells go further (see accuracy.py)
     n = _n(2 * 3600)
@@ -141,7 +141,7 @@ def char_steps(chem, c):
     """Characterisation for `packwatch fit` (c: nominal capacity, A): CC-CV charge, C/20 discharge and
     charge (CV hold to C/50), 10 % steps at C/2 both directions with 1 h rests and an HPPC pulse pair
     (1C discharge 10 s, 0.75C charge 10 s, 10 min rests) after each rest."""
-    from bench.soc.pybamm_cells import LIMITS
+    from hil.pybamm_cells import LIMITS
     vmax, vmin = LIMITS[chem]
     s = ["Charge at %g A until %g V (10 second period)" % (c / 5, vmax),
          "Hold at %g V until %g A (10 second period)" % (vmax, c / 50),

@@ -1,7 +1,8 @@
 """Derive the plant's cell tables from PyBaMM characterisation runs.
 
 The plant must not run on the estimator's own model, so its OCV curves and resistances come from
-an independent electrochemical model (PyBaMM SPMe):
+an independent electrochemical model (PyBaMM SPMe; the cells are defined in hil/pybamm_cells.py,
+variant "plant"):
 
 * LFP: Prada2013 parameter set, one-state hysteresis OCP in the positive electrode. Prada2013 has a
   single OCP, so the lithiation / delithiation branches are that OCP -/+ half a gap of 5..25 mV
@@ -25,51 +26,32 @@ from pathlib import Path
 
 import numpy as np
 
+from hil import pybamm_cells
+
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 OUT = Path(__file__).resolve().parents[1] / "data"
 GRID = np.round(np.linspace(0.0, 1.0, 101), 4)
 
 CHEMS = {
-    "lfp": {"set": "Prada2013", "v_lo": 2.0, "v_hi": 3.6, "v_over": 3.9, "hyst": True},
-    "nmc": {"set": "Chen2020", "v_lo": 2.5, "v_hi": 4.2, "v_over": 4.35, "hyst": False},
+    "lfp": {"v_lo": 2.0, "v_hi": 3.6, "v_over": 3.9, "hyst": True},
+    "nmc": {"v_lo": 2.5, "v_hi": 4.2, "v_over": 4.35, "hyst": False},
 }
-GAP_MIN_V = 0.005
-GAP_MAX_V = 0.025
-HYST_DECAY = 40.0  # PyBaMM gamma: per unit stoichiometry change
-
-
-def _gap(sto):
-    """Full gap between the LFP branches: 25 mV mid-plateau, 5 mV towards the ends."""
-    return GAP_MIN_V + (GAP_MAX_V - GAP_MIN_V) * 4 * sto * (1 - sto)
 
 
 def _params(chem):
-    import pybamm
-
+    # the plant's cells (hil/pybamm_cells.py, variant "plant"), with the characterisation's cut-offs
     c = CHEMS[chem]
-    p = pybamm.ParameterValues(c["set"])
+    p = pybamm_cells.base_params(chem, "plant")
     p.update({"Upper voltage cut-off [V]": c["v_over"] + 0.05, "Lower voltage cut-off [V]": c["v_lo"] - 0.05},
              check_already_exists=False)
-    if c["hyst"]:
-        u = p["Positive electrode OCP [V]"]
-        p.update({
-            # the positive lithiates on discharge: lithiation branch below, delithiation above
-            "Positive electrode lithiation OCP [V]": lambda sto: u(sto) - _gap(sto) / 2,
-            "Positive electrode delithiation OCP [V]": lambda sto: u(sto) + _gap(sto) / 2,
-            "Positive particle lithiation hysteresis decay rate": lambda sto, T: HYST_DECAY,
-            "Positive particle delithiation hysteresis decay rate": lambda sto, T: HYST_DECAY,
-            "Positive particle hysteresis switching factor": 1.0,
-            "Initial hysteresis state in positive electrode": 1.0,
-        }, check_already_exists=False)
     return p
 
 
 def _model(chem):
     import pybamm
 
-    opts = {"open-circuit potential": ("single", "one-state hysteresis")} if CHEMS[chem]["hyst"] else {}
-    return pybamm.lithium_ion.SPMe(opts)
+    return pybamm.lithium_ion.SPMe(pybamm_cells.options(chem))
 
 
 def _run(chem, steps, initial_soc, period="60 seconds"):
@@ -132,9 +114,10 @@ def characterise(chem):
     r0, rc = pulse(chem)
     return {
         "source": "PyBaMM %s SPMe, parameter set %s%s" % (
-            __import__("pybamm").__version__, c["set"],
+            __import__("pybamm").__version__, pybamm_cells.PARAMETER_SETS[chem],
             ", one-state hysteresis OCP (positive), gap %g..%g mV, decay %g" % (
-                GAP_MIN_V * 1e3, GAP_MAX_V * 1e3, HYST_DECAY) if c["hyst"] else ""),
+                pybamm_cells.PLANT_GAP_MIN_V * 1e3, pybamm_cells.PLANT_GAP_MAX_V * 1e3,
+                pybamm_cells.PLANT_HYST_DECAY) if c["hyst"] else ""),
         "generated_by": "hil/tools/derive_tables.py",
         "chemistry": chem,
         "ref_capacity_ah": round(q_full, 4),
