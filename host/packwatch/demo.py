@@ -1,6 +1,6 @@
 """`packwatch demo`: the whole path on a simulated pack — virtual board → serial port → log → plot.
 
-Runs the scenario "demo" (3 h of a 16S LFP pack: inverter loads and kettles, then solar and mains
+Runs a scenario (default "demo": 3 h of a 16S LFP pack, inverter loads and kettles, then solar and mains
 charging) in lockstep, as fast as the machine allows, logs it through the virtual board's pty with
 the same Logger as `packwatch log`, and draws the figure with `packwatch plot`.
 """
@@ -9,27 +9,34 @@ import sys
 import threading
 import time
 
+from .cli import POSITIVE, SEED
+from .sim import add_scenario_arg
+
 
 def register(sub):
     p = sub.add_parser("demo", help="run a simulated pack on the virtual board, log it and plot it")
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
-    p.add_argument("--scenario", default="demo", help="scenario to run (default: demo; see docs/hil.md)")
-    p.add_argument("--hours", type=float, default=None, help="stop after this much virtual time (default: the scenario's)")
-    p.add_argument("--seed", type=int, default=1)
+    add_scenario_arg(p)
+    p.add_argument("--hours", type=POSITIVE, default=None, metavar="H",
+                   help="stop after H hours of virtual time (default: the scenario's length)")
+    p.add_argument("--seed", type=SEED, default=1, metavar="N",
+                   help="seed of the simulated pack and sensor noise (default 1): the same seed gives the same run")
     p.set_defaults(func=run)
 
 
 def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
     """Writes demo.csv (log schema), demo.raw (the capture) and demo.png in out_dir.
-    Returns (csv_path, png_path, logger)."""
+    Returns (csv_path, png_path, logger, figure): the figure is the matplotlib Figure saved as the PNG."""
     from hil.vboard.runner import VirtualBoard
     from packwatch.logger import Logger
-    from packwatch.plot import plot
+    from packwatch.plot import figure
 
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.monotonic()
     vb = VirtualBoard(scenario, seed=seed)
     vb.hold_at_ms = 1000  # boot, then wait for the logger: in lockstep the pack would not wait for it
+    # the pack as the virtual board runs it: the scenario's chemistry on the sim board adjusted to it
+    pack = "%dS %s" % (vb.board["cells"], vb.chemistry.upper())
     with vb:
         end_ms = int(hours * 3600e3) if hours else vb.scenario.duration_ms
         lg = Logger(vb.port, out_dir, serial=vb.serial, daily=False)
@@ -39,8 +46,8 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
         while not vb.host_connected() and time.monotonic() < t_wait:
             time.sleep(0.01)
         vb.hold_at_ms = end_ms  # and stop exactly there
-        log("virtual board %s on %s: scenario %r, %.1f h of pack time" % (vb.serial, vb.port, vb.scenario.name,
-                                                                          end_ms / 3600e3))
+        log("virtual board %s on %s: scenario %r, %s, %.2f h of pack time"
+            % (vb.serial, vb.port, vb.scenario.name, pack, end_ms / 3600e3))
         shown = 0
         while vb.t_ms < end_ms - 100:
             if vb.error:
@@ -71,16 +78,17 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
     if raws:
         os.replace(raws[0], os.path.join(out_dir, "demo.raw"))
     png = os.path.join(out_dir, "demo.png")
-    plot(csv_path, png, title="packwatch demo: %s, 16S LFP on the virtual board" % scenario)
+    fig = figure(csv_path, title="packwatch demo: scenario %r, %s on the virtual board" % (scenario, pack))
+    fig.savefig(png, dpi=110)
     s = lg.session
     log("logged %d reports: crc errors %d, malformed %d, gaps %d, reboots %d"
         % (s.samples, s.dec.crc_errors, s.dec.malformed, s.gaps, s.reboots))
-    return csv_path, png, lg
+    return csv_path, png, lg, fig
 
 
 def run(args):
     t0 = time.monotonic()
-    csv_path, png, _ = demo(args.out, args.scenario, args.hours, args.seed,
+    csv_path, png, _, _ = demo(args.out, args.scenario, args.hours, args.seed,
                             log=lambda s: print(s, file=sys.stderr, flush=True))
     print("CSV: %s" % os.path.abspath(csv_path))
     print("PNG: %s" % os.path.abspath(png))

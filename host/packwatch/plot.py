@@ -9,11 +9,20 @@ import sys
 
 import numpy as np
 
+from .cli import COUNT
+from .files import atomic_output
 from .logcsv import cell_columns, temp_columns, read_header, iter_chunks
-from .protocol import ALARM_BITS
+from .protocol import ALARM_BITS, FAULT_BITS
 
 MAX_POINTS = 4000      # bins drawn per quantity
-_WANT = ("t_s", "current_a", "stack_v", "soc_pct", "soc_sigma_pct", "alarm")
+_WANT = ("t_s", "current_a", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet")
+# One colour per alarm and fault bit (alarms first, then faults, in protocol bit order): Kelly's 20
+# colours of maximum contrast (K. L. Kelly, "Twenty-two colors of maximum contrast", 1965; white and
+# black left out), so overlapping or neighbouring spans stay distinguishable.
+SPAN_COLORS = ("#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856",
+               "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#882D17",
+               "#8DB600", "#654522", "#E25822", "#2B3D26")
+FET_BITS = ("charge", "discharge")  # `fet` column: bit0 charge path closed, bit1 discharge path closed
 
 
 def _reduce(cols, cells, temps, k):
@@ -50,9 +59,18 @@ def _reduce(cols, cells, temps, k):
         soc = cols["soc_pct"]
         sig = cols.get("soc_sigma_pct", np.zeros_like(soc))
         r["soc"], r["soc_lo"], r["soc_hi"] = mean(soc), mn(soc - sig), mx(soc + sig)
-    if "alarm" in cols:
-        a = np.nan_to_num(cols["alarm"]).astype(np.int64)
-        r["alarm"] = np.bitwise_or.reduceat(a, starts)
+    for key in ("alarm", "fault"):
+        if key in cols:
+            a = np.nan_to_num(cols[key]).astype(np.int64)
+            r[key] = np.bitwise_or.reduceat(a, starts)
+    if "fet" in cols:
+        f = cols["fet"]
+        # a bin shows a path closed only if it was closed in every row (an open moment stays visible);
+        # -1 marks a bin without any reading (rows logged before the column was known)
+        known = np.add.reduceat((~np.isnan(f)).astype(np.int64), starts) > 0
+        closed = np.bitwise_and.reduceat(np.where(np.isnan(f), 3, f).astype(np.int64), starts)
+        r["fet"] = np.where(known, closed, -1)
+    r["n"] = cnt.astype(np.int64)
     return r
 
 
@@ -100,92 +118,161 @@ def summarize(path, workers=None, max_points=MAX_POINTS):
     return _merge(parts), names, meta, est_rows
 
 
-def _spans(t, mask):
-    """(start, end) time spans where mask is true."""
-    if not mask.any():
-        return []
-    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    s, e = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
-    return [(t[a], t[b]) for a, b in zip(s, e)]
+def _label(meta, n_cells):
+    """'16S LFP' from the log's header (the device's hdr), else the cell count of the columns."""
+    chem = (meta.get("chem") or "").upper()
+    cells = meta.get("cells") or n_cells
+    try:
+        cells = int(cells)
+    except ValueError:
+        cells = n_cells
+    return ("%dS %s" % (cells, chem)) if chem else "%d cells" % cells
 
 
-def plot(path, out, title=None, workers=None, dpi=110):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    b, names, meta, est = summarize(path, workers)
+def span_color(kind, bit):
+    """The colour of alarm (kind 'alarm') or fault ('fault') bit ``bit`` in every figure."""
+    k = bit if kind == "alarm" else len(ALARM_BITS) + bit
+    return SPAN_COLORS[k % len(SPAN_COLORS)]
+
+
+def _bit_name(kind, bit):
+    names = ALARM_BITS if kind == "alarm" else FAULT_BITS
+    return names[bit] if bit < len(names) else "%s bit%d" % (kind, bit)
+
+
+def figure(path, title=None, workers=None, max_points=MAX_POINTS):
+    """The summary figure of log ``path`` as a matplotlib Figure (not drawn, not registered with pyplot).
+
+    Artists carry gids so callers (and tests) can find them: lines ``cellNN`` (mean per bin),
+    ``vmin``/``vmax``, ``spread``, ``pack``, ``current``, ``tempN``, ``soc``, ``fet_charge``/``fet_discharge``
+    (1 = path closed, 0 = open, nan = not logged); the broken bars of each alarm/fault ``alarm:NAME`` /
+    ``fault:NAME`` in the events panel (labelled NAME, one legend entry each). The axes are in
+    ``fig.panels`` (dict name → Axes)."""
+    from matplotlib.figure import Figure
+    from matplotlib import colormaps
+    b, names, meta, _ = summarize(path, workers, max_points)
     cells, temps = cell_columns(names), temp_columns(names)
     t = b["t"]
+    rows = int(b["n"].sum())
     span = float(np.nanmax(b["t"]) - np.nanmin(b["t_min"])) if len(t) else 0.0
-    unit, div = ("h", 3600.0) if span > 3 * 3600 else ("min", 60.0) if span > 300 else ("s", 1.0)
+    unit, div = ("h", 3600.0) if span > 2 * 3600 else ("min", 60.0) if span > 300 else ("s", 1.0)
     x = t / div
     has_soc = "soc" in b and not np.all(np.isnan(b["soc"]))
     has_t = bool(temps) and not all(np.all(np.isnan(b["temp%d" % j])) for j in range(len(temps)))
-    panels = ["cells", "spread", "pack"] + (["temp"] if has_t else []) + (["soc"] if has_soc else [])
-    ratios = {"cells": 3, "spread": 1.2, "pack": 2, "temp": 1.6, "soc": 1.8}
-    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(12, 2.0 + 1.6 * len(panels)),
-                             gridspec_kw={"height_ratios": [ratios[p] for p in panels]})
-    ax = dict(zip(panels, axes))
+    has_fet = "fet" in b and bool(np.any(b["fet"] >= 0))
+    events = [(kind, bit) for kind in ("alarm", "fault") if kind in b
+              for bit in range(int(np.bitwise_or.reduce(b[kind])).bit_length()) if np.any(b[kind] >> bit & 1)]
+    panels = (["cells", "spread", "pack", "current"] + (["temp"] if has_t else []) + (["soc"] if has_soc else [])
+              + (["events"] if events or has_fet else []))
+    n_rows = len(events) + (2 if has_fet else 0)
+    ratios = {"cells": 3, "spread": 1.2, "pack": 1.6, "current": 1.6, "temp": 1.6, "soc": 1.8,
+              "events": 0.5 + 0.35 * n_rows}
+    fig = Figure(figsize=(13, 1.6 + 1.45 * len(panels)))
+    # legends sit in the right margin, beside their panel, so none covers a trace
+    side = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "fontsize": 7, "frameon": False}
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [ratios[p] for p in panels]})[:, 0]
+    ax = fig.panels = dict(zip(panels, axes))
     a = ax["cells"]
-    cm = plt.get_cmap("viridis")
+    cm = colormaps["viridis"]
     for j in range(b["cell_mean"].shape[1]):
-        a.plot(x, b["cell_mean"][:, j], lw=0.6, color=cm(j / max(1, len(cells) - 1)), alpha=0.8)
+        a.plot(x, b["cell_mean"][:, j], lw=0.6, color=cm(j / max(1, len(cells) - 1)), alpha=0.8,
+               gid="cell%02d" % (j + 1))
     a.fill_between(x, b["vmin"], b["vmax"], color="0.6", alpha=0.35, lw=0, label="min-max envelope (all cells)")
-    a.plot(x, b["vmin"], color="tab:blue", lw=0.7, label="min cell")
-    a.plot(x, b["vmax"], color="tab:red", lw=0.7, label="max cell")
+    a.plot(x, b["vmin"], color="tab:blue", lw=0.7, label="min cell", gid="vmin")
+    a.plot(x, b["vmax"], color="tab:red", lw=0.7, label="max cell", gid="vmax")
     a.set_ylabel("cell [V]")
-    a.legend(loc="upper right", fontsize=7, ncol=3)
+    a.legend(**side)
     a = ax["spread"]
-    a.plot(x, b["spread"] * 1000, color="tab:purple", lw=0.8)
+    a.plot(x, b["spread"] * 1000, color="tab:purple", lw=0.8, gid="spread")
     a.set_ylabel("spread [mV]")
     a = ax["pack"]
     a.fill_between(x, b["pack_min"], b["pack_max"], color="tab:green", alpha=0.3, lw=0)
-    a.plot(x, b["pack"], color="tab:green", lw=0.8)
-    a.set_ylabel("pack [V]", color="tab:green")
-    a2 = a.twinx()
-    a2.fill_between(x, b["i_min"], b["i_max"], color="tab:orange", alpha=0.3, lw=0)
-    a2.plot(x, b["i"], color="tab:orange", lw=0.8)
-    a2.axhline(0, color="0.5", lw=0.5)
-    a2.set_ylabel("current [A] (+ charge)", color="tab:orange")
+    a.plot(x, b["pack"], color="tab:green", lw=0.8, gid="pack")
+    a.set_ylabel("pack [V]")
+    a = ax["current"]
+    a.fill_between(x, b["i_min"], b["i_max"], color="tab:orange", alpha=0.3, lw=0)
+    a.plot(x, b["i"], color="tab:orange", lw=0.8, gid="current")
+    a.axhline(0, color="0.4", lw=0.6)
+    a.set_ylabel("current [A]\n(+ charge)")
+    for p in ("pack", "current"):  # room above and below the envelope, so no trace sits on an edge
+        ax[p].margins(y=0.12)
     if has_t:
         a = ax["temp"]
         for j, c in enumerate(temps):
-            line, = a.plot(x, b["temp%d" % j], lw=0.8, label=c.replace("_c", ""))
+            line, = a.plot(x, b["temp%d" % j], lw=0.8, label=c.replace("_c", ""), gid="temp%d" % (j + 1))
             a.fill_between(x, b["temp%d_min" % j], b["temp%d_max" % j], color=line.get_color(), alpha=0.2, lw=0)
         a.set_ylabel("temp [°C]")
-        a.legend(loc="upper right", fontsize=7, ncol=len(temps))
+        a.legend(ncol=1 + len(temps) // 4, **side)
     if has_soc:
         a = ax["soc"]
         a.fill_between(x, np.clip(b["soc_lo"], 0, 100), np.clip(b["soc_hi"], 0, 100), color="tab:blue", alpha=0.25,
                        lw=0, label="±1σ")
-        a.plot(x, b["soc"], color="tab:blue", lw=1.0, label="SoC")
+        a.plot(x, b["soc"], color="tab:blue", lw=1.0, label="SoC", gid="soc")
         a.set_ylim(-2, 102)
         a.set_ylabel("SoC [%]")
-        a.legend(loc="upper right", fontsize=7)
-    if "alarm" in b and b["alarm"].any():
-        seen = set()
-        for bit, name in enumerate(ALARM_BITS):
-            spans = _spans(x, (b["alarm"] >> bit) & 1 == 1)
-            for s, e in spans:
-                for aa in axes:
-                    aa.axvspan(s, e if e > s else s + (x[-1] - x[0]) / 1000, color="red", alpha=0.15, lw=0)
-            if spans:
-                seen.add(name)
-        axes[0].text(0.01, 0.97, "alarms: " + ", ".join(sorted(seen)), transform=axes[0].transAxes, va="top",
-                     fontsize=8, color="darkred")
+        a.legend(**side)
+    if "events" in ax:
+        a = ax["events"]
+        # bins are drawn from their first row to the next bin's first row
+        edges = np.append(b["t_min"], b["t_min"][-1] + (b["t_min"][-1] - b["t_min"][0]) / max(1, len(t) - 1)) / div
+        ticks = []
+        row = n_rows - 1
+        if has_fet:
+            for bit, name in enumerate(FET_BITS):
+                closed = np.where(b["fet"] < 0, np.nan, (b["fet"] >> bit) & 1).astype(float)
+                y0 = row
+                a.fill_between(edges[:-1], y0 + 0.1, y0 + 0.1 + 0.8 * closed, step="post", color="0.55",
+                               alpha=0.6, lw=0)
+                a.plot(x, closed, lw=0, gid="fet_" + name)  # the data, for readers of the figure
+                ticks.append((y0 + 0.5, "%s path" % name))
+                row -= 1
+        for kind, bit in events:
+            name, color = _bit_name(kind, bit), span_color(kind, bit)
+            on = (b[kind] >> bit) & 1 == 1
+            bars = [(edges[s], edges[e + 1] - edges[s]) for s, e in _runs(on)]
+            a.broken_barh(bars, (row + 0.1, 0.8), facecolors=color, label=name, gid="%s:%s" % (kind, name))
+            for s, w in bars:
+                for aa in axes[:-1]:
+                    aa.axvspan(s, s + w, color=color, alpha=0.15, lw=0)
+            ticks.append((row + 0.5, name))
+            row -= 1
+        a.set_ylim(0, n_rows)
+        a.set_yticks([p for p, _ in ticks], [n for _, n in ticks], fontsize=7)
+        a.tick_params(axis="y", length=0)
+        a.set_ylabel("state")
+        if events:
+            a.legend(title="alarms / faults", title_fontsize=7, **side)
+        if has_fet:
+            a.text(1.005, 0.0, "grey: path closed", transform=a.transAxes, fontsize=6, va="bottom")
     axes[-1].set_xlabel("time since log start [%s]" % unit)
+    if len(x) > 1:
+        axes[-1].set_xlim(b["t_min"][0] / div, x[-1])
     for aa in axes:
         aa.grid(True, lw=0.3, alpha=0.5)
     head = title or os.path.basename(str(path))
-    info = "%d cells, ~%s rows, %.1f %s" % (len(cells), format(est, ","), span / div, unit)
+    info = "%s, %s rows, %.1f %s" % (_label(meta, len(cells)), format(rows, ","), span / div, unit)
+    if meta.get("board"):
+        info += ", board " + meta["board"]
     if meta.get("start_utc"):
         info += ", from " + meta["start_utc"]
     if meta.get("fw"):
         info += ", fw " + meta["fw"]
     fig.suptitle("%s\n%s" % (head, info), fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+    return fig
+
+
+def _runs(mask):
+    """(first, last) index pairs of the True runs of mask."""
+    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1))
+
+
+def plot(path, out, title=None, workers=None, dpi=110):
+    """Write the summary figure of log ``path`` to ``out`` (format from its suffix); returns ``out``."""
+    with atomic_output(out, [path]) as tmp:  # never the log itself; never half a file
+        figure(path, title, workers).savefig(tmp, dpi=dpi)
     return out
 
 
@@ -203,7 +290,8 @@ def register(sub):
     p = sub.add_parser("plot", help="plot a CSV log to an image")
     p.add_argument("log", help="CSV log (packwatch log schema)")
     p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
-    p.add_argument("--title", default=None)
-    p.add_argument("--workers", type=int, default=None, help="parallel parser processes (default: cores, max 4)")
+    p.add_argument("--title", default=None, help="figure title (default: the log's file name)")
+    p.add_argument("--workers", type=COUNT, default=None, metavar="N",
+                   help="parallel parser processes (default: cores, max 4)")
     p.set_defaults(func=main)
     return p
