@@ -53,12 +53,104 @@ _BOARD_FIELDS = ("sample_ms", "report_ms", "capacity_mah")
 
 CHEMISTRIES = ("lfp", "nmc")
 
+# Series cells the BQ76952 can measure: 3 to 16 (datasheet SLUSE13, "3-series to 16-series").
+CELLS_MIN = 3
+CELLS_MAX = 16
+
+# Cell-voltage limits that make sense per chemistry, narrower than KEYS' ranges: (key, lo, hi).
+# LFP cells charge to 3.60-3.65 V and are cut off at 2.0-2.5 V (A123 ANR26650, EVE LF280K data
+# sheets); NMC cells charge to 4.20 V (4.35 V for high-voltage grades) and stop at 2.5-3.0 V
+# (Samsung INR18650-35E, LG MJ1). A threshold outside these is a typo or the wrong chemistry.
+CHEM_RANGES = {
+    "lfp": (("cell_ov_mv", 3400, 3900), ("cell_uv_mv", 2000, 3000)),
+    "nmc": (("cell_ov_mv", 3900, 4350), ("cell_uv_mv", 2500, 3500)),
+}
+
+# Board-file sections the firmware cannot start without (boards/board.schema.json requires more).
+_REQUIRED = ("chemistry", "cells", "i2c", "afe", "current", "ntc")
+_PIN_KEYS = ("alert_pin", "relay_pin", "led_pin")  # optional: an int, or null for none
+_SOURCES = ("bq76952", "ina228")
+_PORTS = ("rp2", "esp32", "sim")
+
 
 def _row(key):
     for r in KEYS:
         if r[0] == key:
             return r
     return None
+
+
+def _one_of(values):
+    return ", ".join([repr(v) for v in values])
+
+
+def _int_in(src, path, v, lo, hi, unit=""):
+    if type(v) is not int:
+        raise ValueError("%s: %s: %r is not an integer" % (src, path, v))
+    if v < lo or v > hi:
+        raise ValueError("%s: %s: %r is out of range %d..%d%s" % (src, path, v, lo, hi, unit))
+
+
+def _section(src, board, key):
+    d = board[key]
+    if not isinstance(d, dict):
+        raise ValueError("%s: %s: %r is not an object" % (src, key, d))
+    return d
+
+
+def check_board(board, src="board.json"):
+    """The firmware's own check of a board file, before anything is built from it: the required
+    sections, chemistry, cell count, limits and their per-chemistry ranges, and pin types. It mirrors
+    boards/board.schema.json (which the host checks in full) with the same kind of message:
+    ValueError("board.json: chemistry: 'lpf' is not one of 'lfp', 'nmc'"). The order of paired
+    limits is Config's check."""
+    if not isinstance(board, dict):
+        raise ValueError("%s: %r is not an object" % (src, board))
+    for k in _REQUIRED:
+        if k not in board:
+            raise ValueError("%s: %s: missing (required)" % (src, k))
+    chem = board["chemistry"]
+    if chem not in CHEMISTRIES:
+        raise ValueError("%s: chemistry: %r is not one of %s" % (src, chem, _one_of(CHEMISTRIES)))
+    _int_in(src, "cells", board["cells"], CELLS_MIN, CELLS_MAX)
+    if board.get("port", "sim") not in _PORTS:
+        raise ValueError("%s: port: %r is not one of %s" % (src, board["port"], _one_of(_PORTS)))
+    i2c = _section(src, board, "i2c")
+    for k in ("sda", "scl"):
+        if k not in i2c:
+            raise ValueError("%s: i2c.%s: missing (required)" % (src, k))
+        _int_in(src, "i2c." + k, i2c[k], 0, 255)
+    _section(src, board, "afe")
+    cur = _section(src, board, "current")
+    if cur.get("source") not in _SOURCES:
+        raise ValueError("%s: current.source: %r is not one of %s" % (src, cur.get("source"), _one_of(_SOURCES)))
+    ntc = _section(src, board, "ntc")
+    pins = ntc.get("pins")
+    if not isinstance(pins, list):
+        raise ValueError("%s: ntc.pins: %r is not an array" % (src, pins))
+    for i in range(len(pins)):
+        _int_in(src, "ntc.pins[%d]" % i, pins[i], 0, 255)
+    for k in _PIN_KEYS:
+        v = board.get(k)
+        if v is not None:
+            _int_in(src, k, v, 0, 255)
+    for k in _BOARD_FIELDS:
+        if k in board:
+            r = _row(k)
+            _int_in(src, k, board[k], r[3], r[4], " " + r[5])
+    limits = board.get("limits")
+    if limits is None:
+        return
+    if not isinstance(limits, dict):
+        raise ValueError("%s: limits: %r is not an object" % (src, limits))
+    for k in limits:
+        r = _row(k)
+        if r is None:
+            raise ValueError("%s: limits.%s: unknown key" % (src, k))
+        _int_in(src, "limits." + k, limits[k], r[3], r[4], " " + r[5])
+        for c in CHEM_RANGES[chem]:
+            if c[0] == k:
+                _int_in(src, "limits." + k, limits[k], c[1], c[2], " %s for %s" % (r[5], chem))
 
 
 class Config:
@@ -68,6 +160,7 @@ class Config:
         if chem not in CHEMISTRIES:
             raise ValueError("unknown chemistry %r (known: lfp, nmc)" % (chem,))
         self.chem = chem
+        self._chem_ranges = CHEM_RANGES[chem]
         self.cells = board.get("cells", 16 if chem == "lfp" else 14)
         col = 1 if chem == "lfp" else 2
         self._defaults = {}
@@ -129,6 +222,9 @@ class Config:
             hi = changes.get(hi_key, getattr(self, hi_key))
             if lo >= hi:
                 raise ValueError("%s (%d) must be below %s (%d)" % (lo_key, lo, hi_key, hi))
+        for key, lo, hi in self._chem_ranges:
+            if key in changes and not lo <= changes[key] <= hi:
+                raise ValueError("%s=%d out of range %d..%d %s for %s" % (key, changes[key], lo, hi, _row(key)[5], self.chem))
         for key in changes:
             setattr(self, key, changes[key])
 
