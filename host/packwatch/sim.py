@@ -13,15 +13,25 @@ def register(sub):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--link", default=None, help="make PATH a symlink to the serial port (it follows replugs)")
     p.add_argument("--fs", default=None, help="directory used as the board's flash (kept between runs)")
+    p.add_argument("--board-file", default=None, metavar="FILE",
+                   help="board description to flash a new board with (default: boards/sim.json); checked "
+                   "against boards/board.schema.json, as a board.json already in --fs is")
     p.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
     p.set_defaults(func=run)
 
 
 def run(args):
+    from pathlib import Path
+
     from hil.vboard.runner import VirtualBoard
 
+    from .boardfile import load_board
+
+    flashed = Path(args.fs) / "board.json" if args.fs else None
+    if flashed is not None and flashed.exists():
+        load_board(flashed)  # the board would start from it: refuse it here, naming the key
     vb = VirtualBoard(scenario=args.scenario, seed=args.seed, realtime=args.speed > 0, speed=args.speed or 1.0,
-                      fs_dir=args.fs, link=args.link, chemistry=args.chemistry)
+                      fs_dir=args.fs, link=args.link, chemistry=args.chemistry, board_file=args.board_file)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     with vb:
         print(vb.port, flush=True)
