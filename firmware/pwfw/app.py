@@ -515,19 +515,23 @@ def make_hal():
 
 
 class _Console:
-    def __init__(self):
+    def __init__(self, hal):
         import sys
 
+        self.hal = hal
         self.out = getattr(sys.stdout, "buffer", sys.stdout)
 
     def write(self, buf):
-        self.out.write(buf)
+        if self.hal is not None:
+            self.hal.serial_write(buf)
+        else:
+            self.out.write(buf)
 
 
-def say_err(why):
-    """One `#err` frame with cmd "boot" on the console (docs/protocol.md): the host's decoder passes it
-    and a person reads it; written to stdout because there may be no HAL yet."""
-    o = FrameWriter(_Console(), 512)
+def say_err(why, hal=None):
+    """One `#err` frame with cmd "boot" (docs/protocol.md): the host's decoder passes it and a person
+    reads it. Through the HAL's serial port, or stdout (the same console) before there is a HAL."""
+    o = FrameWriter(_Console(hal), 512)
     o.begin(b"err")
     o.str(b"cmd", "boot")
     o.str(b"error", why)
@@ -581,7 +585,7 @@ def main(hal=None):
     fails, why = _boot_fails()
     if fails >= _BOOT_TRIES:
         say_err("start-up crashed %d times in a row (last: %s); staying at the REPL: run packwatch deploy, "
-                "or remove %s and reset" % (fails, why, BOOT_FILE))
+                "or remove %s and reset" % (fails, why, BOOT_FILE), hal)
         return
     if hal is None:
         try:
@@ -599,7 +603,7 @@ def main(hal=None):
         _set_boot_fails(fails, repr(e)[:200])
         if fails >= _BOOT_TRIES:
             say_err("start-up crashed %d times in a row (last: %r); staying at the REPL: run packwatch "
-                    "deploy, or remove %s and reset" % (fails, e, BOOT_FILE))
+                    "deploy, or remove %s and reset" % (fails, e, BOOT_FILE), hal)
             return
         _crash(hal, e)
         return

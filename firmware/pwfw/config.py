@@ -132,6 +132,8 @@ def check_board(board, src="board.json"):
         _int_in(src, "ntc.pins[%d]" % i, pins[i], 0, 255)
     for k in _PIN_KEYS:
         v = board.get(k)
+        if v is not None and type(v) is not int:
+            raise ValueError("%s: %s: %r is not an integer or null" % (src, k, v))
         if v is not None:
             _int_in(src, k, v, 0, 255)
     for k in _BOARD_FIELDS:
