@@ -7,6 +7,8 @@ OCV branches: the slow curves with the IR drop removed, pulled onto the rested p
 direction; R0 from the voltage step at current steps; two RC pairs from the relaxations after pulses.
 """
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +18,8 @@ GRID_PCT = [0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70
             93, 95, 97, 98, 99, 100]
 TAU1 = (5.0, 10.0, 20.0, 40.0, 80.0)
 TAU2 = (200.0, 400.0, 800.0, 1600.0, 3200.0)
+# a characterisation log that ships with the package (100 Ah LFP cell, made by hil/characterise.py)
+SAMPLE_LOG = Path(__file__).resolve().parent / "data" / "char_lfp.csv"
 
 
 def _runs(mask):
@@ -81,12 +85,13 @@ def fit_model(csv_path, chemistry=None):
         raise ValueError("%s: no CC-CV charge found (current tapering at the top voltage)" % csv_path)
     vmax = float(v[anchors[0]])
     # capacity: the deepest discharge from (or to) a full anchor
-    cap, k_full = 0.0, anchors[0]
+    cap, k_full, k_empty = 0.0, anchors[0], anchors[0]
     bounds = [0] + anchors + [len(q)]
     for j, k in enumerate(anchors):
-        deficit = max(q[k] - np.min(q[bounds[j]:k + 1]), q[k] - np.min(q[k:bounds[j + 2]]))
-        if deficit > cap:
-            cap, k_full = float(deficit), k
+        before, after = bounds[j] + int(np.argmin(q[bounds[j]:k + 1])), k + int(np.argmin(q[k:bounds[j + 2]]))
+        for e in (before, after):
+            if q[k] - q[e] > cap:
+                cap, k_full, k_empty = float(q[k] - q[e]), k, e
     if cap <= 0:
         raise ValueError("%s: no discharge from full charge" % csv_path)
     soc = 1.0 + (q - q[k_full]) / cap
@@ -152,7 +157,7 @@ def fit_model(csv_path, chemistry=None):
         rs, rv = rest_pts[d]
         resid += list(np.asarray(rv) - np.interp(rs, g, tab))
     err_mv = float(np.sqrt(np.mean(np.square(resid)))) * 1000 if resid else 3.0
-    v_cut = float(np.nanmin(v[k_full:]))
+    v_cut = float(np.nanmin(v[min(k_full, k_empty):max(k_full, k_empty) + 1]))  # on that discharge
     return {
         "format": "packwatch-cell-model/1",
         "chemistry": chemistry or ("lfp" if vmax < 3.8 else "nmc"),
@@ -173,6 +178,18 @@ def fit_model(csv_path, chemistry=None):
 
 
 def run(args):
+    if args.sample:
+        if args.log:
+            print("packwatch fit: --sample replaces LOG: give one of them", file=sys.stderr)
+            return 2
+        args.log = str(SAMPLE_LOG)
+        if not args.output:  # where it is, to look at or to copy as a template
+            print(args.log)
+            return 0
+    if not args.log or not args.output:
+        print("packwatch fit: needs a characterisation LOG and -o MODEL.json (or --sample: see docs/cell-model.md)",
+              file=sys.stderr)
+        return 2
     model = fit_model(args.log, args.chemistry)
     with open(args.output, "w") as f:
         json.dump(model, f, indent=1)
@@ -185,8 +202,10 @@ def register(sub):
     p = sub.add_parser("fit", help="fit a cell model from a characterisation log",
                        description="Fit OCV (charge/discharge branches), R0, two RC pairs and capacity "
                        "from a one-cell characterisation log (CC-CV, C/20 curves, OCV steps, pulses).")
-    p.add_argument("log", help="characterisation log CSV")
-    p.add_argument("-o", "--output", required=True, help="model JSON to write")
+    p.add_argument("log", nargs="?", help="characterisation log CSV (how to record one: docs/cell-model.md)")
+    p.add_argument("-o", "--output", help="model JSON to write")
+    p.add_argument("--sample", action="store_true",
+                   help="use the sample characterisation log that ships with packwatch (without -o: print its path)")
     p.add_argument("--chemistry", choices=("lfp", "nmc"), default=None)
     p.set_defaults(func=run)
     return p
