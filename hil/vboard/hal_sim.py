@@ -10,7 +10,7 @@ import sys
 import select
 
 gc.collect()
-_BASE = gc.mem_alloc()  # before the simulated chips are loaded: see Hal.sim_heap
+_BASE = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0  # before the chips load: see Hal.sim_heap (CPython: hil/rp2040)
 
 from hil.chips.adc import NtcAdcSim
 from hil.chips.bq76952 import BQ76952Sim
