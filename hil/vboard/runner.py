@@ -41,6 +41,11 @@ CHIP_FAULTS = {
 SIM_HEAP_K = 32
 _SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
 _OUT_HIGH_WATER = 1 << 18  # stop reading the firmware's output when the host lags this far behind
+# What MicroPython's REPL prints on entering each mode (shared/runtime/pyexec.c): the runner follows
+# them to know which mode a soft reset happens in, as a board's firmware knows pyexec_mode_kind.
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+FRIENDLY_BANNER = b'Type "help()" for more information.\r\n'
+SOFT_REBOOT = b"MPY: soft reboot\r\n"  # what a board's main.c prints on every soft reset
 
 
 def _plain_profile(profile):
@@ -153,6 +158,10 @@ class VirtualBoard:
         self._house = 0.0  # next wall time for the slow checks (host connected, process alive)
         self._connected = False
         self._structs = {}
+        self._raw_repl = False  # the REPL mode last entered (see _track_mode)
+        self._mode_tail = b""
+        self._swallow = None  # output dropped until the raw REPL banner (see _spawn)
+        self.soft_reboots = 0
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self):
@@ -203,7 +212,9 @@ class VirtualBoard:
         if self._own_fs:
             shutil.rmtree(self.fs_dir, ignore_errors=True)
 
-    def _spawn(self):
+    def _spawn(self, raw_repl=False):
+        """Start MicroPython on the flash folder: main.py, or (raw_repl: a soft reset in the raw REPL,
+        where a board skips main.py) straight into the raw REPL."""
         self._unspec()
         req_r, req_w = os.pipe()  # firmware -> runner
         rep_r, rep_w = os.pipe()  # runner -> firmware
@@ -215,13 +226,17 @@ class VirtualBoard:
             PW_RESET=self._cause_next,
             PW_UID=self.serial,
         )
-        self._proc = subprocess.Popen(
-            [micropython_exe(), "-X", "heapsize=%dK" % (heap_k(self.heap) + SIM_HEAP_K), "-i", "main.py"],
-            stdin=self._a_slave, stdout=self._a_slave, stderr=self._a_slave,
-            cwd=str(self.fs_dir), env=env, pass_fds=(rep_r, req_w), start_new_session=True,
-        )
+        self._proc = self._launch(env, rep_r, req_w, raw_repl)
         os.close(rep_r)
         os.close(req_w)
+        self._raw_repl = raw_repl
+        self._mode_tail = b""
+        self._swallow = None
+        if raw_repl:
+            # the unix port starts at the friendly REPL: Ctrl-A takes it to the raw REPL, and its
+            # banner and prompt on the way are dropped, so the host sees what a board prints
+            os.write(self._a_master, b"\x01")
+            self._swallow = bytearray()
         self._req_r, self._rep_w = req_r, rep_w
         self._reqbuf = bytearray()
         self._pending = None
@@ -232,6 +247,16 @@ class VirtualBoard:
         self._vt0 = self.plant.t_ms
         self._t_fw0 = None  # firmware's virtual clock restarts at 0 on every boot
         self._house = 0.0
+
+    def _launch(self, env, rep_r, req_w, raw_repl=False):
+        """Start the board process: its serial port on pty A, its end of the plant pipe on rep_r/req_w
+        (hil/rp2040/board.py starts an emulated RP2040 here instead)."""
+        argv = [micropython_exe(), "-X", "heapsize=%dK" % (heap_k(self.heap) + SIM_HEAP_K)]
+        return subprocess.Popen(
+            argv if raw_repl else argv + ["-i", "main.py"],
+            stdin=self._a_slave, stdout=self._a_slave, stderr=self._a_slave,
+            cwd=str(self.fs_dir), env=env, pass_fds=(rep_r, req_w), start_new_session=True,
+        )
 
     def _kill(self):
         p = self._proc
@@ -385,13 +410,7 @@ class VirtualBoard:
                     data = os.read(self._a_master, 65536)
                 except OSError:
                     data = b""
-                if data:
-                    self.console += data
-                    if len(self.console) > 16384:
-                        del self.console[:-8192]
-                    self._connected = self.host_connected()
-                    if self._connected:
-                        self._outq += data
+                self._from_fw(data)
             if got_b and self._b_master is not None:
                 try:
                     data = os.read(self._b_master, 4096)
@@ -428,11 +447,62 @@ class VirtualBoard:
         self._connected = self.host_connected()
         if was and not self._connected:
             self._outq.clear()
-        if self._proc.poll() is not None and self._running:
-            # the firmware process ended (Ctrl-D in the REPL, or a crash of the port): reboot it
+        rc = self._proc.poll()
+        if rc is not None and self._running:
+            # The firmware process ended. rc 0: Ctrl-D at the REPL (or sys.exit), where the unix port
+            # exits and a board soft-resets: say so as a board does, and start again in the REPL mode
+            # it was in (main.py runs only from the friendly REPL). Otherwise a crash: restart.
+            self._from_fw(self._drain_a())  # what it printed last ("OK" in the raw REPL) comes first
+            raw = rc == 0 and self._raw_repl
+            if rc == 0:
+                self.soft_reboots += 1
+                self._to_host(SOFT_REBOOT)
             self._kill()
             self._cause_next = "soft"
-            self._spawn()
+            self._spawn(raw_repl=raw)
+
+    def _drain_a(self):
+        out = b""
+        while True:
+            try:
+                data = os.read(self._a_master, 65536)
+            except OSError:
+                return out
+            if not data:
+                return out
+            out += data
+
+    def _to_host(self, data):
+        self.console += data
+        if len(self.console) > 16384:
+            del self.console[:-8192]
+        self._connected = self.host_connected()
+        if self._connected:
+            self._outq += data
+
+    def _track_mode(self, data):
+        """Follow the REPL mode from the banners MicroPython prints on entering it."""
+        s = self._mode_tail + data
+        self._mode_tail = s[-40:]
+        r, f = s.rfind(RAW_BANNER), s.rfind(FRIENDLY_BANNER)
+        if r > f:
+            self._raw_repl = True
+        elif f > r:
+            self._raw_repl = False
+
+    def _from_fw(self, data):
+        """The firmware's output, towards the host."""
+        if not data:
+            return
+        if self._swallow is not None:
+            self._swallow += data
+            k = self._swallow.find(RAW_BANNER)
+            if k < 0 and len(self._swallow) < 65536:
+                return
+            data = bytes(self._swallow[max(k, 0):])
+            self._swallow = None
+        self._track_mode(data)
+        self._to_host(data)
 
     def _read_requests(self):
         try:

@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # module name in packwatch -> registers one or more subcommands
-COMMANDS = ("ports", "logger", "plot", "live", "replay", "fit", "estimate", "sim", "deploy", "demo")
+COMMANDS = ("ports", "logger", "plot", "live", "replay", "fit", "estimate", "sim", "deploy", "demo", "cmd")
 
 
 def build_parser():

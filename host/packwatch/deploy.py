@@ -51,7 +51,8 @@ for p in sorted(keep):
 
 def register(sub):
     p = sub.add_parser("deploy", help="compile the firmware with mpy-cross and copy it to a board with mpremote")
-    p.add_argument("--port", required=True, help="serial port of the board (e.g. /dev/ttyACM0, or a virtual board's pty)")
+    p.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0, or a virtual board's pty); "
+                   "not needed with --dry-run")
     p.add_argument("--board", default="pico", help="board name: a file boards/NAME.json (pico, esp32, sim, ...)")
     p.add_argument("--board-file", default=None, help="explicit board description file")
     p.add_argument("--source", action="store_true", help="copy .py sources instead of compiled .mpy")
@@ -175,6 +176,8 @@ def soft_reset(port):
 
 
 def run(args):
+    if not args.port and not args.dry_run:
+        raise ValueError("no --port given: name the board's serial port (`packwatch ports` lists them)")
     board_file = find_board_file(args.board, args.board_file)
     deploy(args.port, board_file, source=args.source, restart=not args.no_restart, dry_run=args.dry_run)
     return 0

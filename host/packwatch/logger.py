@@ -116,13 +116,10 @@ class Logger:
 
     # -- port
     def _resolve(self):
-        if self.port_arg in (None, "auto"):
-            return _ports.find_port(self.serial)
-        return self.port_arg
+        return _ports.resolve_port(self.port_arg, self.serial)
 
     def _open(self, url):
-        import serial
-        return serial.serial_for_url(url, baudrate=self.baud, timeout=0.1)
+        return _ports.open_serial(url, self.baud, timeout=0.1)
 
     def _connect(self):
         url = self._resolve()

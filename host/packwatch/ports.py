@@ -116,6 +116,20 @@ def find_port(serial=None):
     return None
 
 
+def resolve_port(port, serial=None):
+    """What a tool opens for ``--port``/``--serial``: the port or URL as given, or for 'auto' (or
+    None) the board with that serial number / the first candidate; None when there is none."""
+    if port in (None, "auto"):
+        return find_port(serial)
+    return port
+
+
+def open_serial(url, baud=115200, timeout=0.1):
+    """Open a port path or any pyserial URL (``socket://``, ``rfc2217://``, ``loop://``)."""
+    import serial
+    return serial.serial_for_url(url, baudrate=baud, timeout=timeout)
+
+
 def format_table(ports):
     rows = [("PORT", "VID:PID", "SERIAL", "DESCRIPTION")]
     for p in ports:

@@ -10,7 +10,7 @@ from packwatch.api import Board, CommandError, open_log
 from packwatch.live import live, render
 from packwatch.replay import replay
 from packwatch.logger import Logger
-from test_logger import FakeDevice
+from tests.support import FakeDevice
 
 
 def test_replay_matches_live_log(tmp_path):
