@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 OUT    ?= out/demo
 
-.PHONY: demo test venv bench bench-soc typecheck clean
+.PHONY: demo test venv bench bench-soc bench-check typecheck wheel-smoke clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "packwatch needs Python 3.11+"'
@@ -44,14 +44,24 @@ typecheck: $(VENV)/stubs/rp2/.installed $(VENV)/stubs/esp32/.installed
 	    --custom-typeshed-dir $(VENV)/stubs/$$port --cache-dir $(VENV)/.mypy-$$port firmware || exit 1; \
 	done
 
+# the built wheel alone, in an empty venv, simulates and stages a deploy (CI runs it after `make test`)
+wheel-smoke: $(STAMP)
+	PY=$(BIN)/python PYTHON=$(PYTHON) bash .ci/wheel-smoke
+
 ## benchmarks (timings never live in tests): results in bench/results/ and docs/benchmarks.md
-bench: $(BSTAMP)
+# the benchmarks' own plumbing checks first (they need the bench extra, so they are not in `make test`)
+bench-check: $(BSTAMP)
+	$(BIN)/python -m pytest -q -n 0 -p no:cacheprovider bench/soc/test_plumbing.py
+
+bench: bench-check
 	$(BIN)/python -m bench.run_all
 
-bench-soc: $(BSTAMP)
+bench-soc: bench-check
 	PYBAMM_DISABLE_TELEMETRY=true $(BIN)/python -m bench.soc.run
 	$(BIN)/python -c 'import bench.run_all as b; b.stitch()'
 
 
+# build outputs too: a stale build/lib copy of every module doubles grep hits and can shadow the sources
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache build dist *.egg-info host/*.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -1,18 +1,18 @@
-"""Smoke test of the SoC accuracy benchmark's plumbing (bench/soc/accuracy.py) without PyBaMM:
+"""Self-check of the SoC accuracy benchmark's plumbing (bench/soc/accuracy.py) without PyBaMM:
 profiles, the pack-SoC truth definition, sensors, metrics and the three estimator runners on a short
-ECM-simulated pack. The PyBaMM benchmark itself is `make bench-soc` (not part of `make test`)."""
+ECM-simulated pack. It needs the bench extra (filterpy for the peer UKF), so it lives beside the
+benchmark and `make bench` / `make bench-soc` run it first, not `make test`."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.soc import accuracy as A
+from bench.soc import profiles
+from bench.soc.ecm import Ecm
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from bench.soc import accuracy as A  # noqa: E402
-from bench.soc import profiles  # noqa: E402
-from bench.soc.ecm import Ecm  # noqa: E402
 
 
 def test_pack_soc_is_the_estimator_definition():
@@ -59,7 +59,6 @@ def test_metrics():
 
 
 def test_runners_on_an_ecm_pack():
-    pytest.importorskip("filterpy")
     model = json.loads((ROOT / "firmware/pwfw/models/nmc.json").read_text())
     t = np.arange(0, 1200, profiles.DT)
     i = np.where((t // 120) % 2 == 0, -1.0, 0.3) * model["capacity_ah"]

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from packwatch.protocol import Decoder, FrameError, decode_line, encode_frame, MAX_LINE
+from tests.support import VECTORS
 
-VEC = json.loads(open(__import__("conftest").VECTORS, encoding="utf-8").read())
+VEC = json.loads(open(VECTORS, encoding="utf-8").read())
 FRAMES = VEC["frames"]
 
 

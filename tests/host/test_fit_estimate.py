@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from bench.soc.ecm import Ecm, profile  # noqa: E402
-from packwatch.fit import fit_model  # noqa: E402
-from packwatch.logcsv import LogWriter  # noqa: E402
+from bench.soc.ecm import Ecm, profile
+from packwatch.fit import fit_model
+from packwatch.logcsv import LogWriter
+from tests.support import ROOT
 
 EXE = Path(sys.executable).parent / "packwatch"
 

@@ -1,6 +1,5 @@
 """Logger against a tiny fake device on a pty: decoded CSV, raw capture, counters, replug, kill safety."""
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -12,95 +11,10 @@ import pytest
 
 from packwatch.logcsv import LogWriter, read_log, cell_columns
 from packwatch.logger import Logger
-from packwatch.protocol import encode_frame
 from packwatch import ports
+from tests.support import FakeDevice
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class FakeDevice:
-    """A board on a pty: sends hdr + rep frames (optionally noise / bad CRC / a seq gap / a reboot)
-    and answers `info` and `rate`. ``port`` is the slave path the host opens."""
-
-    def __init__(self, n=40, period=0.01, cells=4, uid="fake01", start_seq=0, boots=1, extras=(), fmt=1):
-        self.master, slave = os.openpty()
-        self.port = os.ttyname(slave)
-        self._slave = slave  # kept open so writes before the host opens do not fail
-        import tty
-        tty.setraw(slave)
-        self.n, self.period, self.cells, self.uid = n, period, cells, uid
-        self.seq, self.boots, self.extras, self.fmt = start_seq, boots, dict(extras), fmt
-        self.sent = []          # rep fields sent
-        self.commands = []
-        self.done = threading.Event()
-        self._stop = False
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def hdr(self):
-        return encode_frame("hdr", {"fw": "0.1.0", "fmt": self.fmt, "board": "fake", "chem": "lfp", "cells": self.cells,
-                                    "reset": "power", "boots": self.boots, "uid": self.uid})
-
-    def rep(self, k):
-        f = {"seq": self.seq, "ms": 1000 + 100 * k, "cell_mv": [3300 + k + c for c in range(self.cells)],
-             "stack_mv": 13200 + 4 * k, "i_ma": -1000 * k, "t_dc": [250 + k, None], "soc_pm": 500 + k,
-             "sig_pm": 20, "alarm": 1 if k % 10 == 5 else 0, "fault": 0}
-        self.seq += 1
-        return f
-
-    def start(self):
-        self._t.start()
-        return self
-
-    def write(self, data):
-        os.write(self.master, data)
-
-    def _poll_cmds(self):
-        while select.select([self.master], [], [], 0)[0]:
-            data = os.read(self.master, 1024)
-            for line in data.split(b"\n"):
-                line = line.strip()
-                if not line:
-                    continue
-                self.commands.append(line)
-                if line == b"info":
-                    self.write(self.hdr())
-                elif line.startswith(b"rate "):
-                    self.write(encode_frame("ok", {"cmd": "rate", "rate_ms": int(line.split()[1])}))
-                else:
-                    self.write(encode_frame("err", {"cmd": line.split()[0].decode(), "error": "unknown"}))
-
-    def _run(self):
-        # stream only once a host is there (its first command): opening a port flushes its input
-        while not self.commands and not self._stop:
-            self._poll_cmds()
-            time.sleep(0.005)
-        for k in range(self.n):
-            if self._stop:
-                break
-            self._poll_cmds()
-            f = self.rep(k)
-            line = encode_frame("rep", f)
-            extra = self.extras.get(k)
-            if extra == "badcrc":
-                line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
-            elif extra == "gap":
-                self.seq += 3
-            elif extra == "noise":
-                line = b"MicroPython v1.29 boot noise\r\n\x00\xff" + line
-            self.write(line)
-            if extra != "badcrc":
-                self.sent.append(f)
-            time.sleep(self.period)
-        self.done.set()
-        while not self._stop:
-            self._poll_cmds()
-            time.sleep(0.01)
-
-    def close(self):
-        self._stop = True
-        self._t.join(2)
-        os.close(self.master)
-        os.close(self._slave)
 
 
 def run_logger(tmp_path, port, duration, **kw):

@@ -11,19 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "firmware"))
-sys.path.insert(0, str(ROOT))
-
-from hil.chips.adc import NtcAdcSim  # noqa: E402
-from hil.chips.bq76952 import BQ76952Sim, crc8_bits  # noqa: E402
-from hil.chips.bus import SimI2C  # noqa: E402
-from hil.chips.ina228 import INA228Sim  # noqa: E402
-from hil.chips.rng import Rng  # noqa: E402
-from pwfw import bq76952 as bqmod  # noqa: E402
-from pwfw.bq76952 import BQ76952  # noqa: E402
-from pwfw.ina228 import INA228  # noqa: E402
-from pwfw.ntc import Ntc  # noqa: E402
+from hil.chips.adc import NtcAdcSim
+from hil.chips.bq76952 import BQ76952Sim, crc8_bits
+from hil.chips.bus import SimI2C
+from hil.chips.ina228 import INA228Sim
+from hil.chips.rng import Rng
+from pwfw import bq76952 as bqmod
+from pwfw.bq76952 import BQ76952
+from pwfw.ina228 import INA228
+from pwfw.ntc import Ntc
+from tests.support import ROOT
 
 CRC_MODES = [False, True]
 NTC_CFG = {"pins": [0, 1, 2], "r_fixed": 10000, "r25": 10000, "beta": 3435, "ntc_on_top": False,

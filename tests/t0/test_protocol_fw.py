@@ -5,8 +5,8 @@ from array import array
 
 import pytest
 
-from conftest import VECTORS
 from pwfw.protocol import FrameWriter, LineReader
+from tests.support import VECTORS
 
 V = json.loads(VECTORS.read_text())
 

@@ -1,19 +1,13 @@
 """T0: the SoC estimator (pwfw.soc) under CPython against a float ECM simulator with known truth."""
 import json
-import sys
 from array import array
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from bench.soc.ecm import Ecm, profile  # noqa: E402
-from conftest import FLAT_CHG, FLAT_DIS, FLAT_PCT  # noqa: E402
-from pwfw.soc import Estimator, load_model  # noqa: E402
-
-MODELS = ROOT / "firmware" / "pwfw" / "models"
+from bench.soc.ecm import Ecm, profile
+from pwfw.soc import Estimator, load_model
+from tests.support import FLAT_CHG, FLAT_DIS, FLAT_PCT, MODELS
 
 
 def model(chem):

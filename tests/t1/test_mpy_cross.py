@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from tests.support import ROOT
 
 FILES = sorted(
     [p for p in (ROOT / "firmware").rglob("*.py") if "__pycache__" not in p.parts]

@@ -1,7 +1,7 @@
 """T1: the same frame writer under real MicroPython reproduces every valid vector byte for byte."""
 import json
 
-from conftest import VECTORS
+from tests.support import VECTORS
 
 V = json.loads(VECTORS.read_text())
 

@@ -1,6 +1,6 @@
 """T1: pwfw.soc under the real MicroPython: same key behaviours, and zero heap allocation per update."""
 
-from conftest import FLAT_CHG, FLAT_DIS, FLAT_PCT
+from tests.support import FLAT_CHG, FLAT_DIS, FLAT_PCT
 
 PRE = """
 import json

