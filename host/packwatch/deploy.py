@@ -5,6 +5,7 @@ board's pseudo-terminal. Stale files that would shadow the new ones (a `.py` bes
 """
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,11 @@ def mpremote(port, *cmds, timeout=120):
         if proc.returncode == 0:
             return proc.stdout
         time.sleep(0.5)
+    if port.startswith("/") and not os.path.exists(port):  # mpremote would blame "another program"
+        from .ports import list_ports
+        found = [p["port"] for p in list_ports()]
+        raise OSError("port %s does not exist; %s" % (port, "`packwatch ports` finds: " + ", ".join(found) if found
+                                                      else "`packwatch ports` finds no board: plug one in"))
     raise OSError("mpremote failed (%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-500:]))
 
 

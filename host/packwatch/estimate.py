@@ -4,6 +4,8 @@ from array import array
 
 import numpy as np
 
+from packwatch.cli import POSITIVE, number
+from packwatch.files import atomic_output
 from packwatch.logcsv import read_log
 from pwfw import soc_model
 from pwfw.soc import Estimator, load_model
@@ -14,7 +16,13 @@ MODELS = os.path.join(os.path.dirname(os.path.abspath(soc_model.__file__)), "mod
 def _model(model):
     if isinstance(model, str) and not os.path.exists(model) and model in ("lfp", "nmc"):
         model = os.path.join(MODELS, model + ".json")
-    return load_model(model)
+    name = model if isinstance(model, str) else "model"
+    try:
+        return load_model(model)
+    except KeyError as e:  # the firmware loader indexes the keys it needs: name the missing one
+        raise ValueError("%s: not a cell model: missing key %s (the format: docs/cell-model.md)" % (name, e)) from None
+    except (TypeError, ValueError, IndexError, AttributeError) as e:  # not JSON, or a value of the wrong type
+        raise ValueError("%s: not a cell model (%s; the format: docs/cell-model.md)" % (name, e)) from None
 
 
 def estimate(log, model, initial_soc=None, capacity_ah=None):
@@ -33,6 +41,8 @@ def estimate(log, model, initial_soc=None, capacity_ah=None):
     if initial_soc is not None:
         est.set_soc(int(round(float(initial_soc) * 10)))
     t = np.asarray(log.t_s, float)
+    if not len(t):
+        raise ValueError("%s: no data rows" % getattr(log, "path", "log"))
     i_ma = np.nan_to_num(np.asarray(log.current_a, float) * 1000.0).round().astype(np.int64)
     cells = np.nan_to_num(np.asarray(log.cells_v, float) * 1000.0).round().clip(-32768, 32767).astype(np.int64)
     temps = log.temps_c[:, 0] if log.temps_c is not None else log.cols.get("temp_c")
@@ -67,8 +77,9 @@ def write_csv(path, out):
 
 
 def run(args):
-    out = estimate(args.log, args.model, args.initial_soc, args.capacity_ah)
-    write_csv(args.output, out)
+    with atomic_output(args.output, [args.log, args.model]) as tmp:
+        out = estimate(args.log, args.model, args.initial_soc, args.capacity_ah)
+        write_csv(tmp, out)
     last = len(out["t_s"]) - 1
     if last >= 0:
         print("%s: %d rows, final SoC %.1f %% +- %.1f %%" % (
@@ -83,10 +94,10 @@ def register(sub):
     p.add_argument("log", help="log CSV (t_s, current_a, cellNN_v, ...)")
     p.add_argument("--model", required=True, help="cell model JSON (or 'lfp' / 'nmc' for the defaults)")
     p.add_argument("-o", "--output", required=True, help="output CSV")
-    p.add_argument("--initial-soc", type=float, default=None,
-                   help="SoC %% persisted on the board; omit for first-boot behaviour (from voltage)")
-    p.add_argument("--capacity-ah", type=float, default=None,
-                   help="nominal capacity of the pack's cells (scales the model cell)")
+    p.add_argument("--initial-soc", type=number(0, 100), default=None, metavar="PCT",
+                   help="SoC %% (0-100) persisted on the board; omit for first-boot behaviour (from voltage)")
+    p.add_argument("--capacity-ah", type=POSITIVE, default=None, metavar="AH",
+                   help="nominal capacity of the pack's cells (scales the model cell; default: the model's)")
     p.set_defaults(func=run)
     return p
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from packwatch.files import atomic_output
 from packwatch.logcsv import read_log
 
 GRID_PCT = [0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90,
@@ -190,9 +191,10 @@ def run(args):
         print("packwatch fit: needs a characterisation LOG and -o MODEL.json (or --sample: see docs/cell-model.md)",
               file=sys.stderr)
         return 2
-    model = fit_model(args.log, args.chemistry)
-    with open(args.output, "w") as f:
-        json.dump(model, f, indent=1)
+    with atomic_output(args.output, [args.log]) as tmp:
+        model = fit_model(args.log, args.chemistry)
+        with open(tmp, "w") as f:
+            json.dump(model, f, indent=1)
     print("%s: capacity %.3f Ah, R0 %.2f mOhm (median), OCV error %.1f mV" % (
         args.output, model["capacity_ah"], 1000 * float(np.median(model["r0_ohm"])), model["ocv_err_mv"]))
     return 0
@@ -206,7 +208,8 @@ def register(sub):
     p.add_argument("-o", "--output", help="model JSON to write")
     p.add_argument("--sample", action="store_true",
                    help="use the sample characterisation log that ships with packwatch (without -o: print its path)")
-    p.add_argument("--chemistry", choices=("lfp", "nmc"), default=None)
+    p.add_argument("--chemistry", choices=("lfp", "nmc"), default=None,
+                   help="chemistry written into the model (default: lfp if the top voltage is under 3.8 V, else nmc)")
     p.set_defaults(func=run)
     return p
 

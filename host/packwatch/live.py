@@ -6,6 +6,7 @@ import sys
 import time
 
 from .api import Board
+from .cli import POSITIVE
 from .protocol import ALARM_BITS, FAULT_BITS, bits_names
 
 HDR_WAIT_S = 2.0  # --once: how long a report waits for the hdr (board, fw, uid) before it is shown
@@ -126,8 +127,9 @@ def register(sub):
     p = sub.add_parser("live", help="terminal dashboard of a connected board")
     p.add_argument("--port", default="auto", help="serial port or pyserial URL, or 'auto'")
     p.add_argument("--once", action="store_true", help="print one screen and exit")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds (exit 0)")
-    p.add_argument("--timeout", type=float, default=10.0, help="give up after S seconds without a report")
+    p.add_argument("--duration", type=POSITIVE, default=None, metavar="S", help="stop after S seconds (exit 0)")
+    p.add_argument("--timeout", type=POSITIVE, default=10.0, metavar="S",
+                   help="give up after S seconds without a report (default 10)")
     p.set_defaults(func=_main_auto)
     return p
 

@@ -109,6 +109,8 @@ def read_header(f, path="log"):
         if line.startswith("#"):
             _parse_meta(line, meta)
             continue
+        if "\ufffd" in line or "\x00" in line:
+            raise ValueError("%s: not a packwatch log: binary data, not CSV text" % path)
         names = [n.strip() for n in line.split(",")]
         break
     check_meta(meta, path)
@@ -206,7 +208,7 @@ def parse_block(data, names, want, txt_names=()):
             if n in txt_names:
                 out[n] = col.astype(str).to_numpy(dtype=object)
             else:
-                if col.dtype == object:
+                if not pd.api.types.is_numeric_dtype(col.dtype):  # junk in a field (pandas 3: dtype str)
                     col = pd.to_numeric(col, errors="coerce")
                 out[n] = col.to_numpy(dtype=np.float64)
         return out

@@ -12,6 +12,8 @@ import sys
 import time
 
 from . import ports as _ports
+from .cli import COUNT, POSITIVE, number
+from .files import create_new
 from .logcsv import LogWriter, LOGGER_COLS
 from .session import Session, iso_utc  # noqa: F401 - iso_utc: kept importable from here
 
@@ -64,7 +66,7 @@ class Files:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(t))
         base = os.path.join(self.out_dir, "%s%s-%s" % (self.prefix, "-" + tag if tag else "", stamp))
         n = 1
-        while os.path.exists(base + ".csv") or os.path.exists(base + ".raw") or base == self.base:
+        while os.path.lexists(base + ".csv") or os.path.lexists(base + ".raw") or base == self.base:
             n += 1
             base = os.path.join(self.out_dir, "%s%s-%s-%d" % (self.prefix, "-" + tag if tag else "", stamp, n))
         self.base = base
@@ -79,13 +81,14 @@ class Files:
 
 class Logger:
     def __init__(self, port, out_dir, duration=None, serial=None, max_bytes=256 << 20, daily=True,
-                 baud=115200, status_stream=None, open_port=None):
+                 baud=115200, status_stream=None, open_port=None, notice_stream=None):
         self.port_arg = port
         self.serial = serial
         self.duration = duration
         self.baud = baud
         self.files = Files(out_dir, max_bytes, daily)
         self.status_stream = status_stream
+        self.notice_stream = notice_stream  # one-line hints (a port that does not exist), once each
         self.open_port = open_port or self._open
         self.session = None
         self.connects = 0
@@ -94,9 +97,18 @@ class Logger:
         self._now = time.time()
 
     # -- files
+    def _new_file(self, t, ext):
+        """A new file's path, created empty here: never one that exists (no capture is ever reopened)."""
+        while True:
+            path = self.files.new_base(t, self.serial) + ext
+            try:
+                create_new(path)
+                return path
+            except FileExistsError:  # another logger took the name between the check and the create
+                continue
+
     def _start_files(self, t):
-        base = self.files.new_base(t, self.serial)
-        raw = RawWriter(base + ".raw")
+        raw = RawWriter(self._new_file(t, ".raw"))
         sess = Session(self._open_writer, raw)
         if self.session is not None:  # keep statistics and board identity across rotation
             old = self.session
@@ -109,8 +121,10 @@ class Logger:
 
     def _open_writer(self, n_cells, n_temps, meta):
         path = self.files.base + ".csv"
-        if os.path.exists(path) and os.path.getsize(path) > 0:  # board shape changed mid-file
-            path = self.files.new_base(self._now, self.serial) + ".csv"
+        try:
+            create_new(path)
+        except FileExistsError:  # board shape changed mid-file (or the name was taken meanwhile)
+            path = self._new_file(self._now, ".csv")
         self.files.created.append(path)
         return LogWriter(path, n_cells, n_temps, LOGGER_COLS, meta=meta)
 
@@ -124,6 +138,7 @@ class Logger:
     def _connect(self):
         url = self._resolve()
         if url is None:
+            self._hint("no board found (see `packwatch ports`); waiting for one to be plugged in, Ctrl-C stops")
             return False
         try:
             self.ser = self.open_port(url)
@@ -134,6 +149,11 @@ class Logger:
                 self._note(msg)
             self._last_fail = msg
             self._close_port()
+            if "://" not in url and not os.path.exists(url) and not self.connects:
+                found = [p["port"] for p in _ports.list_ports()]
+                self._hint("%s does not exist; waiting for it to appear (Ctrl-C stops). %s" % (
+                    url, "`packwatch ports` finds: " + ", ".join(found) if found
+                    else "`packwatch ports` finds no board: plug one in or start `packwatch sim`"))
             return False
         self.connects += 1
         self._last_fail = None
@@ -148,6 +168,13 @@ class Logger:
                 pass
         self.ser = None
 
+    def _hint(self, text):
+        if self.notice_stream is not None and text != getattr(self, "_last_hint", None):
+            self._last_hint = text
+            if self.status_stream is self.notice_stream:
+                text = "\r\x1b[K" + text  # over the status line, which is redrawn below it
+            print("packwatch log: " + text, file=self.notice_stream, flush=True)
+
     def _note(self, text):
         if self.session is not None and self.session.raw is not None:
             self.session.raw.note(time.time(), text)
@@ -158,6 +185,7 @@ class Logger:
         self._start_files(t_start)
         pending = b""
         backoff = 0.1
+        retry = 0
         last_status = 0.0
         was_stale = False
         rate_n, rate_t, rate = 0, t_start, None
@@ -169,11 +197,18 @@ class Logger:
                     break
                 if self.ser is None:
                     if not self._connect():
+                        retry += 1
+                        if self.status_stream is not None:
+                            self.status_stream.write("\r\x1b[Kwaiting for board on %s (retry %d)" % (
+                                self.port_arg if self.port_arg not in (None, "auto") else
+                                "auto" + (" (serial %s)" % self.serial if self.serial else ""), retry))
+                            self.status_stream.flush()
                         self.session.flush()
                         time.sleep(min(backoff, max(0.0, end - now) if end else backoff))
                         backoff = min(backoff * 2, 2.0)
                         continue
                     backoff = 0.1
+                    retry = 0
                     pending = b""
                 try:
                     data = self.ser.read(max(1, min(65536, self.ser.in_waiting or 1)))
@@ -228,6 +263,16 @@ class Logger:
             print("packwatch log: could not open %s" % (self.port_arg if self.port_arg != "auto"
                                                          else "any board (see `packwatch ports`)"), file=sys.stderr)
             return 1
+        if not self.session.samples:
+            d = self.session.dec
+            port = self.port_arg if self.port_arg not in (None, "auto") else (self.serial or "the board")
+            got = ("nothing received" if not d.lines else "%d lines, no report%s" % (
+                d.lines, ", %d not telemetry at all" % d.noise if d.noise else ""))
+            print("packwatch log: no telemetry from %s in %.0f s (%s). Check: is the firmware stopped at the "
+                  "REPL (`packwatch cmd --port %s restart` starts it)? Is it the right port (`packwatch ports`)? "
+                  "For a USB-UART bridge, is --baud %d right?" % (port, time.time() - t_start, got, port, self.baud),
+                  file=sys.stderr)
+            return 4
         return 0
 
     def summary(self):
@@ -240,7 +285,8 @@ class Logger:
 def main(args):
     lg = Logger(args.port, args.out, duration=args.duration, serial=args.serial,
                 max_bytes=int(args.rotate_mb * (1 << 20)), daily=not args.no_daily, baud=args.baud,
-                status_stream=sys.stderr if sys.stderr.isatty() and not args.quiet else None)
+                status_stream=sys.stderr if sys.stderr.isatty() and not args.quiet else None,
+                notice_stream=None if args.quiet else sys.stderr)
 
     def _stop(*_):
         lg.stop = True
@@ -260,11 +306,14 @@ def register(sub):
     p = sub.add_parser("log", help="record a board to a raw capture and a CSV log")
     p.add_argument("--port", default="auto", help="serial port or pyserial URL, or 'auto' (default)")
     p.add_argument("--out", default=".", help="output directory (default: .)")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--duration", type=POSITIVE, default=None, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
     p.add_argument("--serial", default=None, help="board serial number / uid to follow across replugs")
-    p.add_argument("--rotate-mb", type=float, default=256, help="start new files past this CSV size (MiB)")
+    p.add_argument("--rotate-mb", type=number(1), default=256, metavar="MIB",
+                   help="start new files past this CSV size (MiB, at least 1; default 256)")
     p.add_argument("--no-daily", action="store_true", help="do not start new files at UTC midnight")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=COUNT, default=115200,
+                   help="baud rate for a USB-UART bridge (default 115200; native USB ports ignore it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no status line, no summary")
     p.set_defaults(func=main)
     return p

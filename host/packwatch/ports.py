@@ -94,12 +94,14 @@ def usb_ports(all_ports=False):
         if not all_ports and p.vid not in KNOWN_USB:
             continue
         out.append({"port": p.device, "vid": p.vid, "pid": p.pid, "serial": p.serial_number,
-                    "description": p.description or KNOWN_USB.get(p.vid, ""), "kind": "usb"})
+                    "description": p.description or KNOWN_USB.get(p.vid, ""),
+                    "kind": "usb" if p.vid is not None else "serial"})  # no VID: a UART (ttyS0), not USB
     return out
 
 
 def list_ports(all_ports=False):
-    """Candidate boards: dicts with port, vid, pid, serial, description, kind ('usb'|'virtual')."""
+    """Candidate boards: dicts with port, vid, pid, serial, description, kind ('usb'|'virtual', and
+    with all_ports 'serial' for a port without a USB id, e.g. /dev/ttyS0)."""
     return usb_ports(all_ports) + virtual_ports()
 
 
@@ -133,7 +135,9 @@ def open_serial(url, baud=115200, timeout=0.1):
 def format_table(ports):
     rows = [("PORT", "VID:PID", "SERIAL", "DESCRIPTION")]
     for p in ports:
-        vidpid = "%04X:%04X" % (p["vid"], p["pid"] or 0) if p["vid"] is not None else "virtual"
+        # only the registered virtual boards are "virtual"; a port without a USB id is a plain serial port
+        vidpid = ("%04X:%04X" % (p["vid"], p["pid"] or 0) if p["vid"] is not None
+                  else "virtual" if p.get("kind") == "virtual" else "serial")
         rows.append((p["port"], vidpid, p["serial"] or "-", p["description"] or ""))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("%-*s  %-*s  %-*s  %s" % (w[0], r[0], w[1], r[1], w[2], r[2], r[3]) for r in rows)
@@ -153,7 +157,7 @@ def main(args):
 
 def register(sub):
     p = sub.add_parser("ports", help="list connected boards (USB and virtual)")
-    p.add_argument("--all", action="store_true", help="also list serial ports of unknown USB devices")
+    p.add_argument("--all", action="store_true", help="also list every other serial port (unknown USB devices, built-in UARTs such as /dev/ttyS0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=main)
     return p

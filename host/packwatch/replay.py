@@ -1,8 +1,10 @@
 """`packwatch replay`: re-decode a raw capture (from `packwatch log`) into a CSV log, through the
 same decoder and row builder as the live logger."""
+import contextlib
 import os
 import sys
 
+from .files import atomic_output, check_output
 from .logcsv import LogWriter, LOGGER_COLS
 from .session import Session
 
@@ -33,26 +35,27 @@ def iter_capture(path, batch=2000):
 
 
 def replay(capture, out_csv):
-    """Decode ``capture`` into ``out_csv`` (overwritten). Returns the Session (statistics)."""
-    if os.path.exists(out_csv):
-        os.unlink(out_csv)
-    writers = []
+    """Decode ``capture`` into ``out_csv`` (and ``<out>-2.csv``… when the board's shape changes), each
+    replaced only once complete; an output that is the capture is refused. Returns the Session."""
+    check_output(out_csv, [capture])
+    outputs = []
+    with contextlib.ExitStack() as files:
+        def open_writer(n_cells, n_temps, meta):
+            path = out_csv if not outputs else "%s-%d%s" % (os.path.splitext(out_csv)[0], len(outputs) + 1,
+                                                            os.path.splitext(out_csv)[1] or ".csv")
+            tmp = files.enter_context(atomic_output(path, [capture]))
+            outputs.append(path)
+            return LogWriter(tmp, n_cells, n_temps, LOGGER_COLS, meta=dict(meta, source=os.path.basename(capture)))
 
-    def open_writer(n_cells, n_temps, meta):
-        path = out_csv if not writers else "%s-%d%s" % (os.path.splitext(out_csv)[0], len(writers) + 1,
-                                                        os.path.splitext(out_csv)[1] or ".csv")
-        w = LogWriter(path, n_cells, n_temps, LOGGER_COLS, meta=dict(meta, source=os.path.basename(capture)))
-        writers.append(w)
-        return w
-
-    sess = Session(open_writer)
-    for t, lines in iter_capture(capture):
-        sess.lines(t, lines)
-        if sess.fmt_error:
-            sess.close()
-            raise ValueError("%s: %s" % (capture, sess.fmt_error))
-    sess.close()
-    sess.outputs = [w.path for w in writers]
+        sess = Session(open_writer)
+        try:
+            for t, lines in iter_capture(capture):
+                sess.lines(t, lines)
+                if sess.fmt_error:
+                    raise ValueError("%s: %s" % (capture, sess.fmt_error))
+        finally:
+            sess.close()  # writers closed before their files are renamed into place (or removed)
+    sess.outputs = outputs
     return sess
 
 
@@ -64,7 +67,8 @@ def main(args):
         return 2
     print("%d samples, %d crc errors, %d malformed, %d gaps, %d reboots -> %s" % (
         s.samples, s.dec.crc_errors, s.dec.malformed + s.dec.oversize, s.gaps, s.reboots,
-        ", ".join(s.outputs) or "(no reports in capture)"), file=sys.stderr)
+        ", ".join(s.outputs) or "(no reports in %s: is it a .raw capture written by `packwatch log`?)"
+        % args.capture), file=sys.stderr)
     return 0 if s.outputs else 1
 
 

@@ -43,7 +43,7 @@ def test_render_screen():
            "t_dc": [251, None], "soc_pm": 655, "sig_pm": 21, "alarm": 0b1000001, "fault": 8}
     s = render(rep, {"chem": "lfp", "board": "pico", "fw": "0.1.0", "uid": "u1"}, width=80)
     assert "cell02   3.350 V" in s and "max" in s.splitlines()[2]
-    assert "spread  150 mV" in s and "+2.50 A" in s and "charging" in s
+    assert "spread  150 mV" in s and "+2.50 A" in s and "(charging)" in s  # not "discharging"
     assert "65.5 % +/- 2.1" in s and "cell_ov imbalance" in s and "ntc" in s and "fault" in s
 
 
