@@ -199,7 +199,9 @@ class FrameWriter:
 
 
 class LineReader:
-    """Collects command bytes into lines; over-long and non-printable lines are flagged, not lost silently."""
+    """Collects command bytes into lines; over-long and non-printable lines are flagged, not lost silently.
+    A line ends at `\r`, `\n` or `\r\n` (one end: terminals send `\r` for Enter, scripts `\n`);
+    spaces around it are dropped."""
 
     TOO_LONG = 1
     BAD_BYTES = 2
@@ -208,13 +210,16 @@ class LineReader:
         self.buf = bytearray(size)
         self.n = 0
         self.error = 0
+        self._cr = False  # the last byte ended a line with '\r': a '\n' right after it belongs to that end
 
     def feed(self, b):
         """Feed one byte; return True when a line (or an error for one) is complete."""
-        if b == 10:  # '\n' ends a line
-            return True
+        cr = self._cr
+        self._cr = b == 13
         if b == 13:
-            return False
+            return True
+        if b == 10:
+            return not cr
         if b < 32 or b > 126:
             self.error |= self.BAD_BYTES
             return False
@@ -226,9 +231,14 @@ class LineReader:
         return False
 
     def take(self):
-        """Return (text, error) for the completed line and start a new one."""
+        """Return (text, error) for the completed line, without surrounding spaces, and start a new one."""
         err = self.error
-        text = "" if err else bytes(self.buf[: self.n]).decode()
+        i, j = 0, self.n
+        while i < j and self.buf[i] == 32:
+            i += 1
+        while j > i and self.buf[j - 1] == 32:
+            j -= 1
+        text = "" if err else bytes(self.buf[i:j]).decode()
         self.n = 0
         self.error = 0
         return text, err

@@ -111,24 +111,26 @@ def _drift(d, pd, n: int, lim: int):
 
 
 @micropython.viper
-def _cell_pm(out, d, n: int, s: int) -> int:
-    """out[k] = (s + d[k]) ppm as per mille, clamped to 0..1000; returns min + (max << 11)."""
-    lo = 1000
+def _cell_pm(out, d, n: int, s: int, mm):
+    """out[k] = (s + d[k]) ppm as per mille, clamped to 0..1000; mm[0], mm[1] = the lowest and the highest
+    cell in ppm (clamped to 0..1e6): the pack SoC is computed from these, not from the rounded cells."""
+    lo = 1000000
     hi = 0
     k = 0
     while k < n:
-        c = (s + int(d[k])) // 1000
+        c = s + int(d[k])
         if c < 0:
             c = 0
-        elif c > 1000:
-            c = 1000
-        out[k] = c
+        elif c > 1000000:
+            c = 1000000
+        out[k] = c // 1000
         if c < lo:
             lo = c
         if c > hi:
             hi = c
         k += 1
-    return lo | (hi << 11)
+    mm[0] = lo
+    mm[1] = hi
 
 
 class Estimator:
@@ -149,8 +151,7 @@ class Estimator:
         self._d = array("i", [0] * n_cells)     # per-cell SoC minus pack average (ppm)
         self._pd = array("i", [0] * n_cells)    # pending per-cell corrections
         self._vs = array("i", [0] * n_cells)    # window sums of cell mV
-        self.cal_gain_ppm = 0                   # user calibration of the current sensor
-        self.cal_offset_ma = 0
+        self._mm = array("i", [0, 0])           # lowest and highest cell SoC (ppm), for _report
         self.fault = 0                          # bit0: implausible cell voltage seen (sample skipped)
         self.t_dc = None
         self.syncs = 0
@@ -198,12 +199,11 @@ class Estimator:
         """Force the pack SoC (per mille), e.g. a known state; per-cell deltas are kept, so the average
         is placed where the reported (weakest-cell-limited) pack SoC comes out at pm."""
         pm = max(0, min(1000, int(pm)))
-        dmin = dmax = 0
-        if self.n > 1:
-            dmin = min(self._d)
-            dmax = max(self._d)
-        # pack = (s + dmin) / (1 - (dmax - dmin)) in ppm, solved for s
-        self._s = max(0, min(1000000, pm * (1000000 - (dmax - dmin)) // 1000 - dmin))
+        dmin = min(self._d)
+        dmax = max(self._d)
+        # pack = (s + dmin) / (1 - (dmax - dmin)) in ppm, solved for s and rounded up, so that _report's
+        # floor comes out at pm exactly (one ppm of s moves the pack by less than one per mille)
+        self._s = max(-_PPM // 5, min(_PPM * 6 // 5, -(-pm * (1000000 - (dmax - dmin)) // 1000) - dmin))
         self._ps = 0
         self._sig = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
         self._init = True
@@ -351,7 +351,7 @@ class Estimator:
         if self._wn < _WIN_N:
             _add_cells(self._vs, cells_mv, n)
             self._wn += 1
-            self._wi += max(-_I_MAX, min(_I_MAX, i_ma - self.cal_offset_ma)) // 4
+            self._wi += max(-_I_MAX, min(_I_MAX, i_ma)) // 4
             self._wrc += self._v1 + self._v2
             self._wsd += (self._s + self._ps) // 8
         return True
@@ -388,8 +388,7 @@ class Estimator:
 
     @micropython.native
     def _step(self, dt, i_ma):
-        i = i_ma - self.cal_offset_ma
-        i += i * (self.cal_gain_ppm // 100) // 10000
+        i = i_ma  # calibrated already (Config.current_ma: i_offset_ma, i_gain_ppm)
         rest_lim = self.cap_mah // 200                    # C/200
         # rest: the raw reading itself is below C/200 (not relative to the learned offset, which could
         # then creep along a slowly ramping small current); the learned offset stays within +-C/200
@@ -663,14 +662,13 @@ class Estimator:
     @micropython.native
     def _report(self):
         n = self.n
-        mm = _cell_pm(self.cell_soc_pm, self._d, n, self._s)
-        smin = mm & 2047
-        smax = mm >> 11
-        if n == 1:
-            self.soc_pm = smin
-        else:  # usable: discharge limited by the weakest cell, charge by the fullest
-            den = 1000 - smax + smin
-            self.soc_pm = smin * 1000 // den if den > 0 else 0
+        mm = self._mm
+        _cell_pm(self.cell_soc_pm, self._d, n, self._s, mm)
+        smin = mm[0]
+        # usable: discharge limited by the weakest cell, charge by the fullest; in ppm, so that every
+        # per-mille value is reachable (set_soc inverts this exactly); smin * 1000 <= 1e9 stays a small int
+        den = 1000000 - mm[1] + smin
+        self.soc_pm = smin * 1000 // den if den > 0 else 0
         sp = self._sig // 100
         sd = self._sigd // 100 if n > 1 else 0
         self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + abs(self._ps)) // 1000

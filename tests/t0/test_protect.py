@@ -347,3 +347,43 @@ def test_ticks_wrap():
     r.t = (1 << 30) - 300  # ticks wrap at 2**30 in the middle of the delay
     r.cells[0] = 3700
     assert r.until(P.CELL_OV, True) == r.cfg.cell_ov_ms
+
+
+# A value exactly at a limit: docs/configuration.md says every alarm is on while the value is *above* its
+# high limit (below a low one), so at the limit itself it must never set; one step beyond sets (CASES).
+AT_LIMIT = {
+    "cell_ov": lambda r: _cell(r, 3650),
+    "cell_uv": lambda r: _cell(r, 2500),
+    "ot_chg_hot": lambda r: _temp(r, 450, 2000),
+    "ot_chg_cold": lambda r: _temp(r, 0, 2000),
+    "ot_dsg_hot": lambda r: _temp(r, 600, -2000),
+    "ot_dsg_cold": lambda r: _temp(r, -200, -2000),
+    "oc_chg": lambda r: _i(r, 100000),
+    "oc_dsg": lambda r: _i(r, -150000),
+    "imbalance": lambda r: _cell(r, 3200, 9),
+    "open_wire": lambda r: setattr(r, "stack_off", -500),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_value_exactly_at_the_limit_never_sets(name):
+    bit, delay_key, on, _, _, _ = CASES[name]
+    r = Rig(oc_latch=0, ow_latch=0)
+    AT_LIMIT[name](r)
+    r.run(3 * getattr(r.cfg, delay_key) + 1000)
+    assert not r.p.alarm >> bit & 1 and [e for e in r.events() if e[0] == bit] == []
+    on(r)  # one unit beyond
+    assert r.until(bit, True) == getattr(r.cfg, delay_key)
+
+
+@pytest.mark.parametrize("bit,temp,i_edge", [(P.OT_CHG, 500, 500), (P.OT_DSG, 650, -500)])
+def test_current_exactly_at_dir_ma_is_not_a_direction(bit, temp, i_edge):
+    # docs/configuration.md: the pack charges while i_ma > dir_ma and discharges while i_ma < -dir_ma;
+    # at exactly ±dir_ma (500 mA) it does neither, so a hot pack gets no temperature alarm
+    r = Rig(temp_ms=0)
+    r.temps = [250, temp, 250]
+    r.i = i_edge
+    r.run(3000)
+    assert r.p.alarm == 0
+    r.i = i_edge + (1 if i_edge > 0 else -1)
+    assert r.until(bit, True) == 0
