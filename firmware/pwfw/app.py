@@ -23,13 +23,6 @@ _SEQ_MASK = const(0x3FFFFFFF)
 _FET_CHG = const(1)  # `fet` bits in `rep`: charge path closed, discharge path closed
 _FET_DSG = const(2)
 RESET_FILE = "reset.txt"
-BOOT_FILE = "boot.txt"  # consecutive start-up crashes and the last one's reason (docs/persistence.md)
-_BOOT_TRIES = const(3)  # after this many in a row the board stays at the REPL instead of resetting again
-
-
-def load_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 class App:
@@ -497,83 +490,6 @@ class App:
         self.hal.reset()
 
 
-def load_board(path="board.json"):
-    """The board file, checked before anything is built from it (pwfw.config.check_board, then the
-    order of paired limits): ValueError names the file, the key, the value and what is allowed."""
-    from pwfw.config import Config, check_board
-
-    try:
-        board = load_json(path)
-    except OSError:
-        raise ValueError("%s: missing or unreadable (copy one with packwatch deploy)" % path)
-    except ValueError:  # MicroPython's and CPython's json both raise a ValueError subclass
-        raise ValueError("%s: not valid JSON" % path)
-    check_board(board, path)
-    try:
-        Config(board)
-    except ValueError as e:
-        msg = str(e)
-        raise ValueError("%s: limits: %s" % (path, msg[12:] if msg.startswith("board file: ") else msg))
-    return board
-
-
-def make_hal():
-    import sys
-
-    board = load_board("board.json")
-    if sys.platform == "linux":
-        from hal_sim import Hal  # type: ignore[import-not-found]  # the virtual board puts hil/vboard on the path
-    else:
-        from pwfw.hal_board import Hal
-    return Hal(board)
-
-
-class _Console:
-    def __init__(self, hal):
-        import sys
-
-        self.hal = hal
-        self.out = getattr(sys.stdout, "buffer", sys.stdout)
-
-    def write(self, buf):
-        if self.hal is not None:
-            self.hal.serial_write(buf)
-        else:
-            self.out.write(buf)
-
-
-def say_err(why, hal=None):
-    """One `#err` frame with cmd "boot" (docs/protocol.md): the host's decoder passes it and a person
-    reads it. Through the HAL's serial port, or stdout (the same console) before there is a HAL."""
-    o = FrameWriter(_Console(hal), 512)
-    o.begin(b"err")
-    o.str(b"cmd", "boot")
-    o.str(b"error", why)
-    o.end()
-
-
-def _boot_fails():
-    try:
-        with open(BOOT_FILE) as f:
-            parts = f.read().split("\n", 1)
-        return int(parts[0]), parts[1] if len(parts) > 1 else ""
-    except (OSError, ValueError):
-        return 0, ""
-
-
-def _set_boot_fails(n, why=""):
-    try:
-        if n:
-            with open(BOOT_FILE, "w") as f:
-                f.write("%d\n%s" % (n, why))
-        else:
-            import os
-
-            os.remove(BOOT_FILE)
-    except OSError:
-        pass
-
-
 def _crash(hal, e):
     """Print the exception, leave the reset cause for the next boot, reset (after a pause)."""
     try:
@@ -592,40 +508,27 @@ def _crash(hal, e):
 
 
 def main(hal=None):
-    """What main.py runs. A bad board file: one `#err` line and back to the REPL (no HAL, so no
-    watchdog, is started), where mpremote and `packwatch deploy` reach the board. A crash while
-    starting (App set-up or the first sample): reset, up to _BOOT_TRIES times in a row; then stay at
-    the REPL with `#err`. A crash in the running loop: reset, and the next `hdr` says why."""
-    fails, why = _boot_fails()
-    if fails >= _BOOT_TRIES:
-        say_err("start-up crashed %d times in a row (last: %s); staying at the REPL: run packwatch deploy, "
-                "or remove %s and reset" % (fails, why, BOOT_FILE), hal)
-        return
-    if hal is None:
-        try:
-            hal = make_hal()
-        except ValueError as e:
-            say_err("%s; staying at the REPL: fix it with packwatch deploy" % (e,))
-            return
+    """What main.py runs: pwfw.boot starts the App (or says why it cannot, and leaves the board at the
+    REPL); then the loop runs. A crash in the loop resets the board, and the next `hdr` says why."""
+    import sys
+    from pwfw import boot
+
+    app = boot.start(hal)
+    # the start-up code is not needed any more: its bytecode goes back to the heap
+    del boot
+    sys.modules.pop("pwfw.boot", None)
     try:
-        app = App(hal)
-        app.step()  # the first sample is part of starting
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as e:
-        fails += 1
-        _set_boot_fails(fails, repr(e)[:200])
-        if fails >= _BOOT_TRIES:
-            say_err("start-up crashed %d times in a row (last: %r); staying at the REPL: run packwatch "
-                    "deploy, or remove %s and reset" % (fails, e, BOOT_FILE), hal)
-            return
-        _crash(hal, e)
+        import pwfw
+
+        delattr(pwfw, "boot")
+    except (AttributeError, TypeError):
+        pass
+    gc.collect()
+    if app is None:
         return
-    if fails:
-        _set_boot_fails(0)  # started: the count is of consecutive failures (no flash write otherwise)
     try:
         app.run()
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # MemoryError included: restart cleanly and tell the host why
-        _crash(hal, e)
+        _crash(app.hal, e)

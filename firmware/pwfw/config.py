@@ -67,93 +67,12 @@ CHEM_RANGES = {
     "nmc": (("cell_ov_mv", 3900, 4350), ("cell_uv_mv", 2500, 3500)),
 }
 
-# Board-file sections the firmware cannot start without (boards/board.schema.json requires more).
-_REQUIRED = ("chemistry", "cells", "i2c", "afe", "current", "ntc")
-_PIN_KEYS = ("alert_pin", "relay_pin", "led_pin")  # optional: an int, or null for none
-_SOURCES = ("bq76952", "ina228")
-_PORTS = ("rp2", "esp32", "sim")
-
 
 def _row(key):
     for r in KEYS:
         if r[0] == key:
             return r
     return None
-
-
-def _one_of(values):
-    return ", ".join([repr(v) for v in values])
-
-
-def _int_in(src, path, v, lo, hi, unit=""):
-    if type(v) is not int:
-        raise ValueError("%s: %s: %r is not an integer" % (src, path, v))
-    if v < lo or v > hi:
-        raise ValueError("%s: %s: %r is out of range %d..%d%s" % (src, path, v, lo, hi, unit))
-
-
-def _section(src, board, key):
-    d = board[key]
-    if not isinstance(d, dict):
-        raise ValueError("%s: %s: %r is not an object" % (src, key, d))
-    return d
-
-
-def check_board(board, src="board.json"):
-    """The firmware's own check of a board file, before anything is built from it: the required
-    sections, chemistry, cell count, limits and their per-chemistry ranges, and pin types. It mirrors
-    boards/board.schema.json (which the host checks in full) with the same kind of message:
-    ValueError("board.json: chemistry: 'lpf' is not one of 'lfp', 'nmc'"). The order of paired
-    limits is Config's check."""
-    if not isinstance(board, dict):
-        raise ValueError("%s: %r is not an object" % (src, board))
-    for k in _REQUIRED:
-        if k not in board:
-            raise ValueError("%s: %s: missing (required)" % (src, k))
-    chem = board["chemistry"]
-    if chem not in CHEMISTRIES:
-        raise ValueError("%s: chemistry: %r is not one of %s" % (src, chem, _one_of(CHEMISTRIES)))
-    _int_in(src, "cells", board["cells"], CELLS_MIN, CELLS_MAX)
-    if board.get("port", "sim") not in _PORTS:
-        raise ValueError("%s: port: %r is not one of %s" % (src, board["port"], _one_of(_PORTS)))
-    i2c = _section(src, board, "i2c")
-    for k in ("sda", "scl"):
-        if k not in i2c:
-            raise ValueError("%s: i2c.%s: missing (required)" % (src, k))
-        _int_in(src, "i2c." + k, i2c[k], 0, 255)
-    _section(src, board, "afe")
-    cur = _section(src, board, "current")
-    if cur.get("source") not in _SOURCES:
-        raise ValueError("%s: current.source: %r is not one of %s" % (src, cur.get("source"), _one_of(_SOURCES)))
-    ntc = _section(src, board, "ntc")
-    pins = ntc.get("pins")
-    if not isinstance(pins, list):
-        raise ValueError("%s: ntc.pins: %r is not an array" % (src, pins))
-    for i in range(len(pins)):
-        _int_in(src, "ntc.pins[%d]" % i, pins[i], 0, 255)
-    for k in _PIN_KEYS:
-        v = board.get(k)
-        if v is not None and type(v) is not int:
-            raise ValueError("%s: %s: %r is not an integer or null" % (src, k, v))
-        if v is not None:
-            _int_in(src, k, v, 0, 255)
-    for k in _BOARD_FIELDS:
-        if k in board:
-            r = _row(k)
-            _int_in(src, k, board[k], r[3], r[4], " " + r[5])
-    limits = board.get("limits")
-    if limits is None:
-        return
-    if not isinstance(limits, dict):
-        raise ValueError("%s: limits: %r is not an object" % (src, limits))
-    for k in limits:
-        r = _row(k)
-        if r is None:
-            raise ValueError("%s: limits.%s: unknown key" % (src, k))
-        _int_in(src, "limits." + k, limits[k], r[3], r[4], " " + r[5])
-        for c in CHEM_RANGES[chem]:
-            if c[0] == k:
-                _int_in(src, "limits." + k, limits[k], c[1], c[2], " %s for %s" % (r[5], chem))
 
 
 class Config:

@@ -127,10 +127,11 @@ def check_board(board, src="board file"):
         raise BoardFileError("%s: %s: %s" % (src, where or "(top level)", what))
     # what needs several keys: the firmware's own checks
     from pwfw import config as fwconfig
+    from pwfw.boot import check_board as fw_check_board
     from pwfw.bq76952 import cell_inputs
 
     try:
-        fwconfig.check_board(board, src)
+        fw_check_board(board, src)
         fwconfig.Config(board)
     except ValueError as e:
         msg = str(e)

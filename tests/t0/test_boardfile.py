@@ -1,6 +1,6 @@
 """Board files: the one schema (boards/board.schema.json) checked on the host by packwatch.boardfile,
-its mirror in the firmware (pwfw.config.check_board), and what the firmware does at start-up with a
-bad board file or a start-up that keeps crashing (pwfw.app.main)."""
+its mirror in the firmware (pwfw.boot.check_board), and what the firmware does at start-up with a
+bad board file or a start-up that keeps crashing (pwfw.app.main, pwfw.boot.start)."""
 import copy
 import json
 from pathlib import Path
@@ -11,7 +11,9 @@ from hil.hal_fake import FakeHal
 from packwatch import boardfile
 from packwatch.protocol import Decoder
 from pwfw import app as A
-from pwfw.config import Config, check_board
+from pwfw import boot
+from pwfw.boot import check_board
+from pwfw.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p for p in (ROOT / "boards").glob("*.json") if not p.name.endswith(".schema.json"))
@@ -162,7 +164,7 @@ def test_bad_board_json_gives_one_err_frame_and_returns_to_the_repl(tmp_path, mo
     (topic, f), = _frames(out)
     assert topic == "err" and f["cmd"] == "boot"
     assert f["error"].startswith("board.json: chemistry: 'lpf' is not one of 'lfp', 'nmc'")
-    assert not (tmp_path / A.BOOT_FILE).exists()  # a config error writes nothing to flash
+    assert not (tmp_path / boot.BOOT_FILE).exists()  # a config error writes nothing to flash
 
 
 def test_missing_board_json_is_said_too(tmp_path, monkeypatch, capsysbinary):
@@ -193,16 +195,16 @@ def test_start_up_crashes_reset_twice_then_stay_at_the_repl(tmp_path, monkeypatc
     A.main(hal)  # the next boot (a watchdog reset, a power cycle) stays too, without starting anything
     assert hal.resets == 2 and "crashed 3 times" in _frames(hal.tx)[0][1]["error"]
     # what `packwatch deploy` does (removes the count), then a firmware that starts: the count is gone
-    (tmp_path / A.BOOT_FILE).unlink()
+    (tmp_path / boot.BOOT_FILE).unlink()
     monkeypatch.setattr(A.App, "__init__", real_init)
     monkeypatch.setattr(A.App, "run", lambda self: None)
     A.main(hal)
-    assert hal.resets == 2 and not (tmp_path / A.BOOT_FILE).exists()
+    assert hal.resets == 2 and not (tmp_path / boot.BOOT_FILE).exists()
 
 
 def test_a_good_start_clears_a_count_below_the_limit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / A.BOOT_FILE).write_text("2\nZeroDivisionError('x')")
+    (tmp_path / boot.BOOT_FILE).write_text("2\nZeroDivisionError('x')")
     monkeypatch.setattr(A.App, "run", lambda self: None)
     A.main(FakeHal(board("sim")))
-    assert not (tmp_path / A.BOOT_FILE).exists()
+    assert not (tmp_path / boot.BOOT_FILE).exists()

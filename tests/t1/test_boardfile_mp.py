@@ -1,4 +1,4 @@
-"""The firmware's board-file check (pwfw.config.check_board) and its start-up with a bad board.json,
+"""The firmware's board-file check (pwfw.boot.check_board) and its start-up with a bad board.json,
 under the real MicroPython: the same messages as the host's schema check (jsonschema), and one `#err`
 frame, then main() returns (to the REPL) instead of resetting."""
 import json
@@ -50,7 +50,7 @@ def test_firmware_check_matches_the_schema_check_under_micropython(mp, tmp_path)
     (tmp_path / "boards.json").write_text(json.dumps(boards))
     out = mp.run("""
 import json
-from pwfw.config import check_board
+from pwfw.boot import check_board
 for b in json.load(open("boards.json")):
     try:
         check_board(b)
