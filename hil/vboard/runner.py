@@ -194,6 +194,14 @@ class VirtualBoard:
         except IndexError:  # none (or the runner thread just took it)
             return self.plant.t_ms
 
+    @property
+    def held(self):
+        """True while the firmware waits at hold_at_ms for its next step: virtual time stands still, so
+        a test can act at a defined virtual time however late its own thread runs."""
+        with self._lock:
+            return (self.hold_at_ms is not None and self._pending is not None and self._t_fw0 is not None
+                    and self._vt0 + (self._pending[0] - self._t_fw0) > self.hold_at_ms)
+
     def stop(self):
         self._running = False
         if getattr(self, "_thread", None):

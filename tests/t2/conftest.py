@@ -83,6 +83,40 @@ class Client:
         f = self.until(match, timeout, "reply to %r" % (text,))
         return reply["topic"], f
 
+    # --- virtual time at defined points (tests must not depend on how fast their own thread runs) ---
+    def freeze(self, timeout=None):
+        """Stop virtual time: the firmware waits at its next step. Returns the frozen time (ms)."""
+        self.vb.hold_at_ms = self.vb.t_ms
+        end = time.monotonic() + (timeout or self.timeout)
+        while not self.vb.held:
+            self.read()
+            assert time.monotonic() < end, "the board did not stop at %d ms" % self.vb.hold_at_ms
+        return self.vb.hold_at_ms
+
+    def advance(self, ms, timeout=None):
+        """Let a frozen board run `ms` more of virtual time, then wait until it stands still again."""
+        self.vb.hold_at_ms += ms
+        end = time.monotonic() + (timeout or self.timeout)
+        while not self.vb.held:
+            self.read()
+            assert time.monotonic() < end, "virtual time stuck at %d ms" % self.vb.t_ms
+        self.read()
+
+    def cmd_frozen(self, text, max_ms=2000):
+        """cmd() on a frozen board: the command is taken at the next sample (a defined virtual time);
+        the board stands still again right after its reply."""
+        self.read()
+        self._pos = len(self.frames)
+        name = text.split(" ")[0]
+        self.ser.write(text.encode() + b"\n")
+        for _ in range(0, max_ms, 100):
+            self.advance(100)
+            for t, f in self.frames[self._pos:]:
+                if t in ("ok", "err") and f.get("cmd") == name:
+                    self._pos = len(self.frames)
+                    return t, f
+        raise AssertionError("no reply to %r within %d virtual ms" % (text, max_ms))
+
     def reports(self, since=0):
         return [f for t, f in self.frames[since:] if t == "rep"]
 
