@@ -17,6 +17,7 @@ import threading
 import time
 
 from . import ports as _ports
+from .cli import COUNT, POSITIVE
 from .protocol import Decoder
 
 EXIT_OK, EXIT_ERR, EXIT_TIMEOUT, EXIT_NO_BOARD = 0, 1, 3, 4
@@ -451,9 +452,9 @@ def register(sub):
     p.add_argument("commands", nargs="*", metavar="COMMAND", help='a command line, e.g. "set cell_ov_mv 3650"')
     p.add_argument("--port", default="auto", help="serial port or pyserial URL, or 'auto' (default)")
     p.add_argument("--serial", default=None, help="board serial number / uid (with --port auto)")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate (USB CDC ignores it; default 115200)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply (default 5)")
-    p.add_argument("--restart-timeout", type=float, default=20.0,
+    p.add_argument("--baud", type=COUNT, default=115200, help="baud rate (USB CDC ignores it; default 115200)")
+    p.add_argument("--timeout", type=POSITIVE, default=5.0, help="seconds to wait for each reply (default 5)")
+    p.add_argument("--restart-timeout", type=POSITIVE, default=20.0,
                    help="seconds `restart` waits for each step (REPL, soft reboot, hdr; default 20)")
     p.add_argument("-k", "--keep-going", action="store_true", help="send the remaining commands after an err")
     p.add_argument("--show-telemetry", action="store_true", help="also print rep/cell lines")
