@@ -10,7 +10,6 @@
 * hal_sim asks the plant for a step of virtual time on every sleep; the runner answers only when it
   has stepped the plant (lockstep), or, in real-time mode, when the wall clock has caught up.
 """
-import json
 import os
 import random
 import select
