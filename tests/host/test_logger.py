@@ -50,6 +50,36 @@ def test_log_decodes_counts_and_captures(tmp_path):
     assert raw.count(b"#rep {") == 40 and b"boot noise" in raw and b"!connect" in raw
 
 
+def test_capture_reaches_disk_while_logging(tmp_path):
+    """The raw capture is written out as lines arrive, not when the logger closes (a logger killed or
+    unplugged mid-run keeps every line it received): with the logger still running, every report the
+    device sent is in the .raw on disk, and at every look the CSV on disk has no row the capture lacks."""
+    dev = FakeDevice(n=30).start()
+    lg = Logger(dev.port, tmp_path, duration=60)
+    th = threading.Thread(target=lg.run, daemon=True)
+    th.start()
+    try:
+        end = time.monotonic() + 20  # a bound for a busy machine; a working logger takes ~0.5 s
+        while True:
+            files = list(lg.files.created)
+            csv = [p for p in files if p.endswith(".csv") and os.path.exists(p)]
+            raw = [p for p in files if p.endswith(".raw")]
+            # the CSV first: the capture can only grow while we read it
+            rows = sum(1 for ln in open(csv[0], "rb") if not ln.startswith(b"#")) - 1 if csv else 0
+            reps = open(raw[0], "rb").read().count(b"#rep {") if raw else 0
+            assert rows <= reps, "CSV rows (%d) ahead of the capture on disk (%d reports)" % (rows, reps)
+            if dev.done.is_set() and reps == len(dev.sent):
+                break
+            assert time.monotonic() < end, ("capture on disk holds %d of the %d reports sent, logger still "
+                                             "running" % (reps, len(dev.sent)))
+            time.sleep(0.02)
+        assert th.is_alive(), "the logger stopped before the check (duration 60 s)"
+    finally:
+        lg.stop = True
+        th.join(10)
+        dev.close()
+
+
 def test_refuses_other_format(tmp_path):
     dev = FakeDevice(n=5, fmt=2).start()
     try:
