@@ -18,6 +18,17 @@ except ImportError:  # pragma: no cover  (still works without it, at half the sp
 
 ALARM_BITS = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
 FAULT_BITS = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
+FET_BITS = ("charge", "discharge")  # `fet` in `rep`: bit set = that power path closed (docs/protocol.md)
+
+
+def power_path(fet):
+    """`fet` as words: 'closed (charge, discharge)', 'open (charge, discharge)', 'charge closed, discharge
+    open' …; None when the report has no (or no valid) `fet` (a firmware from before the field)."""
+    if type(fet) is not int or not 0 <= fet <= 3:
+        return None
+    if fet in (0, 3):
+        return "%s (%s)" % ("closed" if fet else "open", ", ".join(FET_BITS))
+    return ", ".join("%s %s" % (n, "closed" if fet >> i & 1 else "open") for i, n in enumerate(FET_BITS))
 
 
 class FrameError(ValueError):

@@ -60,7 +60,7 @@ CELL_OV, OC_DSG, NTC = 1 << 0, 1 << 5, 1 << 3
 def _state_log(path, n=600, fet=True, meta=None, n_cells=14):
     """n rows at 0.1 s; cell_ov on rows 100..149, oc_dsg on 120..199 (overlapping), fault ntc on 300..309;
     with ``fet``, the charge path is open on rows 200..259 and both paths on 400..409."""
-    extra = LOGGER_COLS + (("fet",) if fet else ())
+    extra = tuple(c for c in LOGGER_COLS if c != "fet") + (("fet",) if fet else ())  # without: an old log
     rng = np.random.default_rng(5)
     rows = []
     with LogWriter(path, n_cells, 1, extra, meta=meta or {"fmt": 1, "chem": "nmc", "cells": n_cells,

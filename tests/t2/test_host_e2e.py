@@ -180,6 +180,7 @@ def assert_log_equals_reps(log, reps):
     np.testing.assert_allclose(c["soc_sigma_pct"], _arr([r["sig_pm"] for r in reps], 10.0), atol=0.05)
     np.testing.assert_array_equal(c["alarm"], [r["alarm"] for r in reps])
     np.testing.assert_array_equal(c["fault"], [r["fault"] for r in reps])
+    np.testing.assert_array_equal(c["fet"], [r["fet"] for r in reps])
 
 
 def seq_gaps(frames):
@@ -274,7 +275,7 @@ def test_log_cli_csv_schema_equals_frames_and_truth(vboard, tmp_path):
     assert n_cells == vb.board["cells"] == 16
     assert log.names == logcsv.header_columns(n_cells, n_temps), log.names
     assert log.names[:4] == ["t_s", "current_a", "cell01_v", "cell02_v"] and "cell16_v" in log.names
-    for col in ("temp1_c", "host_utc", "dev_ms", "seq", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault"):
+    for col in ("temp1_c", "host_utc", "dev_ms", "seq", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet"):
         assert col in log.names
     assert log.meta["uid"] == vb.serial and log.meta["fmt"] == "1" and log.meta["log_format"] == "1"
     assert log.meta["fw"] and log.meta["chem"] == "lfp"
@@ -615,6 +616,7 @@ def test_live_shows_cell_values(vboard, tmp_path):
     np.testing.assert_allclose(cells, np.array(truth[3]) / 10000.0, atol=0.010)
     pack = re.search(r"^pack\s+([\d.]+) V\s+([+-][\d.]+) A", stdout, re.M)
     assert abs(float(pack.group(1)) - sum(cells)) < 0.1 and float(pack.group(2)) < -10
+    assert "power path: closed (charge, discharge)" in stdout.splitlines()  # a load flows: the relay is on
 
     rc, stdout, err = run_cli("live", "--port", vb.port, "--duration", "2")
     assert rc == 0, err
