@@ -106,3 +106,18 @@ def test_ctrl_c_gives_the_repl_and_mpremote_resume_works(board):
     assert hdr["reset"] == "soft" and hdr["boots"] == 2
     c2.until(lambda t, f: t == "rep")
     c2.close()
+
+
+def test_terminal_line_ends_through_the_serial_port(board):
+    # Enter in screen/picocom/minicom/PuTTY sends CR alone; scripts send LF; some send CR LF. Each is one
+    # line end, through the virtual board's pty as on a USB CDC port (docs/protocol.md)
+    c = board("demo")
+    c.until(lambda t, f: t == "rep")
+    for end in (b"\r", b"\n", b"\r\n"):
+        t, f = c.cmd(b"rate 500 " + end)
+        assert (t, f["cmd"], f.get("rate_ms")) == ("ok", "rate", 500), end
+    n = len(c.frames)
+    c.ser.write(b"ping\rset\r\n")  # two commands, not "pingset"
+    c.until(lambda t, f: t == "err" and f.get("cmd") == "set", what="err for set")
+    replies = [(t, f["cmd"]) for t, f in c.frames[n:] if t in ("ok", "err")]
+    assert replies == [("ok", "ping"), ("err", "set")], replies
