@@ -232,6 +232,7 @@ class ThreadLogger:
     def drain_and_stop(self, vb, quiet_s=0.4):
         """Freeze the board, wait until the logger has read everything, stop it."""
         vb.hold_at_ms = vb.t_ms
+        wait_for(lambda: vb.held, 20, "the board to stand still", vb)  # it has sent its last line
         n, t = -1, time.monotonic()
         while n != self.samples or time.monotonic() - t < quiet_s:
             if n != self.samples:
@@ -245,6 +246,7 @@ class ThreadLogger:
 
 def drain_cli(vb, p, out_dir, quiet_s=0.5):
     vb.hold_at_ms = vb.t_ms
+    wait_for(lambda: vb.held, 20, "the board to stand still", vb)  # it has sent its last line
     n, t = -1, time.monotonic()
     while n != csv_rows(out_dir) or time.monotonic() - t < quiet_s:
         if n != csv_rows(out_dir):
@@ -456,7 +458,7 @@ def test_log_counts_garbage_and_loses_no_frame(vboard, tmp_path):
         t = vb.t_ms + 20_000
         wait_for(lambda: vb.t_ms >= t, 20, "time to pass", vb)
         vb.hold_at_ms = vb.t_ms  # the firmware is between two lines: the junk cannot split a frame
-        time.sleep(0.3)
+        wait_for(lambda: vb.held, 20, "the board to stand still", vb)  # (not a wall-clock sleep)
         noise = bytes(rnd.randrange(256) for _ in range(200)).replace(b"\n", b"").replace(b"#", b"")
         vb.inject_serial(b"\n" + noise + b"\n", to="host")
         vb.inject_serial(bad_crc + bad_json, to="host")
