@@ -243,9 +243,9 @@ class VirtualBoard:
         self._mode_tail = b""
         self._swallow = None
         if raw_repl:
-            # the unix port starts at the friendly REPL: Ctrl-A takes it to the raw REPL, and its
-            # banner and prompt on the way are dropped, so the host sees what a board prints
-            os.write(self._a_master, b"\x01")
+            # the unix port starts at the friendly REPL: at its first prompt, Ctrl-A takes it to the
+            # raw REPL (see _from_fw); its banner and prompt on the way are dropped, so the host sees
+            # what a board prints
             self._swallow = bytearray()
         self._req_r, self._rep_w = req_r, rep_w
         self._reqbuf = bytearray()
@@ -505,9 +505,14 @@ class VirtualBoard:
         if not data:
             return
         if self._swallow is not None:
-            self._swallow += data
-            k = self._swallow.find(RAW_BANNER)
-            if k < 0 and len(self._swallow) < 65536:
+            sw = self._swallow
+            if not sw.endswith(b">>> ") and (sw + data).endswith(b">>> "):
+                # at the prompt, not earlier: entering its raw terminal mode the unix port may flush input
+                # typed before (tcsetattr TCSAFLUSH)
+                os.write(self._a_master, b"\x01")
+            sw += data
+            k = sw.find(RAW_BANNER)
+            if k < 0 and len(sw) < 65536:
                 return
             data = bytes(self._swallow[max(k, 0):])
             self._swallow = None
