@@ -157,7 +157,8 @@ def main(args):
 
 def register(sub):
     p = sub.add_parser("ports", help="list connected boards (USB and virtual)")
-    p.add_argument("--all", action="store_true", help="also list every other serial port (unknown USB devices, built-in UARTs such as /dev/ttyS0)")
+    p.add_argument("--all", action="store_true",
+                   help="also list every other serial port (unknown USB devices, built-in UARTs such as /dev/ttyS0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=main)
     return p

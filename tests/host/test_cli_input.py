@@ -244,7 +244,8 @@ BAD_NUMBERS = [
     ["estimate", "l.csv", "--model", "lfp", "-o", "o.csv", "--capacity-ah", "-5"],
     ["estimate", "l.csv", "--model", "lfp", "-o", "o.csv", "--capacity-ah", "inf"],
     ["plot", "l.csv", "-o", "p.png", "--workers", "0"],
-    ["cmd", "ping", "--baud", "-9600"], ["cmd", "ping", "--timeout", "0"], ["cmd", "restart", "--restart-timeout", "-1"],
+    ["cmd", "ping", "--baud", "-9600"], ["cmd", "ping", "--timeout", "0"],
+    ["cmd", "restart", "--restart-timeout", "-1"],
 ]
 
 
