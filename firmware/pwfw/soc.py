@@ -39,13 +39,20 @@ def _isqrt(n):
     if n <= 0:
         return 0
     x = 1
-    while x * x < n:
+    while x < n // x:  # x * x < n without the square: 2**30 is past a 32-bit port's small ints
         x <<= 1
     while True:
         y = (x + n // x) >> 1
         if y >= x:
             return x
         x = y
+
+
+@micropython.native
+def _sqrt1m(f):
+    # sqrt(1 - f) in Q15 for a gain f in Q15 (0..32768): _isqrt((32768 - f) << 15), where f = 0 would
+    # make the argument 2**30, one past a 32-bit port's small ints (a big int allocated)
+    return 32768 if f == 0 else _isqrt((32768 - f) << 15)
 
 
 @micropython.native
@@ -610,7 +617,7 @@ class Estimator:
         if sz <= sig or bad:
             f = _gain(sig, sz)
             self._ps += d * (f >> 6) >> 9
-            post = (sig >> 5) * _isqrt((32768 - f) << 15) >> 10
+            post = (sig >> 5) * _sqrt1m(f) >> 10
             floor = min(_SIG_MAX, sz * (m.ocv_err_uv * 64 // r) >> 6)
             self._sig = max(_SIG_MIN, post, min(sig, floor))
             if self._rest >= _LEARN_REST and self._sig <= _LEARN_SIG:
@@ -636,7 +643,9 @@ class Estimator:
                 ak = gk * (sd // 100) // 10
                 if ak < rc:
                     continue
-                gw = (self._ocv(sk + w) - self._ocv(sk - w)) * 500 // w
+                gw = self._ocv(sk + w) - self._ocv(sk - w)
+                q = gw // w  # gw * 500 // w, exactly, without gw * 500 (past 2**30 at a knee)
+                gw = q * 500 + (gw - q * w) * 500 // w
                 ak = min(20000, ak, gw * (sd // 100) // 10)
                 if ak < rc:
                     continue
@@ -655,7 +664,7 @@ class Estimator:
             fm = ak * ak // ((ak * ak + rc * rc) >> 15)
             if ak < rc:
                 fm = 0
-            post = (sd >> 5) * _isqrt((32768 - fm) << 15) >> 10
+            post = (sd >> 5) * _sqrt1m(fm) >> 10
             self._sigd = max(_SIG_MIN, post, min(sd, m.ocv_err_uv * 1000 // g))
         self._clear_win()
 
