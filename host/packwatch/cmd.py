@@ -25,6 +25,7 @@ TELEMETRY = ("rep", "cell")
 PROMPT = "pw> "
 REPL_PROMPT = b">>> "          # MicroPython's friendly REPL (what `mpremote resume` leaves behind)
 SOFT_REBOOT = b"soft reboot"   # "MPY: soft reboot", printed by MicroPython on every soft reset
+RAW_BANNER = b"raw REPL; CTRL-B to exit"  # printed on entering the raw REPL (Ctrl-A)
 LOCAL = ("restart", "quit", "exit", "help")
 HELP = ("board commands (docs/protocol.md): ping, info, config, rate MS, soc PM, soc reset, zero, "
         "set KEY INT, save, clear, mem, reboot\nlocal: restart (soft-reset the board so its firmware "
@@ -43,7 +44,6 @@ class Watch:
         self.since, self.frame, self.text = since, frame, text
         self.hit = None
         self.buf = b""
-        self.event = threading.Event()
 
 
 class Link:
@@ -60,6 +60,7 @@ class Link:
         self._reads = 0
         self._watches = []
         self._lock = threading.Lock()
+        self._cond = threading.Condition()  # notified after each read, for waiters on the reader thread
 
     def watch(self, frame=None, text=None):
         with self._lock:
@@ -93,7 +94,6 @@ class Link:
                 w.buf += data
                 if w.text in w.buf:
                     w.hit = w.text
-                    w.event.set()
                 else:
                     w.buf = w.buf[-len(w.text):]
         for topic, f in self.dec.feed(data):
@@ -105,25 +105,33 @@ class Link:
             for w in watches:
                 if w.frame is not None and w.hit is None and w.frame(topic, f):
                     w.hit = (topic, f)
-                    w.event.set()
+        if watches:
+            with self._cond:
+                self._cond.notify_all()
 
-    def wait(self, w, timeout):
-        """The watch's hit, or None after ``timeout`` seconds."""
+    def wait(self, w, timeout, *more):
+        """The first hit among the watches w, *more (checked in that order), or None after
+        ``timeout`` seconds; the watches are done with afterwards."""
+        ws = (w,) + more
         end = time.monotonic() + timeout
+
+        def hit():
+            return next((x.hit for x in ws if x.hit is not None), None)
         try:
-            while w.hit is None:
+            while hit() is None:
                 left = end - time.monotonic()
                 if left <= 0:
                     break
                 if self.threaded:
-                    w.event.wait(min(left, 0.2))
+                    with self._cond:
+                        if hit() is None:
+                            self._cond.wait(min(left, 0.5))
                 else:
                     self.pump()
         finally:
             with self._lock:
-                if w in self._watches:
-                    self._watches.remove(w)
-        return w.hit
+                self._watches = [x for x in self._watches if x not in ws]
+        return hit()
 
     def close(self):
         try:
@@ -159,6 +167,7 @@ class Printer:
         self.out = out or sys.stdout
         self.show_telemetry, self.as_json, self.console = show_telemetry, as_json, console
         self.active = False
+        self.quiet = False       # nothing shown (restart's probe)
         self.at_prompt = False   # the console's prompt is on screen: print above it
         self.get_line = None     # readline's line buffer, to redraw it after a message
         self._hdr = None         # hdr shown for the current command (the `info` reply repeats it)
@@ -171,7 +180,7 @@ class Printer:
         self.active = False
 
     def frame(self, topic, f):
-        if topic in TELEMETRY and not self.show_telemetry:
+        if self.quiet or (topic in TELEMETRY and not self.show_telemetry):
             return
         if not (self.active or self.console or self.show_telemetry):
             return
@@ -230,19 +239,27 @@ def send(link, printer, line, timeout):
 
 def restart(link, printer, timeout):
     """Soft-reset the board so main.py (the firmware loop) runs again, from wherever it is: the
-    running firmware (`save` first, then Ctrl-C), the friendly REPL or the raw REPL. Ctrl-C cancels
-    any half-typed line, Ctrl-B leaves the raw REPL (main.py only runs from the friendly REPL), Ctrl-D
-    on an empty line soft-resets (as `mpremote soft-reset` and a Pico do)."""
-    # which state? the firmware answers ping; the friendly REPL shows a prompt; the raw REPL is silent
-    probe = min(timeout, 3.0)
-    w_ping = link.watch(frame=lambda t, f: t in ("ok", "err") and f.get("cmd") in ("ping", None))
-    w_prompt = link.watch(text=REPL_PROMPT)
-    link.write(b"\r\nping\n")
-    end = time.monotonic() + probe
-    while w_ping.hit is None and w_prompt.hit is None and time.monotonic() < end:
-        link.wait(w_ping, min(0.1, max(0.0, end - time.monotonic())))
-    link.wait(w_prompt, 0)
-    if w_ping.hit is not None:
+    running firmware (`save` first, then Ctrl-C), the friendly REPL or the raw REPL. Then Ctrl-C
+    cancels any half-typed line, Ctrl-B leaves the raw REPL (main.py only runs from the friendly
+    REPL), Ctrl-D on an empty line soft-resets (as `mpremote soft-reset` and a Pico do)."""
+    # Which state? Ctrl-A: either REPL answers with the raw REPL banner; the firmware takes it for a
+    # bad byte and answers the line it ends ("bad bytes"), then the ping.
+    w_fw = link.watch(frame=lambda t, f: t in ("ok", "err") and f.get("cmd") in ("ping", None))
+    w_ping = link.watch(frame=lambda t, f: t in ("ok", "err") and f.get("cmd") == "ping")
+    w_repl = link.watch(text=RAW_BANNER)
+    printer.quiet = True  # the probe's replies are not the user's
+    try:
+        link.write(b"\r\x01\nping\n")
+        if link.wait(w_fw, timeout, w_repl) is None:
+            _say("neither MicroPython's REPL nor the firmware answered on %s within %g s: is the board on "
+                 "this port (`packwatch ports`)?" % (link.port, timeout))
+            return EXIT_TIMEOUT
+        if w_fw.hit is not None:
+            link.wait(w_ping, timeout)
+    finally:
+        printer.quiet = False
+        link.wait(w_ping, 0, w_repl)
+    if w_fw.hit is not None:
         rc = send(link, printer, "save", timeout)  # the state as of now survives the restart
         if rc == EXIT_TIMEOUT:
             return rc

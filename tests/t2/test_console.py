@@ -220,3 +220,11 @@ def test_soft_reset_prints_what_a_board_prints(board):
     hdr = c.until(lambda t, f: t == "hdr", what="hdr after the soft reset")
     assert hdr["reset"] == "soft"
     assert b"MPY: soft reboot\r\n" in c.raw[mark:]
+    # a host that leaves the board in the raw REPL: `packwatch cmd restart` gets the firmware back too
+    c.until(lambda t, f: t == "rep", what="telemetry")
+    assert b">>> " in send_until(b"\r\x03", b">>> ")
+    assert b"raw REPL; CTRL-B" in send_until(b"\r\x01", b"raw REPL; CTRL-B to exit\r\n>")
+    c.close()
+    r = pw_cmd(c.vb.port, "restart")
+    assert r.returncode == 0 and "restarted:" in r.stdout, r.stdout + r.stderr
+    assert "ok  save" not in r.stdout  # the firmware was not running: nothing to save
