@@ -216,6 +216,9 @@ def _no_reply(link, what, timeout):
         why = "the board is at the MicroPython REPL (mpremote leaves it there); " + _restart_hint(link.port)
     elif not link.received:
         why = "nothing came from the port: is the firmware running? " + _restart_hint(link.port)
+    elif not link.dec.frames:
+        why = "the %d bytes that came hold no packwatch frame: is this the board's port (`packwatch ports`)?" % (
+            link.received)
     else:
         why = "the board sent %d frames but no reply" % link.dec.frames
     return "no reply to %s from %s within %g s: %s" % (what, link.port, timeout, why)
