@@ -115,6 +115,7 @@ class App:
             return self.hal.reset_cause()
 
     def _restore(self):
+        gc.collect()  # the record is read at the heap's high-water mark of the start-up
         d = self.store.load()
         if self.store.corrupt and d is None:  # a torn slot beside a good one is the design working
             self.fault |= _F_STORE

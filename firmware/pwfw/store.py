@@ -1,6 +1,7 @@
 # Persistent state in two slot files, written alternately: a power loss while writing one slot
 # leaves the other (the newest complete record) intact. Format and wear figures: docs/persistence.md.
 import binascii
+import gc
 import json
 import os
 import struct
@@ -71,8 +72,15 @@ class Store:
             return None
         try:
             with f:
-                buf = f.read(_HDR_LEN + MAX_LEN + 1)
-        except (OSError, MemoryError):
+                try:
+                    buf = f.read(_HDR_LEN + MAX_LEN + 1)
+                except MemoryError:
+                    # a full heap is not a bad record: calling it corrupt would let the next save
+                    # overwrite the newest good slot. Collect and try once more, else let it raise.
+                    gc.collect()
+                    f.seek(0)
+                    buf = f.read(_HDR_LEN + MAX_LEN + 1)
+        except OSError:
             return False
         return unpack(buf) or False
 

@@ -207,3 +207,42 @@ def test_writes_per_day_are_bounded(paths):
         if s.due(t, soc):
             s.save({"soc_pm": soc}, t, soc)
     assert s.writes == 24 * 60 // 5  # one per gap_ms: 288 a day
+
+
+def test_a_full_heap_while_reading_is_not_a_corrupt_record(paths, monkeypatch):
+    # the board reads its state at start-up's heap high-water mark; a MemoryError there once made a
+    # good slot "corrupt", so the next save overwrote the newest record (seen: boots back to 1)
+    s, _ = fresh(paths)
+    s.save({"n": 1})
+    s.save({"n": 2})
+    real_open = open
+    failed = []
+
+    class Tight:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def seek(self, n):
+            self.f.seek(n)
+
+        def read(self, n):
+            if not failed:
+                failed.append(1)
+                raise MemoryError
+            return self.f.read(n)
+
+    def tight_open(p, m="r"):
+        return Tight(real_open(p, m)) if m == "rb" else real_open(p, m)
+
+    monkeypatch.setattr("builtins.open", tight_open)
+    s2, d = fresh(paths)
+    assert failed and d == {"n": 2} and not s2.corrupt
+    s2.save({"n": 3})  # goes to the older slot, never over the newest
+    monkeypatch.undo()
+    assert sorted(S.unpack(open(p, "rb").read())[1]["n"] for p in paths) == [2, 3]
