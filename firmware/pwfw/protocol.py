@@ -1,12 +1,11 @@
 # Wire protocol, device side (docs/protocol.md): frames are built in one pre-allocated buffer
 # so a report costs no heap beyond the CRC, and command lines are assembled byte by byte.
 from array import array
-from binascii import crc32
 
 from pwfw.compat import MICROPYTHON, const, micropython
 
 if not MICROPYTHON:
-    from pwfw.compat import ptr8
+    from pwfw.compat import ptr8, ptr32
 
 _MAX_FRAME = const(1024)
 _MAX_CMD = const(96)
@@ -35,6 +34,58 @@ def _digits(buf, n: int, v: int) -> int:
         if v == 0:
             break
     return n + d
+
+
+@micropython.viper
+def _crc_table(tab):
+    """CRC-32 (IEEE 802.3, reflected 0xEDB88320, as binascii.crc32) byte table into array('I', 256),
+    in machine words: the Python-int way makes big ints on 32-bit ports (past 2**30)."""
+    t = ptr32(tab)
+    # built at run time: a constant past 2**30 (even one the compiler folds) is an object to viper on 32-bit ports
+    poly = 0xEDB8
+    poly = (poly << 16) | 0x8320
+    low31 = 0x7FFF
+    low31 = (low31 << 16) | 0xFFFF  # masks the sign after a shift right: a logical shift
+    i = 0
+    while i < 256:
+        c = i
+        k = 0
+        while k < 8:
+            if c & 1:
+                c = ((c >> 1) & low31) ^ poly
+            else:
+                c = (c >> 1) & low31
+            k += 1
+        t[i] = c
+        i += 1
+
+
+_CRC_T = array("I", [0] * 256)
+_crc_table(_CRC_T)
+
+
+@micropython.viper
+def _crc_line(buf, n: int, tab) -> int:
+    """Append " " + the CRC-32 of buf[:n] in 8 hex digits + "\n" at buf[n]; return the new length.
+    Viper, 32-bit patterns only: binascii.crc32 returns an int up to 2**32, a big int (heap) on rp2
+    and esp32 three times in four, and so would every shift of it."""
+    b = ptr8(buf)
+    t = ptr32(tab)
+    h = ptr8(_HEX)
+    c = -1
+    i = 0
+    while i < n:
+        c = int(t[(c ^ b[i]) & 0xFF]) ^ ((c >> 8) & 0xFFFFFF)
+        i += 1
+    c = c ^ -1
+    b[n] = 32
+    k = 8
+    while k > 0:
+        b[n + k] = h[c & 0xF]
+        c = c >> 4
+        k -= 1
+    b[n + 9] = 10
+    return n + 10
 
 
 @micropython.viper
@@ -183,18 +234,10 @@ class FrameWriter:
         self._key(key)
         self._bytes(b"true" if v else b"false")
 
-    def end(self):  # bytecode: its two memoryview slices allocate more in native code
+    def end(self):  # bytecode: its memoryview slice allocates more in native code
         """Close the object, append the CRC and send the line."""
         self._byte(125)  # '}'
-        n = self.n
-        crc = crc32(self.mv[:n])
-        buf = self.buf
-        buf[n] = 32
-        for i in range(8):
-            buf[n + 8 - i] = _HEX[crc & 15]
-            crc >>= 4
-        buf[n + 9] = 10
-        self.n = n + 10
+        self.n = _crc_line(self.buf, self.n, _CRC_T)
         self.out.write(self.mv[: self.n])
 
 
