@@ -101,8 +101,20 @@ if (flashBytes === FLASH_SIZE) {
 } else {
   die(`${args.flash} is ${flashBytes} bytes, not a ${FLASH_SIZE}-byte flash image; move it away to start blank`);
 }
+let flashOps = 0; // erases and programs since boot (reported in `D`)
+let cutIn = 0; // `c`: power fails during the cutIn-th flash operation from now (0: not armed)
+let resetReason = 0;
 function persist(off, n) {
   fs.writeSync(flashFd, mcu.flash, off, n, off); // write-through: a kill -9 keeps every finished operation
+}
+// An erase or program about to start: the part of it that happens. 1, or 0.5 when the power fails
+// during it (the chip stops mid-operation, after its first half), then 0 for any later one; the board
+// stops (`X` 2) and the controller power-cycles it.
+function flashOp() {
+  if (resetReason) return 0;
+  flashOps++;
+  if (cutIn && --cutIn === 0) { resetReason = 2; return 0.5; }
+  return 1;
 }
 
 const uf2 = fs.readFileSync(args.uf2);
@@ -138,16 +150,18 @@ const flash = {
     const erase = { 0x20: 4096, 0x52: 32768, 0xd8: 65536 }[c];
     if (erase && this.n >= 4 && this.wel) {
       const base = a & ~(erase - 1);
-      mcu.flash.fill(0xff, base, base + erase);
+      const done = erase * flashOp();
+      mcu.flash.fill(0xff, base, base + done);
       persist(base, erase);
       this.wel = false;
-    } else if ((c === 0xc7 || c === 0x60) && this.wel) {
+    } else if ((c === 0xc7 || c === 0x60) && this.wel && flashOp() === 1) {
       mcu.flash.fill(0xff, 0, FLASH_SIZE);
       persist(0, FLASH_SIZE);
       this.wel = false;
     } else if (c === 0x02 && this.n > 4 && this.wel) {
       const page = a & ~0xff;
-      for (let i = 0; i < this.data.length; i++) {
+      const n = Math.floor(this.data.length * flashOp());
+      for (let i = 0; i < n; i++) {
         const k = page + ((a + i) & 0xff); // wraps within the 256-byte page, as the chip does
         mcu.flash[k] &= this.data[i]; // programming only clears bits
       }
@@ -241,7 +255,6 @@ mcu.peripherals[0x40018] = ioqspi;
 
 // the board is reset by the watchdog (machine.reset(), a WDT timeout): tell the controller, which
 // power-cycles this process (the flash file keeps the filesystem)
-let resetReason = 0;
 mcu.peripherals[0x40058].onWatchdogTrigger = () => { resetReason = 1; };
 
 // USB CDC: the board's serial port
@@ -322,11 +335,14 @@ for (;;) {
       for (;;) if (recv()[0] === 'q') process.exit(0);
     }
     const [high, out] = gpioState();
-    const d = Buffer.alloc(16);
+    const d = Buffer.alloc(20);
     d.writeBigUInt64LE(BigInt(Math.round(mcu.clock.nanos)), 0);
     d.writeUInt32LE(high, 8);
     d.writeUInt32LE(out, 12);
+    d.writeUInt32LE(flashOps, 16);
     send('D', d);
+  } else if (t === 'c') {
+    cutIn = body.readUInt32LE(0);
   } else if (t === 's') {
     cdcIn = cdcIn.length ? Buffer.concat([cdcIn, body]) : body;
   } else if (t === 'q') {

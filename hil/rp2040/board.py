@@ -194,6 +194,8 @@ class _Bridge(threading.Thread):
         self.req_w = req_w
         self.stopping = False
         self.info = None
+        self.flash_ops = 0  # erases and programs of this boot, as of the last run slice
+        self._cut = None  # power_loss_at_flash_op(n) waiting to reach the board process
         self._ev = bytearray()
         board = vb.board
         self.relay_pin = board.get("relay_pin")
@@ -289,6 +291,9 @@ class _Bridge(threading.Thread):
                 data = self._serial_in()
                 if data:
                     self._send(b"s", data)
+                cut, self._cut = self._cut, None
+                if cut:
+                    self._send(b"c", struct.pack("<I", cut))
                 target = min(t_ns + slice_ns, end_ns)
                 self._send(b"r", run.pack(target))
                 while True:
@@ -308,13 +313,16 @@ class _Bridge(threading.Thread):
                     elif t == 79:  # 'O' USB CDC output
                         self._serial_out(body)
                     elif t == 68:  # 'D' run done
-                        t_ns, high, out = struct.unpack("<QII", body)
+                        t_ns, high, out, self.flash_ops = struct.unpack("<QIII", body)
                         p = self.relay_pin
                         if p is not None and out >> p & 1:
                             chips._relay = high >> p & 1
                         break
-                    elif t == 88:  # 'X' the watchdog reset the chip: the runner power-cycles us
-                        chips.reset()  # asks for it on the plant pipe and waits to be killed
+                    elif t == 88:  # 'X' the board stopped: the runner power-cycles it
+                        if body[0] == 2:  # the power failed during a flash operation (power_loss_at_flash_op)
+                            vb.power_loss_in(0)
+                        else:  # the watchdog reset the chip
+                            chips.reset()  # asks for it on the plant pipe and waits to be killed
                         return
 
     def _adc(self, chips, ch):
@@ -382,3 +390,17 @@ class Rp2040Board(VirtualBoard):
     @property
     def bridge(self):
         return self._bridge
+
+    @property
+    def flash_ops(self):
+        """Flash erases and programs since this boot (as of the emulator's last run slice)."""
+        b = self._bridge
+        return b.flash_ops if b is not None else 0
+
+    def power_loss_at_flash_op(self, n):
+        """Cut the power during the n-th flash erase or program from now (n >= 1): the n-1 before it
+        finish, it stops half done (the first half of a page programmed, of a sector erased), then
+        the board is power-cycled. A defined point in the firmware's writes, not a wall-clock time."""
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        self._bridge._cut = int(n)

@@ -6,8 +6,7 @@ boot ROM (../shared/rp2040/ beside the checkout, or $PW_RP2040_UF2 / $PW_RP2040_
 The emulator runs at ~0.2-0.4x real time: these tests boot once each and keep emulated time short.
 """
 import os
-import subprocess
-import sys
+import shutil
 import time
 from pathlib import Path
 
@@ -102,15 +101,12 @@ def test_repl_and_the_filesystem_persists_across_a_power_cycle(rp2040):
     r.close()
 
 
-def test_deploy_then_crc_valid_telemetry_matching_the_plant(rp2040):
-    vb = rp2040("demo", truth_every_ms=10)
-    r = Repl(vb)
-    r.prompt()
-    r.close()
-    out = subprocess.run([sys.executable, "-m", "packwatch", "deploy", "--port", vb.port, "--board", "pico"],
-                         capture_output=True, text=True, timeout=240, cwd=str(ROOT))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "armv6m" in out.stdout + out.stderr and "verified" in out.stdout + out.stderr
+def test_deploy_then_crc_valid_telemetry_matching_the_plant(rp2040, pico_flash, tmp_path):
+    image, said = pico_flash  # `packwatch deploy --port <the emulated board> --board pico` (conftest.py)
+    assert "armv6m" in said and "verified" in said
+    flash = tmp_path / "deployed.bin"
+    shutil.copyfile(image, flash)
+    vb = rp2040("demo", truth_every_ms=10, flash=flash)  # power on: main.py starts the firmware
     ser = serial.serial_for_url(vb.port, timeout=0.05)
     dec = Decoder()
     frames = []
