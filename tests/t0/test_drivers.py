@@ -219,10 +219,11 @@ def test_bq_subcommands(crc):
 
 
 @pytest.mark.parametrize("crc", CRC_MODES)
-def test_bq_data_memory_needs_config_update(crc):
+def test_bq_data_memory_written_outside_config_update_as_the_part_does(crc):
+    # TRM SLUUBY2B 3.2: CONFIG_UPDATE is recommended for data-memory writes, not required
     bus, sim, drv, _ = make_bq(crc)
     drv.write_dm(0x9304, b"\x34\x12")
-    assert sim.vcell_mode == 0 and sim.dm_rejects == 1  # not in CONFIG_UPDATE: ignored
+    assert sim.vcell_mode == 0x1234 and sim.dm_rejects == 0 and sim.dm_writes_outside == 1
     drv.subcommand(bqmod.SET_CFGUPDATE)
     drv.write_dm(0x9304, b"\x34\x12")
     drv.subcommand(bqmod.EXIT_CFGUPDATE)
