@@ -106,11 +106,27 @@ def load_board(path="board.json"):
         raise ValueError("%s: not valid JSON" % path)
     check_board(board, path)
     try:
-        Config(board)
+        cfg = Config(board)
     except ValueError as e:
         msg = str(e)
         raise ValueError("%s: limits: %s" % (path, msg[12:] if msg.startswith("board file: ") else msg))
+    check_current(board, cfg, path)
     return board
+
+
+def check_current(board, cfg, src="board.json"):
+    """The current sensor's full scale against the limits (pwfw.ina228.check_headroom: max_ma at
+    least 1.5x the highest over-current limit) and, for an INA228, its shunt range (choose_range)."""
+    from pwfw.ina228 import check_headroom, choose_range
+
+    cur = board["current"]
+    try:
+        if "max_ma" in cur:
+            check_headroom(cur["max_ma"], cfg.oc_chg_ma, cfg.oc_dsg_ma)
+        if cur.get("source") == "ina228":
+            choose_range(cur["shunt_uohm"], cur["max_ma"])
+    except ValueError as e:
+        raise ValueError("%s: %s" % (src, e))
 
 
 def make_hal():

@@ -128,11 +128,12 @@ def check_board(board, src="board file"):
     # what needs several keys: the firmware's own checks
     from pwfw import config as fwconfig
     from pwfw.boot import check_board as fw_check_board
+    from pwfw.boot import check_current as fw_check_current
     from pwfw.bq76952 import cell_inputs
 
     try:
         fw_check_board(board, src)
-        fwconfig.Config(board)
+        fw_check_current(board, fwconfig.Config(board), src)
     except ValueError as e:
         msg = str(e)
         if msg.startswith("board file: "):

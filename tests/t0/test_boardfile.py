@@ -98,6 +98,12 @@ BAD = [
      False),
     ("pico", _set(["current", "ina228_addr"], 0x50), "current.ina228_addr", "80 is out of range 64..79", False),
     ("pico", _set(["ntc", "pins"], [26, 27, 28, 26]), "ntc.pins", "has 4 items, more than 3", False),
+    # the current's full scale must clear the highest over-current limit by half (pwfw.ina228.check_headroom):
+    # the old esp32.json (150 A full scale, 150 A limit) read a true -200 A as -150 A
+    ("esp32", _set(["current", "max_ma"], 150000), "current.max_ma",
+     "150000 is below 150% of the highest over-current limit (150000 mA)", False),
+    ("esp32", _set(["limits", "oc_dsg_ma"], 250000), "current.max_ma", "set max_ma to at least 375000", False),
+    ("esp32", _set(["current", "shunt_uohm"], 1000), "current.max_ma", "past the INA228's +-163840 uV", False),
     ("pico", _set(["cell_map"], [1, 2, 3]), "cell_map", "[1, 2, 3] must list 16 increasing", False),
     ("pico", _set(["limits", "chg_tmin_dc"], 460), "limits", "chg_tmin_dc (460) must be below chg_tmax_dc (450)", False),
 ]
