@@ -10,7 +10,7 @@ import pytest
 
 from bench.soc import accuracy as A
 from bench.soc import profiles
-from bench.soc.ecm import Ecm
+from hil.ecm import Ecm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_pack_soc_is_the_estimator_definition():
     est = Estimator(str(ROOT / "firmware/pwfw/models/nmc.json"), 3, 5000)
     est.set_soc(500)
     for k, d in enumerate((-50000, 50000, 0)):
-        est._d[k] = d
+        est._cell_d_ppm[k] = d
     est.update(0, 0, array("h", [3700] * 3), None)
     c = np.array(est.cell_soc_pm, float)[None, :] / 1000
     assert abs(A.pack_soc(c)[0] * 1000 - est.soc_pm) <= 1

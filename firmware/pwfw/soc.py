@@ -153,14 +153,16 @@ class Estimator:
         self._r1 = array("i", [int(m.r1[j] * sc) for j in range(g)])
         self._r2 = array("i", [int(m.r2[j] * sc) for j in range(g)])
         rmax = max(max(self._r0), max(self._r1), max(self._r2), 1)
-        self._imax = min(_I_MAX, (1 << 29) // rmax)
+        self._i_max_ma = min(_I_MAX, (1 << 29) // rmax)
         self.cell_soc_pm = array("h", [0] * n_cells)
-        self._d = array("i", [0] * n_cells)     # per-cell SoC minus pack average (ppm)
-        self._pd = array("i", [0] * n_cells)    # pending per-cell corrections
-        self._vs = array("i", [0] * n_cells)    # window sums of cell mV
-        self._mm = array("i", [0, 0])           # lowest and highest cell SoC (ppm), for _report
+        self._cell_d_ppm = array("i", [0] * n_cells)      # per-cell SoC minus pack average (ppm)
+        self._cell_pend_ppm = array("i", [0] * n_cells)   # their pending corrections (ppm)
+        self._win_cell_mv = array("i", [0] * n_cells)     # window sums of cell mV (then: innovations, uV)
+        self._cell_minmax_ppm = array("i", [0, 0])        # lowest and highest cell SoC (ppm), for _report
         self.fault = 0                          # bit0: implausible cell voltage seen (sample skipped)
         self.t_dc = None
+        self._slope_uv_pm = 1                   # OCV slope (uV per pm) of the last _ocv() lookup
+        self._slope_mean = 1                    # mean cell slope of the last window
         self.syncs = 0
         self.cap_learns = 0
         self.reset()
@@ -169,34 +171,34 @@ class Estimator:
     def reset(self):
         """First-boot state: SoC comes from the next voltage sample, with a voltage-derived sigma."""
         self.cap_mah = self.cap_nom
-        self._qppm = self.cap_mah * 36
-        self._cq = _CQ0
-        self._init = False
-        self._s = 500000
-        self._ps = 0
-        self._sig = _SIG_MAX
-        self._sigd = 50000
-        self._h = 0
-        self._hacc = 0
-        self._acc = 0
-        self._sacc = 0
-        self._dacc = 0
-        self._off = 0                           # learned offset, mA * 1024
-        self._v1 = 0
-        self._v2 = 0
-        self._q1 = 0
-        self._q2 = 0
-        self._rest = 0
-        self._full_ms = 0
-        self._vmin = 99999
+        self._cc_per_ppm = self.cap_mah * 36              # 0.1 mA*ms per ppm of the capacity
+        self._cap_sig_pmy = _CQ0                          # capacity 1-sigma, permyriad
+        self._started = False                             # False until the first sample sets the SoC
+        self._soc_ppm = 500000                            # pack average SoC (ppm)
+        self._pend_ppm = 0                                # correction still to be applied to it (ppm)
+        self._sig_ppm = _SIG_MAX                          # 1-sigma of the pack average (ppm)
+        self._sig_cell_ppm = 50000                        # 1-sigma of a cell's delta (ppm)
+        self._hyst_q15 = 0                                # hysteresis state h, -1..+1 in Q15
+        self._hyst_acc = 0                                # |dSoC| * gamma towards the next h step
+        self._cc_rem = 0                                  # coulomb-count remainder, 0.1 mA*ms
+        self._sig_acc = 0                                 # sigma growth not yet added (ppm * 1e6)
+        self._sig_cell_acc = 0                            # same for the cell sigma
+        self._off_ma1024 = 0                              # learned current offset, mA * 1024
+        self._rc1_uv = 0                                  # RC branch voltages (uV)
+        self._rc2_uv = 0
+        self._rc1_rem = 0                                 # their integration remainders
+        self._rc2_rem = 0
+        self._rest_ms = 0                                 # time the current has been at rest
+        self._full_ms = 0                                 # time at the CV tail
+        self._vmin_mv = 99999                             # lowest cell of the last sample
         self._full_latch = False
         self._empty_latch = False
-        self._ref_s = 0                         # the last confident point (ppm) and its sigma (0: none)
-        self._ref_sig = 0
-        self._cc = 0                            # counted ppm since that point
+        self._ref_ppm = 0                                 # the last confident point (ppm) and its sigma
+        self._ref_sig_ppm = 0                             # (0: none)
+        self._cc_ppm = 0                                  # counted ppm since that point
         for k in range(self.n):
-            self._d[k] = 0
-            self._pd[k] = 0
+            self._cell_d_ppm[k] = 0
+            self._cell_pend_ppm[k] = 0
         self._clear_win()
         self.soc_pm = 500
         self.sigma_pm = _SIG_MAX // 1000
@@ -206,23 +208,24 @@ class Estimator:
         """Force the pack SoC (per mille), e.g. a known state; per-cell deltas are kept, so the average
         is placed where the reported (weakest-cell-limited) pack SoC comes out at pm."""
         pm = max(0, min(1000, int(pm)))
-        dmin = min(self._d)
-        dmax = max(self._d)
+        dmin = min(self._cell_d_ppm)
+        dmax = max(self._cell_d_ppm)
         # pack = (s + dmin) / (1 - (dmax - dmin)) in ppm, solved for s and rounded up, so that _report's
         # floor comes out at pm exactly (one ppm of s moves the pack by less than one per mille)
-        self._s = max(-_PPM // 5, min(_PPM * 6 // 5, -(-pm * (1000000 - (dmax - dmin)) // 1000) - dmin))
-        self._ps = 0
-        self._sig = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
-        self._init = True
-        self._learn(self._s, self._sig)         # a known state is a (weak) point for capacity learning
+        self._soc_ppm = max(-_PPM // 5, min(_PPM * 6 // 5, -(-pm * (1000000 - (dmax - dmin)) // 1000) - dmin))
+        self._pend_ppm = 0
+        self._sig_ppm = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
+        self._started = True
+        self._learn(self._soc_ppm, self._sig_ppm)         # a known state is a (weak) point for capacity learning
         self._report()
 
     def state(self):
         """Small dict of ints to persist: s, p (pending) in ppm, sig/sigd ppm, h Q15, cap mAh and its 1-sigma
         cq (permyriad), off mA*1024, cd/cp: per-cell deltas and their pending corrections (ppm), one int per
         cell."""
-        return {"s": self._s, "p": self._ps, "sig": self._sig, "sigd": self._sigd, "h": self._h, "cap": self.cap_mah,
-                "cq": self._cq, "off": self._off, "cd": list(self._d), "cp": list(self._pd)}
+        return {"s": self._soc_ppm, "p": self._pend_ppm, "sig": self._sig_ppm, "sigd": self._sig_cell_ppm,
+                "h": self._hyst_q15, "cap": self.cap_mah, "cq": self._cap_sig_pmy, "off": self._off_ma1024,
+                "cd": list(self._cell_d_ppm), "cp": list(self._cell_pend_ppm)}
 
     def restore(self, d):
         try:
@@ -241,21 +244,21 @@ class Estimator:
                 and self.cap_nom // 2 <= cap <= self.cap_nom * 2 and abs(p) <= _PPM):
             raise ValueError("soc: persisted state out of range")
         self.reset()
-        self._s = s
-        self._ps = p
-        self._sig = max(_SIG_MIN, sig)
-        self._h = h
+        self._soc_ppm = s
+        self._pend_ppm = p
+        self._sig_ppm = max(_SIG_MIN, sig)
+        self._hyst_q15 = h
         self.cap_mah = cap
-        self._qppm = cap * 36
-        self._cq = max(_CQ_MIN, min(_CQ0, cq))
-        self._off = max(-self.cap_nom * 5, min(self.cap_nom * 5, off))
+        self._cc_per_ppm = cap * 36
+        self._cap_sig_pmy = max(_CQ_MIN, min(_CQ0, cq))
+        self._off_ma1024 = max(-self.cap_nom * 5, min(self.cap_nom * 5, off))
         if len(cd) == self.n:
             for k in range(self.n):
-                self._d[k] = max(-300000, min(300000, cd[k]))
-                self._pd[k] = max(-300000, min(300000, cp[k])) if len(cp) == self.n else 0
-            self._sigd = max(_SIG_MIN, min(_SIGD_MAX, int(d.get("sigd", 20000))))
-        self._init = True
-        self._learn(s + p, self._sig)
+                self._cell_d_ppm[k] = max(-300000, min(300000, cd[k]))
+                self._cell_pend_ppm[k] = max(-300000, min(300000, cp[k])) if len(cp) == self.n else 0
+            self._sig_cell_ppm = max(_SIG_MIN, min(_SIGD_MAX, int(d.get("sigd", 20000))))
+        self._started = True
+        self._learn(s + p, self._sig_ppm)
         self._report()
 
     # ---- tables ------------------------------------------------------------------------------
@@ -282,16 +285,16 @@ class Estimator:
 
     @micropython.native
     def _ocv(self, s):
-        # OCV on the current hysteresis branch (uV); slope of this segment in uV per pm -> self._g
+        # OCV on the current hysteresis branch (uV); slope of this segment in uV per pm -> self._slope_uv_pm
         m = self.m
         j = self._seg(max(0, min(_PPM, s)))
-        dv = (m.mid[j] - m.mid[j - 1]) + ((m.half[j] - m.half[j - 1]) * (self._h >> 5) >> 10)
-        self._g = max(1, dv * 1000 // (m.soc[j] - m.soc[j - 1]))
-        v = self._tab(m.mid, s) + (self._tab(m.half, s) * (self._h >> 5) >> 10)
+        dv = (m.mid[j] - m.mid[j - 1]) + ((m.half[j] - m.half[j - 1]) * (self._hyst_q15 >> 5) >> 10)
+        self._slope_uv_pm = max(1, dv * 1000 // (m.soc[j] - m.soc[j - 1]))
+        v = self._tab(m.mid, s) + (self._tab(m.half, s) * (self._hyst_q15 >> 5) >> 10)
         if s < 0:  # beyond the table: extend with the end slope so the innovation keeps its sign
-            v += s // 1000 * self._g
+            v += s // 1000 * self._slope_uv_pm
         elif s > _PPM:
-            v += (s - _PPM) // 1000 * self._g
+            v += (s - _PPM) // 1000 * self._slope_uv_pm
         return v
 
     @micropython.native
@@ -320,9 +323,9 @@ class Estimator:
         r2 = self._tab(self._r2, s)
         if r2 <= 0:
             return 0
-        c = max(-5000, min(5000, self._v2 * 1000 // r2 * 1000 // self.cap_mah))   # C-rate, per mille
+        c = max(-5000, min(5000, self._rc2_uv * 1000 // r2 * 1000 // self.cap_mah))   # C-rate, per mille
         x = min(300000, abs(c) * min(36000, self.m.tau2_ms // 1000) // 18 * 5,
-                abs(self._v2) * 1000 // self.m.g_mid)
+                abs(self._rc2_uv) * 1000 // self.m.g_mid)
         return x if c > 0 else -x
 
     # ---- the update --------------------------------------------------------------------------
@@ -352,15 +355,15 @@ class Estimator:
         if vmin < 0:
             self.fault |= 1
             return False
-        if not self._init:
+        if not self._started:
             self._first(i_ma, cells_mv)
-        self._vmin = vmin
-        if self._wn < _WIN_N:
-            _add_cells(self._vs, cells_mv, n)
-            self._wn += 1
-            self._wi += max(-_I_MAX, min(_I_MAX, i_ma)) // 4
-            self._wrc += self._v1 + self._v2
-            self._wsd += (self._s + self._ps) // 8
+        self._vmin_mv = vmin
+        if self._win_n < _WIN_N:
+            _add_cells(self._win_cell_mv, cells_mv, n)
+            self._win_n += 1
+            self._win_i_q += max(-_I_MAX, min(_I_MAX, i_ma)) // 4
+            self._win_rc_uv += self._rc1_uv + self._rc2_uv
+            self._win_soc_q += (self._soc_ppm + self._pend_ppm) // 8
         return True
 
     @micropython.native
@@ -370,28 +373,28 @@ class Estimator:
         tot = 0
         for k in range(n):
             tot += cells_mv[k]
-        v = tot * 1000 // n - max(-self._imax, min(self._imax, i_ma)) * self._tab(self._r0, 500000) // 1000
+        v = tot * 1000 // n - max(-self._i_max_ma, min(self._i_max_ma, i_ma)) * self._tab(self._r0, 500000) // 1000
         # twice the model's OCV error: a generic model is not the user's cell (LFP plateau: tens of mV)
         e = 2 * self.m.boot_err_uv + 5000 + abs(i_ma) * self._tab(self._r0, 500000) // 2000
         lo = self._inv(v - e, _H1)
         hi = self._inv(v + e, -_H1)
-        self._s = (lo + hi) // 2
-        self._ps = 0
-        self._sig = max(20000, min(_SIG_MAX, (hi - lo) * 3 // 10 + 10000))
-        self._sigd = 50000
-        self._init = True
+        self._soc_ppm = (lo + hi) // 2
+        self._pend_ppm = 0
+        self._sig_ppm = max(20000, min(_SIG_MAX, (hi - lo) * 3 // 10 + 10000))
+        self._sig_cell_ppm = 50000
+        self._started = True
 
     @micropython.native
     def _clear_win(self):
         for k in range(self.n):
-            self._vs[k] = 0
-        self._wn = 0
-        self._wi = 0
-        self._wrc = 0
-        self._wsd = 0
+            self._win_cell_mv[k] = 0
+        self._win_n = 0                                   # samples summed in this window
+        self._win_i_q = 0                                 # sum of current / 4 (mA)
+        self._win_rc_uv = 0                               # sum of the RC voltages (uV)
+        self._win_soc_q = 0                               # sum of (soc + pending) / 8 (ppm)
         self._win_ms = 0
-        self._wdi = 0
-        self._wlast = 0
+        self._win_di_q = 0                                # sum of |current change| / 16 (mA)
+        self._i_last_ma = 0
 
     @micropython.native
     def _step(self, dt, i_ma):
@@ -400,62 +403,62 @@ class Estimator:
         # rest: the raw reading itself is below C/200 (not relative to the learned offset, which could
         # then creep along a slowly ramping small current); the learned offset stays within +-C/200
         if -rest_lim <= i <= rest_lim:
-            self._rest += dt
-            if self._rest >= _REST_MS:                    # the pack rests: what we read is offset
-                self._off += ((i << 10) - self._off) * dt // _OFF_TAU
-                self._off = max(-rest_lim << 10, min(rest_lim << 10, self._off))
+            self._rest_ms += dt
+            if self._rest_ms >= _REST_MS:                    # the pack rests: what we read is offset
+                self._off_ma1024 += ((i << 10) - self._off_ma1024) * dt // _OFF_TAU
+                self._off_ma1024 = max(-rest_lim << 10, min(rest_lim << 10, self._off_ma1024))
         else:
-            self._rest = 0
-        self._rest = min(self._rest, 1 << 28)             # stays a small int (≈ 3 days)
-        i -= self._off >> 10
-        i = max(-self._imax, min(self._imax, i))
-        self._wdi += abs(i - self._wlast) // 16
-        self._wlast = i
+            self._rest_ms = 0
+        self._rest_ms = min(self._rest_ms, 1 << 28)             # stays a small int (≈ 3 days)
+        i -= self._off_ma1024 >> 10
+        i = max(-self._i_max_ma, min(self._i_max_ma, i))
+        self._win_di_q += abs(i - self._i_last_ma) // 16
+        self._i_last_ma = i
         self._win_ms += dt
         # coulomb counting, exact in 0.1 mA*ms
-        self._acc += 10 * i * dt
-        ds = self._acc // self._qppm
-        self._acc -= ds * self._qppm
-        self._s += ds
-        self._cc = max(-4 * _PPM, min(4 * _PPM, self._cc + ds))
+        self._cc_rem += 10 * i * dt
+        ds = self._cc_rem // self._cc_per_ppm
+        self._cc_rem -= ds * self._cc_per_ppm
+        self._soc_ppm += ds
+        self._cc_ppm = max(-4 * _PPM, min(4 * _PPM, self._cc_ppm + ds))
         a = abs(ds)
         # systematic error growth: gain/capacity (per |dSoC|) and residual offset (per time)
-        off_unc = 600 if self._rest >= _REST_MS else 280
-        self._sacc += a * _K_GAIN + dt * off_unc
-        if self._sacc >= _PPM:
-            self._sig = min(_SIG_MAX, self._sig + self._sacc // _PPM)
-            self._sacc %= _PPM
-        self._dacc += a * _K_CELL
-        if self._dacc >= _PPM:
-            self._sigd = min(_SIGD_MAX, self._sigd + self._dacc // _PPM)
-            self._dacc %= _PPM
+        off_unc = 600 if self._rest_ms >= _REST_MS else 280
+        self._sig_acc += a * _K_GAIN + dt * off_unc
+        if self._sig_acc >= _PPM:
+            self._sig_ppm = min(_SIG_MAX, self._sig_ppm + self._sig_acc // _PPM)
+            self._sig_acc %= _PPM
+        self._sig_cell_acc += a * _K_CELL
+        if self._sig_cell_acc >= _PPM:
+            self._sig_cell_ppm = min(_SIGD_MAX, self._sig_cell_ppm + self._sig_cell_acc // _PPM)
+            self._sig_cell_acc %= _PPM
         # one-state hysteresis: moves toward the branch of the current's sign
         if i != 0:
             tgt = _H1 if i > 0 else -_H1
-            self._hacc += a * self.m.gamma
-            dh = ((tgt - self._h) >> 4) * (min(self._hacc, 250000) >> 2) // 15625
-            if self._hacc >= _PPM:
-                self._h = tgt
-                self._hacc = 0
+            self._hyst_acc += a * self.m.gamma
+            dh = ((tgt - self._hyst_q15) >> 4) * (min(self._hyst_acc, 250000) >> 2) // 15625
+            if self._hyst_acc >= _PPM:
+                self._hyst_q15 = tgt
+                self._hyst_acc = 0
             elif dh != 0:
-                self._h += dh
-                self._hacc = 0
+                self._hyst_q15 += dh
+                self._hyst_acc = 0
         # two RC branches, integrated exactly with remainders
-        s = self._s
-        d = max(-500000, min(500000, i * self._tab(self._r1, s) // 1000 - self._v1)) * dt + self._q1
+        s = self._soc_ppm
+        d = max(-500000, min(500000, i * self._tab(self._r1, s) // 1000 - self._rc1_uv)) * dt + self._rc1_rem
         q = d // self.m.tau1_ms
-        self._q1 = d - q * self.m.tau1_ms
-        self._v1 += q
-        d = max(-500000, min(500000, i * self._tab(self._r2, s) // 1000 - self._v2)) * dt + self._q2
+        self._rc1_rem = d - q * self.m.tau1_ms
+        self._rc1_uv += q
+        d = max(-500000, min(500000, i * self._tab(self._r2, s) // 1000 - self._rc2_uv)) * dt + self._rc2_rem
         q = d // self.m.tau2_ms
-        self._q2 = d - q * self.m.tau2_ms
-        self._v2 += q
+        self._rc2_rem = d - q * self.m.tau2_ms
+        self._rc2_uv += q
         # apply pending corrections at a bounded rate
         lim = _RATE * dt
-        p = max(-lim, min(lim, self._ps))
-        self._s += p
-        self._ps -= p
-        _drift(self._d, self._pd, self.n, lim)
+        p = max(-lim, min(lim, self._pend_ppm))
+        self._soc_ppm += p
+        self._pend_ppm -= p
+        _drift(self._cell_d_ppm, self._cell_pend_ppm, self.n, lim)
         self._sync(i, dt)
 
     @micropython.native
@@ -463,7 +466,7 @@ class Estimator:
         m = self.m
         tail = self.cap_mah * m.tail_c_pm // 1000
         # 100 %: CV hold reached (the mean or the highest cell at full voltage), current tapered to the tail
-        tgt = self._full() if self._wn and 0 < i <= tail and self._vs[0] else -1
+        tgt = self._full() if self._win_n and 0 < i <= tail and self._win_cell_mv[0] else -1
         if tgt >= 0:
             self._full_ms += dt
             if self._full_ms >= _FULL_MS and not self._full_latch:
@@ -474,17 +477,18 @@ class Estimator:
             if i < -tail:
                 self._full_latch = False
         # 0 %: the weakest cell at the cut-off voltage
-        if i <= 0 and self._wn and self._vmin * 1000 <= m.v_cut_uv:
+        if i <= 0 and self._win_n and self._vmin_mv * 1000 <= m.v_cut_uv:
             if not self._empty_latch:
                 self._empty_latch = True
                 k0 = 0
                 for k in range(self.n):
-                    if self._d[k] + self._pd[k] < self._d[k0] + self._pd[k0]:
+                    if self._cell_d_ppm[k] + self._cell_pend_ppm[k] < self._cell_d_ppm[k0] + self._cell_pend_ppm[k0]:
                         k0 = k
                 # under load the surface empties first: the bulk still holds the lag beyond what it
                 # holds at the C/20 cut-off that defines 0 %
-                x = max(0, -self._lag(self._s) - 50 * (m.tau2_ms // 1000) * 5 // 18)
-                self._anchor(x - (self._d[k0] + self._pd[k0]), _rss(_SYNC_SIG >> 6, x >> 7, 0, 0) << 6)
+                x = max(0, -self._lag(self._soc_ppm) - 50 * (m.tau2_ms // 1000) * 5 // 18)
+                self._anchor(x - (self._cell_d_ppm[k0] + self._cell_pend_ppm[k0]),
+                             _rss(_SYNC_SIG >> 6, x >> 7, 0, 0) << 6)
         elif i > tail:
             self._empty_latch = False
 
@@ -492,12 +496,12 @@ class Estimator:
     def _full(self):
         # the 100 % target at a CV tail, or -1: with the mean cell at full voltage (a pack-level CV) the
         # average cell is full; with only the highest cell there (a charge limited per cell), that cell is
-        wn = self._wn
+        wn = self._win_n
         t = 0
         kh = 0
         vh = 0
         for k in range(self.n):
-            v = self._vs[k] // wn
+            v = self._win_cell_mv[k] // wn
             t += v
             if v > vh:
                 vh = v
@@ -505,15 +509,15 @@ class Estimator:
         if t // self.n * 1000 >= self.m.v_full_uv:
             return _PPM
         if vh * 1000 >= self.m.v_full_uv:
-            return _PPM - self._d[kh] - self._pd[kh]
+            return _PPM - self._cell_d_ppm[kh] - self._cell_pend_ppm[kh]
         return -1
 
     @micropython.native
     def _anchor(self, target, sig=_SYNC_SIG):
         # a sync: pull the pack to target (drifting); a confident point for capacity learning
         self.syncs += 1
-        self._ps += target - (self._s + self._ps)
-        self._sig = sig
+        self._pend_ppm += target - (self._soc_ppm + self._pend_ppm)
+        self._sig_ppm = sig
         self._learn(target, sig)
 
     @micropython.native
@@ -522,75 +526,101 @@ class Estimator:
         # small sigma) at least _LEARN_D apart, counting moved cc where the estimate moved d; the ratio
         # measures the capacity to within the two points' sigmas over d. Many small noisy looks, or one
         # full-to-empty, both converge; a wrong one moves it only as far as its sigma allows.
-        d = now - self._ref_s
-        if self._ref_sig and abs(d) >= _LEARN_D and (self._cc > 0) == (d > 0):
-            x = max(-3000, min(2000, (abs(self._cc) // 100) * 10000 // (abs(d) // 100) - 10000))
-            sm = max(1, _rss(self._ref_sig >> 2, sig >> 2, 0, 0) * 40000 // abs(d))
-            cq = self._cq
+        d = now - self._ref_ppm
+        if self._ref_sig_ppm and abs(d) >= _LEARN_D and (self._cc_ppm > 0) == (d > 0):
+            x = max(-3000, min(2000, (abs(self._cc_ppm) // 100) * 10000 // (abs(d) // 100) - 10000))
+            sm = max(1, _rss(self._ref_sig_ppm >> 2, sig >> 2, 0, 0) * 40000 // abs(d))
+            cq = self._cap_sig_pmy
             k = _gain(cq, sm)
             lo = self.cap_nom * 7 // 10
             hi = self.cap_nom * 12 // 10
             self.cap_mah = max(lo, min(hi, self.cap_mah + self.cap_mah // 100 * (x * (k >> 5) >> 10) // 100))
-            self._qppm = self.cap_mah * 36
-            self._cq = max(_CQ_MIN, cq * _isqrt((32767 - k) << 15) >> 15)
+            self._cc_per_ppm = self.cap_mah * 36
+            self._cap_sig_pmy = max(_CQ_MIN, cq * _isqrt((32767 - k) << 15) >> 15)
             self.cap_learns += 1
-        self._ref_s = now
-        self._ref_sig = sig
-        self._cc = 0
+        self._ref_ppm = now
+        self._ref_sig_ppm = sig
+        self._cc_ppm = 0
 
     @micropython.native
     def _correct(self):
-        m = self.m
-        n = self.n
-        wn = self._wn
-        s = self._wsd // wn * 8 + 4                            # mean of s + pending: the estimate
-        i = self._wi // wn * 4
-        comp = i * self._tab(self._r0, s) // 1000 + self._wrc // wn
+        # once per window of averaged samples: where the cell voltages put the pack (_correct_pack),
+        # then what remains in each cell after that (_correct_cells)
+        wn = self._win_n
+        s = self._win_soc_q // wn * 8 + 4                  # mean of soc + pending over the window (ppm)
+        i = self._win_i_q // wn * 4                        # mean current (mA)
+        ir = self._ir_err_uv(s, i)
+        e = self._innovations(s, i)
+        sl = self._correct_pack(s, i, e, ir)
+        if self.n > 1:
+            self._correct_cells(s, e, sl, ir)
+        self._clear_win()
+
+    @micropython.native
+    def _ir_err_uv(self, s, i):
+        # IR model error: 45 % of the IR drop (ageing, diffusion) plus the current changes in the window
         r0 = self._tab(self._r0, s)
-        # what the model cannot explain: OCV fit error, hysteresis branch, IR/relaxation mismatch
-        # hysteresis: the unknown part of the branch plus half the width (the one-state model is crude)
-        half = abs(self._tab(m.half, s))
-        ha = _H1 - abs(self._h) + _H1 // 2
-        hu = half * (ha >> 5) >> 10
-        ir = abs(i) * r0 // 1000 * _IR_PCT // 100 + (self._wdi // wn * 4) * r0 // 1000
-        # relaxation: the modelled RC part plus the slow, hysteresis-linked part (LFP: tens of minutes),
-        # decaying with the rest time; at least 2 mV under load
-        rlx = (abs(self._v1) + abs(self._v2)) * 3 // 10
-        rlx += max(2000, 2 * half) * 300 // (min(self._rest, 36000000) // 1000 + 300)
-        r = max(500, min(120000, _rss(m.ocv_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
-        rc = max(500, min(20000, _rss(m.ocv_err_uv, ir >> 1, 2000, 0)))
+        return abs(i) * r0 // 1000 * _IR_PCT // 100 + (self._win_di_q // self._win_n * 4) * r0 // 1000
+
+    @micropython.native
+    def _innovations(self, s, i):
+        """Each cell's measured OCV (window mean, IR- and RC-compensated) minus the model's at its SoC,
+        into _win_cell_mv (reused: the sums are no longer needed); the mean slope into _slope_mean.
+        Returns the mean innovation (uV)."""
+        n = self.n
+        wn = self._win_n
+        vs = self._win_cell_mv
+        comp = i * self._tab(self._r0, s) // 1000 + self._win_rc_uv // wn
         se = 0
         sg = 0
         for k in range(n):
-            vk = (self._vs[k] // wn) * 1000 + (self._vs[k] % wn) * 1000 // wn - comp
-            pk = self._ocv(s + self._d[k] + self._pd[k])
-            self._vs[k] = max(-300000, min(300000, vk - pk))   # reuse: innovation of cell k
-            se += self._vs[k]
-            sg += self._g
-        e = se // n
-        g = max(1, sg // n)
-        # pack update in the SoC domain through the inverse OCV on the current branch: z is where the
-        # measured OCV puts the pack, sz a quarter of the SoC interval that +-2r spans (= r / slope where
-        # the OCV is straight; wider where +-2r reaches into a flatter part: a plateau edge has a long
-        # tail on its flat side). On a plateau that interval is wide (tens of %), so the voltage carries no
-        # weight there; at the knees, NMC, or after a long rest with the branch known it is narrow and
-        # corrects. Global inversion, not a local slope: a small steep bit or a knee edge next to a
-        # plateau cannot fake information.
-        hq = self._h
-        vo = self._ocv(s) + e
+            vk = (vs[k] // wn) * 1000 + (vs[k] % wn) * 1000 // wn - comp
+            pk = self._ocv(s + self._cell_d_ppm[k] + self._cell_pend_ppm[k])
+            vs[k] = max(-300000, min(300000, vk - pk))
+            se += vs[k]
+            sg += self._slope_uv_pm
+        self._slope_mean = max(1, sg // n)
+        return se // n
+
+    @micropython.native
+    def _pack_err_uv(self, s, ir):
+        # what the model cannot explain in the pack's mean cell: OCV fit error, hysteresis branch, IR,
+        # relaxation. Hysteresis: the unknown part of the branch plus half the width (the one-state
+        # model is crude); relaxation: the modelled RC part plus the slow, hysteresis-linked part (LFP:
+        # tens of minutes), decaying with the rest time, at least 2 mV under load
+        m = self.m
+        half = abs(self._tab(m.half, s))
+        hu = half * ((_H1 - abs(self._hyst_q15) + _H1 // 2) >> 5) >> 10
+        rlx = (abs(self._rc1_uv) + abs(self._rc2_uv)) * 3 // 10
+        rlx += max(2000, 2 * half) * 300 // (min(self._rest_ms, 36000000) // 1000 + 300)
+        return max(500, min(120000, _rss(m.ocv_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
+
+    @micropython.native
+    def _correct_pack(self, s, i, e, ir):
+        """Pack update in the SoC domain from the mean innovation e (uV) at the window's estimate s (ppm)
+        and mean current i (mA). Returns the surface-lag allowance (ppm) the per-cell part uses.
+
+        Through the inverse OCV on the current branch: z is where the measured OCV puts the pack, sz a
+        quarter of the SoC interval that +-2r spans (= r / slope where the OCV is straight; wider where
+        +-2r reaches into a flatter part: a plateau edge has a long tail on its flat side). On a plateau
+        that interval is wide (tens of %), so the voltage carries no weight there; at the knees, NMC, or
+        after a long rest with the branch known it is narrow and corrects. Global inversion, not a local
+        slope: a small steep bit or a knee edge next to a plateau cannot fake information."""
+        r = self._pack_err_uv(s, ir)
+        hq = self._hyst_q15
+        vo = self._ocv(s) + e                              # the measured OCV of the mean cell
         z = self._inv(vo, hq)
         # surface lag: under a sustained load the particle surface runs ahead of the bulk by about the
         # charge moved within the slow time constant (solid diffusion), and the voltage reads the surface.
         # The slow RC branch models that linearly (v2), which holds on a plateau and on NMC; toward a knee
         # the OCV bends and the surface SoC reads several % off. The part of 1.5 x the lag whose OCV
         # change v2 does not account for counts as SoC-domain uncertainty of the measurement.
-        lag = self._lag(s)
-        sl = lag * 3 // 2
+        sl = self._lag(s) * 3 // 2
         dv = abs(self._ocv(s + sl) - self._ocv(s))
-        sl = ((abs(sl) >> 6) * (max(0, dv - abs(self._v2) // 2) >> 6) // max(1, dv >> 6)) << 6
+        sl = ((abs(sl) >> 6) * (max(0, dv - abs(self._rc2_uv) // 2) >> 6) // max(1, dv >> 6)) << 6
         sz = (self._inv(vo + 2 * r, hq) - self._inv(vo - 2 * r, hq)) >> 2
         sz = max(1000, _rss(sz >> 6, sl >> 6, 0, 0) << 6)
-        sig = self._sig
+        sig = self._sig_ppm
         d = max(-_PPM, min(_PPM, z - s))
         # consistency of the prior with this window, in the voltage domain: is there a SoC within
         # s +- a*sigma (toward the measurement, plus the lag) whose OCV lies within sqrt(9 - a^2)*r of vo?
@@ -610,74 +640,84 @@ class Estimator:
             # before much was counted, the last confident point was not what it claimed (a wrong
             # persisted state): no capacity learning from it. Later, counting (the capacity) is to blame.
             sig = max(sig, min(_SIG_MAX, abs(d)))
-            if abs(self._cc) < _LEARN_D:
-                self._ref_sig = 0
+            if abs(self._cc_ppm) < _LEARN_D:
+                self._ref_sig_ppm = 0
         # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
         # it would only bias), or when it has just shown the prior to be wrong
         if sz <= sig or bad:
             f = _gain(sig, sz)
-            self._ps += d * (f >> 6) >> 9
+            self._pend_ppm += d * (f >> 6) >> 9
             post = (sig >> 5) * _sqrt1m(f) >> 10
-            floor = min(_SIG_MAX, sz * (m.ocv_err_uv * 64 // r) >> 6)
-            self._sig = max(_SIG_MIN, post, min(sig, floor))
-            if self._rest >= _LEARN_REST and self._sig <= _LEARN_SIG:
-                self._learn(self._s + self._ps, self._sig)
+            floor = min(_SIG_MAX, sz * (self.m.ocv_err_uv * 64 // r) >> 6)
+            self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
+            if self._rest_ms >= _LEARN_REST and self._sig_ppm <= _LEARN_SIG:
+                self._learn(self._soc_ppm + self._pend_ppm, self._sig_ppm)
         else:
-            self._sig = sig
-        # per-cell deltas: what remains in each cell after the pack correction. Near a knee under load
-        # the cells sit on differently bent parts of the OCV, so the lag no longer cancels between them:
-        # a residual within the lag's voltage equivalent rl says nothing, only what exceeds it counts
-        # (a cell that is really weaker still shows), and the shared sigma shrinks less
+            self._sig_ppm = sig
+        return sl
+
+    @micropython.native
+    def _correct_cells(self, s, e, sl, ir):
+        """Per-cell deltas from what remains in each cell's innovation (_win_cell_mv) after the pack's
+        mean e, at the window's pack estimate s; sl: the surface-lag allowance (ppm).
+
+        Near a knee under load the cells sit on differently bent parts of the OCV, so the lag no longer
+        cancels between them: a residual within the lag's voltage equivalent rl says nothing, only what
+        exceeds it counts (a cell that is really weaker still shows), and the shared sigma shrinks less."""
+        m = self.m
+        n = self.n
+        g = self._slope_mean
+        rc = max(500, min(20000, _rss(m.ocv_err_uv, ir >> 1, 2000, 0)))   # a cell's measurement error
         rl = min(300000, sl // 1000 * g)
-        if n > 1:
-            sd = self._sigd
-            tot = 0
-            w = max(5000, sd)
-            for k in range(n):
-                sk = s + self._d[k] + self._pd[k]
-                self._ocv(sk)                               # sets the local slope self._g
-                gk = self._g
-                # gate on the smaller of the local slope and the mean slope over +-sigma: a short steep
-                # piece inside a plateau, narrower than the cell's own uncertainty, is no information
-                # (a few mV of sensor offset there would move the cell by a % at a time)
-                ak = gk * (sd // 100) // 10
-                if ak < rc:
-                    continue
-                gw = self._ocv(sk + w) - self._ocv(sk - w)
-                q = gw // w  # gw * 500 // w, exactly, without gw * 500 (past 2**30 at a knee)
-                gw = q * 500 + (gw - q * w) * 500 // w
-                ak = min(20000, ak, gw * (sd // 100) // 10)
-                if ak < rc:
-                    continue
-                ek = self._vs[k] - e
-                ek = ek - rl if ek > rl else (ek + rl if ek < -rl else 0)
-                fk = ak * ak // ((ak * ak + rc * rc) >> 15)
-                dk = max(-100000, min(100000, (ek * (fk >> 5) >> 10) * 1000 // gk))
-                self._pd[k] += dk
-                tot += dk
-            mean = tot // n
-            for k in range(n):
-                self._pd[k] -= mean
-            # shrink the shared per-cell sigma with the mean slope
-            rc = max(500, min(20000, _rss(rc, rl, 0, 0)))
-            ak = min(20000, g * (sd // 100) // 10)
-            fm = ak * ak // ((ak * ak + rc * rc) >> 15)
+        sd = self._sig_cell_ppm
+        d = self._cell_d_ppm
+        pd = self._cell_pend_ppm
+        tot = 0
+        w = max(5000, sd)
+        for k in range(n):
+            sk = s + d[k] + pd[k]
+            self._ocv(sk)                               # sets the local slope self._slope_uv_pm
+            gk = self._slope_uv_pm
+            # gate on the smaller of the local slope and the mean slope over +-sigma: a short steep
+            # piece inside a plateau, narrower than the cell's own uncertainty, is no information
+            # (a few mV of sensor offset there would move the cell by a % at a time)
+            ak = gk * (sd // 100) // 10
             if ak < rc:
-                fm = 0
-            post = (sd >> 5) * _sqrt1m(fm) >> 10
-            self._sigd = max(_SIG_MIN, post, min(sd, m.ocv_err_uv * 1000 // g))
-        self._clear_win()
+                continue
+            gw = self._ocv(sk + w) - self._ocv(sk - w)
+            q = gw // w  # gw * 500 // w, exactly, without gw * 500 (past 2**30 at a knee)
+            gw = q * 500 + (gw - q * w) * 500 // w
+            ak = min(20000, ak, gw * (sd // 100) // 10)
+            if ak < rc:
+                continue
+            ek = self._win_cell_mv[k] - e
+            ek = ek - rl if ek > rl else (ek + rl if ek < -rl else 0)
+            fk = ak * ak // ((ak * ak + rc * rc) >> 15)
+            dk = max(-100000, min(100000, (ek * (fk >> 5) >> 10) * 1000 // gk))
+            pd[k] += dk
+            tot += dk
+        mean = tot // n
+        for k in range(n):
+            pd[k] -= mean
+        # shrink the shared per-cell sigma with the mean slope
+        rc = max(500, min(20000, _rss(rc, rl, 0, 0)))
+        ak = min(20000, g * (sd // 100) // 10)
+        fm = ak * ak // ((ak * ak + rc * rc) >> 15)
+        if ak < rc:
+            fm = 0
+        post = (sd >> 5) * _sqrt1m(fm) >> 10
+        self._sig_cell_ppm = max(_SIG_MIN, post, min(sd, m.ocv_err_uv * 1000 // g))
 
     @micropython.native
     def _report(self):
         n = self.n
-        mm = self._mm
-        _cell_pm(self.cell_soc_pm, self._d, n, self._s, mm)
+        mm = self._cell_minmax_ppm
+        _cell_pm(self.cell_soc_pm, self._cell_d_ppm, n, self._soc_ppm, mm)
         smin = mm[0]
         # usable: discharge limited by the weakest cell, charge by the fullest; in ppm, so that every
         # per-mille value is reachable (set_soc inverts this exactly); smin * 1000 <= 1e9 stays a small int
         den = 1000000 - mm[1] + smin
         self.soc_pm = smin * 1000 // den if den > 0 else 0
-        sp = self._sig // 100
-        sd = self._sigd // 100 if n > 1 else 0
-        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + abs(self._ps)) // 1000
+        sp = self._sig_ppm // 100
+        sd = self._sig_cell_ppm // 100 if n > 1 else 0
+        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + abs(self._pend_ppm)) // 1000

@@ -5,7 +5,7 @@ from array import array
 import numpy as np
 import pytest
 
-from bench.soc.ecm import Ecm, profile
+from hil.ecm import Ecm, profile
 from pwfw.soc import Estimator, load_model
 from tests.support import FLAT_CHG, FLAT_DIS, FLAT_PCT, MODELS
 
@@ -399,7 +399,7 @@ def test_empty_sync_under_load_keeps_the_surface_lag():
             e.update(1000, amps, [2590], 250)
             k += 1
         assert e.syncs == 1
-        out.append((e._s + e._ps) / 1e4)               # where the sync drifts the SoC to, %
+        out.append((e._soc_ppm + e._pend_ppm) / 1e4)               # where the sync drifts the SoC to, %
     # 0.3 C x 15 min x (1 - e^-2) - C/20 x 15 min = 5.2 %
     assert 4.0 <= out[0] <= 6.5, out
     assert out[1] <= 0.5, out
