@@ -30,11 +30,14 @@ def unpack(buf):
     """(seq, dict) from a slot image, or None if it is not one complete valid record."""
     if len(buf) < _HDR_LEN:
         return None
-    magic, ver, _flags, n, seq, crc = struct.unpack(_HDR, buf[:_HDR_LEN])
-    if magic != MAGIC or ver != VERSION or len(buf) != _HDR_LEN + n or seq > SEQ_MASK:
+    return _record(buf[:_HDR_LEN], buf[_HDR_LEN:])
+
+
+def _record(head, payload):
+    magic, ver, _flags, n, seq, crc = struct.unpack(_HDR, head)
+    if magic != MAGIC or ver != VERSION or len(payload) != n or seq > SEQ_MASK:
         return None
-    payload = buf[_HDR_LEN:]
-    if binascii.crc32(payload, binascii.crc32(buf[:12])) & 0xFFFFFFFF != crc:
+    if binascii.crc32(payload, binascii.crc32(head[:12])) & 0xFFFFFFFF != crc:
         return None
     try:
         d = json.loads(payload.decode())
@@ -46,6 +49,18 @@ def unpack(buf):
 def newer(a, b):
     """True if sequence number a is after b (serial-number arithmetic modulo 2**30)."""
     return 0 < ((a - b) & SEQ_MASK) < (SEQ_MASK + 1) >> 1
+
+
+def _read_record(f):
+    # the header first, then just the payload it announces (+1 byte to see a longer file): start-up
+    # reads this at its heap high-water mark, where a 2 KB buffer for the largest record may not fit
+    head = f.read(_HDR_LEN)
+    if len(head) < _HDR_LEN:
+        return False
+    n = struct.unpack(_HDR, head)[3]
+    if n > MAX_LEN:
+        return False
+    return _record(head, f.read(n + 1)) or False
 
 
 class Store:
@@ -73,16 +88,15 @@ class Store:
         try:
             with f:
                 try:
-                    buf = f.read(_HDR_LEN + MAX_LEN + 1)
+                    return _read_record(f)
                 except MemoryError:
                     # a full heap is not a bad record: calling it corrupt would let the next save
                     # overwrite the newest good slot. Collect and try once more, else let it raise.
                     gc.collect()
                     f.seek(0)
-                    buf = f.read(_HDR_LEN + MAX_LEN + 1)
+                    return _read_record(f)
         except OSError:
             return False
-        return unpack(buf) or False
 
     def load(self):
         """Newest valid record as a dict, or None (first boot, or both slots bad: see corrupt)."""
