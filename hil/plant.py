@@ -111,7 +111,7 @@ class Plant:
         self._heat_ms = 0
         self._coef = {}
         self._temps = None
-        self._temps_list = None  # (temps_dc, its list) for the runner
+        self._temps_list = None  # (temps_dc, its list): see reply_fields
         self._update_resistance()
         self._advance(0.0, self._coefs(0))
 
@@ -291,6 +291,18 @@ class Plant:
     def truth_row(self):
         return truth_row(self.t_ms, self.i_a, self._v, float(self.temp_c.max()), self.pack_soc)
 
+    def reply_fields(self):
+        """(cells in 0.1 mV, temperatures in 0.1 °C, current in mA, stack in 0.1 mV): what the virtual
+        board's step reply carries, as Python ints, on every step of virtual time. The cells are the
+        plant's own list (read it, never change it) and the temperatures' list is made once per
+        thermal update, so a step costs no array conversion."""
+        cells = self._mv10
+        temps = self.temps_dc
+        tl = self._temps_list
+        if tl is None or tl[0] is not temps:
+            tl = self._temps_list = (temps, temps.tolist())
+        return cells, tl[1], self.i_ma, sum(cells)
+
     # --- scenario actions ----------------------------------------------------------------------
     def degrade_cell(self, idx, cap_factor=1.0, r_factor=1.0):
         self.cap_ah[idx] *= cap_factor
@@ -383,6 +395,11 @@ class TracePlant:
 
     def truth_row(self):
         return truth_row(self.t_ms, self.i_a, self._v, self._tc, self._pack_soc)
+
+    def reply_fields(self):
+        """As Plant.reply_fields."""
+        cells = [int(c) for c in self.cells_mv10]
+        return cells, [int(t) for t in self.temps_dc], int(self.i_ma), int(self.stack_mv10)
 
     def degrade_cell(self, idx, cap_factor=1.0, r_factor=1.0):
         pass  # a recording cannot be changed

@@ -1,7 +1,7 @@
 """Named scenarios: a plant with a load/charger profile plus timed events.
 
 Events are `(t_ms, kind, args)` tuples, sorted by time. Kinds:
-  chip faults (runner):   afe_nack(n) afe_timeout(n) afe_crc(n) ina_nack(n) ntc(ch, mode) with mode
+  chip faults (hil/faults.py): afe_nack(n) afe_timeout(n) afe_crc(n) ina_nack(n) ntc(ch, mode) with mode
                           0 ok / 1 open / 2 short / 3 stuck, open_wire(cell, on), current_offset(ma)
   runner actions:         power_loss() serial_garbage(nbytes) unplug() replug()
   plant actions (here):   degrade_cell(idx, cap_factor, r_factor) ambient(c)
@@ -10,12 +10,13 @@ Cell indices in events are 0-based like the plant's arrays.
 """
 from bisect import bisect_left
 
+from hil import faults
 from hil import profiles as P
 from hil.plant import CHEMISTRY, Plant
 
 H = 3600.0
 MIN = 60.0
-CHIP_EVENTS = ("afe_nack", "afe_timeout", "afe_crc", "ina_nack", "ntc", "open_wire", "current_offset")
+CHIP_EVENTS = tuple(faults.CODES)  # hil/faults.py: the codes the virtual board sends to hal_sim
 RUNNER_EVENTS = ("power_loss", "serial_garbage", "unplug", "replug")
 PLANT_EVENTS = ("degrade_cell", "ambient")
 

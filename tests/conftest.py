@@ -15,7 +15,7 @@ from tests.support import MicroPython, micropython_exe
 
 @pytest.fixture(scope="session")
 def mp(tmp_path_factory):
-    from packwatch.deploy import stage
+    from packwatch.staging import stage
 
     exe = micropython_exe()
     out = tmp_path_factory.mktemp("fw")

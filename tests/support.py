@@ -22,7 +22,7 @@ MODELS = ROOT / "firmware" / "pwfw" / "models"
 
 def micropython_exe():
     """The unix-port binary installed next to this interpreter (the venv), else on PATH."""
-    from hil.vboard.runner import micropython_exe as find
+    from packwatch.staging import micropython_exe as find
 
     try:
         return find()

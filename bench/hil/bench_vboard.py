@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "host"))
 
 import serial  # noqa: E402
 
-from hil.vboard.runner import VirtualBoard  # noqa: E402
+from packwatch.vboard import VirtualBoard  # noqa: E402
 from packwatch.protocol import Decoder  # noqa: E402
 
 

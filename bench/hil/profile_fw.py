@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "host"))
 
-from hil.vboard.runner import board_file_for, install_firmware, micropython_exe  # noqa: E402
+from packwatch.staging import micropython_exe  # noqa: E402
+from packwatch.vboard import board_file_for, install_firmware  # noqa: E402
 
 SCRIPT = r"""
 import gc, json, struct, time

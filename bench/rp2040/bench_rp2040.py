@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "host"))
 
-from hil.rp2040.board import Rp2040Board, Unavailable, unavailable  # noqa: E402
-from hil.vboard.runner import board_file_for, install_firmware, micropython_exe  # noqa: E402
+from packwatch.vboard.rp2040 import Rp2040Board, Unavailable, unavailable  # noqa: E402
+from packwatch.staging import micropython_exe  # noqa: E402
+from packwatch.vboard import board_file_for, install_firmware  # noqa: E402
 
 N = {"N_SOC": 200, "N_EKF": 10, "N_REP": 40, "N_STEP": 100}  # emulated: ~1.5 / 7.5 / 3 / 3.5 ms each;
 # the EKF allocates ~9 KB per update on rp2 and the collector is off while timing: 10 fit its heap

@@ -50,6 +50,8 @@ def check_board(board, src="board.json"):
     _int_in(src, "cells", board["cells"], CELLS_MIN, CELLS_MAX)
     if board.get("port", "sim") not in _PORTS:
         raise ValueError("%s: port: %r is not one of %s" % (src, board["port"], _one_of(_PORTS)))
+    if type(board.get("hal", "")) is not str:
+        raise ValueError("%s: hal: %r is not of type 'string'" % (src, board["hal"]))
     i2c = _section(src, board, "i2c")
     for k in ("sda", "scl"):
         if k not in i2c:
@@ -130,14 +132,16 @@ def check_current(board, cfg, src="board.json"):
 
 
 def make_hal():
-    import sys
-
+    """The HAL the board file names (`hal`, a module with a class Hal; default pwfw.hal_board, the
+    real pins and buses): the firmware never names a simulator. The virtual board's boards/sim.json
+    names hal_sim, which the virtual board puts on the module path."""
     board = load_board("board.json")
-    if sys.platform == "linux":
-        from hal_sim import Hal  # type: ignore[import-not-found]  # the virtual board puts hil/vboard on the path
-    else:
-        from pwfw.hal_board import Hal
-    return Hal(board)
+    name = board.get("hal", "pwfw.hal_board")
+    try:
+        mod = __import__(name, None, None, ("Hal",))
+    except ImportError as e:
+        raise ValueError("board.json: hal: cannot import %r (%s)" % (name, e))
+    return mod.Hal(board)
 
 
 class _Console:

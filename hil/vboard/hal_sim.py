@@ -16,17 +16,11 @@ from hil.chips.adc import NtcAdcSim
 from hil.chips.bq76952 import BQ76952Sim
 from hil.chips.bus import SimI2C
 from hil.chips.ina228 import INA228Sim
+# fault kinds sent with a step reply (scenario events), each as <BBh: one table, hil/faults.py
+from hil.faults import AFE_CRC, AFE_NACK, AFE_TIMEOUT, CURRENT_OFFSET, INA_NACK, NTC, OPEN_WIRE
 from hil.mpcompat import micropython, ptr8, ptr32
 
 _HDR = 16  # <IiIHBB: t_ms, i_ma, stack_mv10, flags, n_cells, n_temps
-# fault kinds sent by the runner with a step reply (scenario events), each as <BBh
-FAULT_AFE_NACK = 1
-FAULT_AFE_TIMEOUT = 2
-FAULT_AFE_CRC = 3
-FAULT_INA_NACK = 4
-FAULT_NTC = 5
-FAULT_OPEN_WIRE = 6
-FAULT_CURRENT_OFFSET = 7
 
 
 @micropython.viper
@@ -208,19 +202,19 @@ class Hal:
 
     def _fault(self, kind, a, b):
         addr = self.board["afe"].get("addr", 8)
-        if kind == FAULT_AFE_NACK:
+        if kind == AFE_NACK:
             self.i2c.fail_next(addr, b, "nack")
-        elif kind == FAULT_AFE_TIMEOUT:
+        elif kind == AFE_TIMEOUT:
             self.i2c.fail_next(addr, b, "timeout")
-        elif kind == FAULT_AFE_CRC:
+        elif kind == AFE_CRC:
             self.bq.corrupt_next(b)
-        elif kind == FAULT_INA_NACK:
+        elif kind == INA_NACK:
             self.i2c.fail_next(self.board["current"].get("ina228_addr", 0x40), b, "nack")
-        elif kind == FAULT_NTC:
+        elif kind == NTC:
             self.adc.fault(a, b)
-        elif kind == FAULT_OPEN_WIRE:
+        elif kind == OPEN_WIRE:
             self.bq.open_wire(a + 1 if b else 0)  # events count cells from 0, the chip from 1
-        elif kind == FAULT_CURRENT_OFFSET:
+        elif kind == CURRENT_OFFSET:
             self._i_offset = b
 
     # --- the rest of the HAL contract -------------------------------------------------------
@@ -237,7 +231,10 @@ class Hal:
         return self.adc.u16(ch)
 
     def adc_uv(self, ch):
-        return None
+        return self.adc.uv(ch)  # None unless the board simulates an ESP32's ADC (adc_port)
+
+    def rail_uv(self):
+        return self.adc.rail_uv() if "rail_pin" in self.board["ntc"] else None
 
     def relay(self, on):
         self._relay = 1 if on else 0

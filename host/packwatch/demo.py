@@ -27,7 +27,7 @@ def register(sub):
 def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
     """Writes demo.csv (log schema), demo.raw (the capture) and demo.png in out_dir.
     Returns (csv_path, png_path, logger, figure): the figure is the matplotlib Figure saved as the PNG."""
-    from hil.vboard.runner import VirtualBoard
+    from packwatch.vboard import VirtualBoard
     from packwatch.logger import Logger
     from packwatch.plot import figure
 

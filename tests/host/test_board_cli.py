@@ -79,7 +79,7 @@ def test_sim_refuses_a_bad_board_json_in_its_flash_folder(tmp_path, capsys):
 
 
 def test_deploy_dry_run_stages_a_good_board_file_and_the_one_main_py(tmp_path, capsys):
-    from packwatch.deploy import stage
+    from packwatch.staging import stage
     from packwatch.boardfile import load_board
 
     files = stage(load_board(ROOT / "boards" / "pico.json"), tmp_path, source=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.soc.ecm import Ecm, profile
+from hil.ecm import Ecm, profile
 from packwatch.fit import fit_model
 from packwatch.logcsv import LogWriter
 from tests.support import ROOT

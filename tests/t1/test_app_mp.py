@@ -24,7 +24,7 @@ def run(mp, tmp_path, code):
     # as on a board: the firmware as .mpy (compiling sources on the device needs more heap than it has),
     # and the simulated chips compiled too, since they share this heap
     import subprocess
-    from packwatch.deploy import mpy_cross_exe, stage
+    from packwatch.staging import mpy_cross_exe, stage
 
     board = json.loads((ROOT / "boards" / "sim.json").read_text())
     stage(board, tmp_path)

@@ -12,7 +12,7 @@ from tests.support import ROOT
 FILES = sorted(
     [p for p in (ROOT / "firmware").rglob("*.py") if "__pycache__" not in p.parts]
     + [p for p in (ROOT / "hil" / "chips").glob("*.py")]
-    + [ROOT / "hil" / "vboard" / "hal_sim.py"]
+    + [ROOT / "hil" / "vboard" / "hal_sim.py", ROOT / "hil" / "faults.py"]
 )
 
 

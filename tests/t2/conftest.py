@@ -10,7 +10,7 @@ import time
 import pytest
 import serial
 
-from hil.vboard.runner import VirtualBoard
+from packwatch.vboard import VirtualBoard
 from packwatch.protocol import Decoder
 
 

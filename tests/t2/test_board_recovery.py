@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from hil.vboard.runner import board_file_for, install_firmware
+from packwatch.vboard import board_file_for, install_firmware
 
 
 def test_bad_board_json_stays_reachable_and_deploy_fixes_it(board, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from hil.rp2040.board import FLASH_NAME, Rp2040Board, unavailable
+from packwatch.vboard.rp2040 import FLASH_NAME, Rp2040Board, unavailable
 from packwatch.protocol import Decoder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 """T3: the firmware on official MicroPython (the RPI_PICO UF2) on an emulated RP2040 (rp2040js), behind
-the same pty, plant and chip simulations as the unix-port virtual board (hil/rp2040/board.py).
+the same pty, plant and chip simulations as the unix-port virtual board (packwatch/vboard/rp2040.py).
 
 Skips with one line when node, hil/rp2040/node_modules (`npm ci --prefix hil/rp2040`) or the UF2 and
 boot ROM (../shared/rp2040/ beside the checkout, or $PW_RP2040_UF2 / $PW_RP2040_BOOTROM) are missing.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from hil.rp2040.board import FLASH_NAME, Rp2040Board, unavailable
+from packwatch.vboard.rp2040 import FLASH_NAME, Rp2040Board, unavailable
 from packwatch.protocol import Decoder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 
 from hil import profiles as P
 from hil.plant import CHEMISTRY
-from hil.rp2040.board import unavailable
+from packwatch.vboard.rp2040 import unavailable
 from hil.scenarios import Scenario
 from packwatch.protocol import ALARM_BITS, FAULT_BITS
 

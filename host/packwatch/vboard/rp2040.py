@@ -8,7 +8,7 @@ rp2040js, behind the same pty, plant, scenarios and chip simulations as the unix
 The bridge plays the part hal_sim plays inside the unix port's process: it speaks the same plant
 pipe (hal_sim.Hal's own `_step`/`_apply`/`_fault`, run here under CPython), so the lockstep, the
 pipelining, scenario events, fault injection, holds, real-time pacing, power cuts, the relay and
-the serial port of `hil.vboard.runner.VirtualBoard` all work unchanged: `Rp2040Board` only replaces
+the serial port of `packwatch.vboard.VirtualBoard` all work unchanged: `Rp2040Board` only replaces
 the board process (`_launch`). The bridge steps the plant every `step_ms` of emulated time and
 runs the emulator to the end of that step in slices of `slice_ms`, passing serial bytes each slice.
 """
@@ -21,9 +21,11 @@ import threading
 from pathlib import Path
 
 from hil.vboard import hal_sim
-from hil.vboard.runner import REPO, VirtualBoard
 
-HERE = Path(__file__).resolve().parent
+from .board import HIL_DIR, REPO
+from .runner import VirtualBoard
+
+HERE = HIL_DIR / "rp2040"  # the emulated MCU (node: board.mjs, rp2040js in node_modules)
 RUNNER_JS = HERE / "board.mjs"
 SHARED = REPO.parent / "shared" / "rp2040"  # where the project's CI keeps the UF2 and boot ROM
 FLASH_NAME = "flash.bin"
@@ -346,7 +348,7 @@ class Rp2040Board(VirtualBoard):
 
     def __init__(self, scenario="demo", seed=1, uf2=None, bootrom=None, flash=None, board_file=None,
                  step_ms=10, slice_ms=2, **kw):
-        from packwatch.deploy import find_board_file
+        from ..staging import find_board_file
 
         self.uf2, self.bootrom = find_inputs(uf2, bootrom)
         self.node = node_exe()

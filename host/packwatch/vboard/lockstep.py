@@ -1,0 +1,255 @@
+"""Virtual time: the plant steps only when the firmware asks (lockstep), or in real-time mode when
+the wall clock has caught up; scenario events, holds, power cuts and the truth rows tests compare with.
+
+The plant pipe (hal_sim, or the emulated RP2040's bridge, ↔ this side), little-endian: a request
+`<cII` = (b'S', t_ms, outputs bitmask: bit0 relay), or b'R' (the board asks to be reset); a reply
+`<H` length + `<IiIHBB` (t_ms, i_ma, stack in 0.1 mV, flags, n_cells, n_temps) + n_cells × `<H` cell
+voltage in 0.1 mV + n_temps × `<h` 0.1 °C + `B` fault count + faults as `<BBh` (hil/faults.py).
+"""
+import os
+import random
+import struct
+import time
+
+from hil.faults import CODES as CHIP_FAULTS
+from hil.plant import Plant
+
+_SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
+
+
+def _plain_profile(profile):
+    """Profiles whose state Plant.snapshot() can copy: none, or a Mix of hil.profiles parts."""
+    from hil import profiles
+
+    if profile is None:
+        return True
+    if type(profile) is not profiles.Mix:
+        return False
+    return all(type(q).__module__ == profiles.__name__ for q in profile.loads + profile.chargers)
+
+
+class Lockstep:
+    """The plant and virtual time (a part of VirtualBoard: it shares the instance)."""
+
+    def _init_lockstep(self, realtime, speed, truth_every_ms, pipeline):
+        self.realtime = realtime
+        self.speed = speed
+        self.plant = self.scenario.make_plant(self.seed)
+        self.truth_every_ms = truth_every_ms
+        self.truth = []  # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc]) rows for tests
+        self.hold_at_ms = None  # freeze virtual time here (tests)
+        self._pending = None  # a step request waiting for wall time or for the hold to lift
+        self._rng = random.Random(self.seed)
+        self._kill_at = None
+        self._kills = []  # further power cuts waiting behind _kill_at (wall-clock times)
+        self._last_truth = -1
+        self._t_prev = 0
+        self._wall0 = None
+        self._vt0 = 0
+        self._specq = []  # steps computed ahead while the firmware works, oldest first: see _speculate
+        # pipeline=False: strict lockstep (the plant never steps ahead; for comparisons)
+        self._spec_ok = pipeline and type(self.plant) is Plant and _plain_profile(self.plant.profile)
+        self.spec_hits = 0
+        self.spec_misses = 0
+        self._structs = {}
+
+    @property
+    def t_ms(self):
+        """Virtual time the firmware has reached (the plant may be a few steps ahead, speculatively)."""
+        try:
+            return self._specq[0][2][0]  # the plant's time before the oldest step not yet taken
+        except IndexError:  # none (or the runner thread just took it)
+            return self.plant.t_ms
+
+    @property
+    def held(self):
+        """True while the firmware waits at hold_at_ms for its next step: virtual time stands still, so
+        a test can act at a defined virtual time however late its own thread runs."""
+        with self._lock:
+            return (self.hold_at_ms is not None and self._pending is not None and self._t_fw0 is not None
+                    and self._vt0 + (self._pending[0] - self._t_fw0) > self.hold_at_ms)
+
+    def power_loss_in(self, wall_s):
+        """Cut power after `wall_s` seconds of wall time, wherever the firmware is by then."""
+        t = time.monotonic() + wall_s
+        if self._kill_at is not None:  # one still pending: it comes first, then this one (never merged)
+            self._kills.append(t)
+        else:
+            self._kill_at = t
+
+    def _new_boot(self, req_r, rep_w):
+        """A board process has started with this plant pipe: its virtual clock starts at 0."""
+        self._req_r, self._rep_w = req_r, rep_w
+        self._reqbuf = bytearray()
+        self._pending = None
+        self._wall0 = time.monotonic()
+        self._vt0 = self.plant.t_ms
+        self._t_fw0 = None  # firmware's virtual clock restarts at 0 on every boot
+
+    # --- requests -------------------------------------------------------------------------------
+    def _read_requests(self):
+        try:
+            data = os.read(self._req_r, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            self._house = 0.0  # end of file: the firmware is gone; housekeeping restarts it
+            return
+        self._reqbuf += data
+        self._parse_requests()
+
+    def _parse_requests(self):
+        while len(self._reqbuf) >= 9 and self._pending is None:
+            kind, t_ms, outputs = struct.unpack_from("<cII", self._reqbuf)
+            del self._reqbuf[:9]
+            if kind == b"R":
+                self._kill()
+                self._cause_next = "soft"
+                self._spawn()
+                return
+            self._pending = (t_ms, outputs)
+
+    def _pending_due(self):
+        """Seconds until the pending step may be answered (<= 0: now)."""
+        t_ms, _ = self._pending
+        if self._t_fw0 is None:
+            return 0.0
+        vt = self._vt0 + (t_ms - self._t_fw0)
+        if self.hold_at_ms is not None and vt > self.hold_at_ms:
+            return 0.02  # frozen: check again soon
+        if not self.realtime:
+            return 0.0
+        return self._wall0 + (vt - self._vt0) / 1000.0 / self.speed - time.monotonic()
+
+    def _serve(self):
+        # the firmware may already have asked for the next step (it took a reply sent ahead):
+        # requests can wait in _reqbuf, where poll() does not see them
+        self._parse_requests()
+        while self._pending is not None and self._pending_due() <= 0:
+            self._answer(*self._pending)
+            self._parse_requests()
+
+    # --- stepping the plant ---------------------------------------------------------------------
+    # Pipelining: the firmware (one core) and the plant (this thread, the other core) run in
+    # lockstep, but the runner computes the next steps ahead, assuming the firmware asks for the same
+    # step length with the same relay state (it samples on a fixed period, and the relay rarely
+    # moves), and sends those replies ahead, marked speculative (flags bit 15, bit 0 = the relay
+    # assumed); up to _SPEC_DEPTH of them, so a slow moment on this side (the host thread, a thermal
+    # step) does not stall the firmware. hal_sim takes a reply if its request is that step, else drops
+    # it; the runner, seeing a request that does not match the oldest step ahead, undoes all of them
+    # (Plant.snapshot/restore) and answers as asked. The plant's trajectory is exactly the lockstep
+    # one (tests/t2/test_vboard_lockstep.py). No speculation across scenario events, holds, pending
+    # power cuts, or in real-time mode.
+    _next = None  # (t_ms, outputs, dt): the step after the last one answered or computed ahead
+
+    def _answer(self, t_ms, outputs):
+        self._pending = None
+        q = self._specq
+        if q:
+            sp = q[0]
+            if sp[0] == t_ms and sp[1] == outputs:
+                del q[0]
+                self.spec_hits += 1  # the firmware has taken the reply we sent ahead
+                self._record(sp[4])
+                return
+            self.spec_misses += 1
+            self._unspec()
+        if self._t_fw0 is None:
+            self._t_fw0 = t_ms  # first request after a boot: align the firmware's clock to the plant's
+        target = self._vt0 + (t_ms - self._t_fw0)
+        plant = self.plant
+        dt = target - plant.t_ms
+        faults = []
+        if dt > 0:
+            for te, kind, args in self.scenario.events_between(plant.t_ms, target):
+                self._event(kind, args, faults)
+            plant.step(dt, bool(outputs & 1))
+        try:
+            os.write(self._rep_w, self._reply(t_ms, faults))
+        except OSError:
+            pass  # the firmware died between its request and our answer; the loop restarts it
+        self._record(self._truth_row())
+        self._next = (t_ms + dt, outputs, dt) if dt > 0 else None
+
+    def _truth_row(self):
+        if not self.truth_every_ms:
+            return None
+        plant = self.plant
+        return (plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
+                plant.temps_dc.tolist(), plant.soc.tolist())
+
+    def _record(self, row):
+        """Keep the truth after a step the firmware has taken (tests compare telemetry with it)."""
+        if row is not None and row[0] - self._last_truth >= self.truth_every_ms:
+            self._last_truth = row[0]
+            self.truth.append(row)
+
+    def _speculate(self):
+        t_next, outputs, dt = self._next
+        plant = self.plant
+        t0 = plant.t_ms
+        if (not self._spec_ok or self.realtime or self._kill_at is not None or self._rep_w is None
+                or (self.hold_at_ms is not None and t0 + dt > self.hold_at_ms)
+                or self.scenario.events_between(t0, t0 + dt)):
+            self._next = None
+            return
+        snap = plant.snapshot()
+        plant.step(dt, bool(outputs & 1))
+        self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row()))
+        self._next = (t_next + dt, outputs, dt)
+        try:  # sent at once: flags bit 15 = speculative, bit 0 = the relay state assumed
+            os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 1)))
+        except OSError:
+            pass
+
+    def _unspec(self):
+        """Undo every step computed ahead (the plant goes back to where the firmware is)."""
+        q = self._specq
+        if q:
+            self.plant.restore(q[0][2])
+            q.clear()
+        self._next = None
+
+    def _reply(self, t_ms, faults, flags=0):
+        """The step reply: <H length, then t_ms, i_ma, stack, flags, n_cells, n_temps, cells, temps,
+        faults (hal_sim.py reads it)."""
+        cells, temps, i_ma, stack = self.plant.reply_fields()
+        nc, nt, nf = len(cells), len(temps), len(faults)
+        st = self._structs.get((nc, nt))
+        if st is None:
+            st = self._structs[(nc, nt)] = struct.Struct("<HIiIHBB%dH%dhB" % (nc, nt))
+        n = st.size - 2 + 4 * nf
+        out = st.pack(n, t_ms & 0xFFFFFFFF, i_ma, stack, flags, nc, nt, *cells, *temps, nf)
+        if nf:
+            out += b"".join(struct.pack("<BBh", *f) for f in faults)
+        return out
+
+    def _event(self, kind, args, faults):
+        if self.scenario.apply_plant_event(self.plant, kind, args):
+            return
+        if kind in CHIP_FAULTS:
+            a, b = (args + (0, 0))[:2] if len(args) >= 2 else (0, args[0] if args else 0)
+            faults.append((CHIP_FAULTS[kind], a, b))
+        elif kind == "power_loss":
+            self.power_loss_in(self._rng.uniform(0.0, 0.01))
+        elif kind == "serial_garbage":
+            n = args[0] if args else 64
+            junk = bytes(self._rng.randrange(256) for _ in range(n)).replace(b"\x03", b"\x00")
+            self.inject_serial(junk, "device")
+            self.inject_serial(junk, "host")
+        elif kind == "unplug":
+            self.unplug()
+        elif kind == "replug":
+            self.replug()
+
+    # --- conveniences for tests and the CLI -------------------------------------------------------
+    def wait_t(self, t_ms, timeout=60.0):
+        """Block until virtual time reaches t_ms (or fail with the firmware's last output)."""
+        end = time.monotonic() + timeout
+        while self.plant.t_ms < t_ms:
+            if self.error:
+                raise RuntimeError("virtual board loop failed: %r" % self.error)
+            if time.monotonic() > end:
+                raise TimeoutError("virtual time stuck at %d ms; firmware said:\n%s"
+                                   % (self.plant.t_ms, self.console[-2000:].decode("utf-8", "replace")))
+            time.sleep(0.005)
