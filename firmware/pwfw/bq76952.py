@@ -400,7 +400,13 @@ class BQ76952:
         Returns the number of settings verified."""
         afe = afe or {}
         keys = afe.get("keys") or DEFAULT_KEYS
-        r = self.subcommand(DEVICE_NUMBER, 2)
+        try:
+            r = self.subcommand(DEVICE_NUMBER, 2)
+        except (OSError, ValueError):
+            # a part with unprogrammed OTP starts without CRC, one already switched talks CRC:
+            # try the other framing once (TRM 10.2, Comm Type / SWAP_COMM_MODE)
+            self.set_crc(not self.crc)
+            r = self.subcommand(DEVICE_NUMBER, 2)
         if r[0] | (r[1] << 8) != BQ76952_ID:
             raise ConfigError("device number")
         self.fets_enabled = False
@@ -431,7 +437,7 @@ class BQ76952:
             if got[i] != kb[i]:
                 raise ConfigError("security keys")
         if afe.get("crc") and not self.crc:
-            self.subcommand(SWAP_COMM_MODE)
+            self._key(SWAP_COMM_MODE)  # the part changes mode at once: no echo to poll in the old one
             self.set_crc(True)
             r = self.subcommand(DEVICE_NUMBER, 2)
             if r[0] | (r[1] << 8) != BQ76952_ID:

@@ -95,13 +95,14 @@ def cell_delay_us(code):
 
 
 # OCC/OCD1/OCD2 Delay: U1 1..127, "units of 3.3 ms with a 6.6 ms offset: 1 gives 10 ms, 2 gives
-# 13.3 ms" (TRM 13.6.3-13.6.5).
+# 13.3 ms" (TRM 13.6.3-13.6.5). Those two examples are exact for a unit of 10/3 ms (and the table's
+# "3.3 ms" its rounding), so we use 10/3 ms; LibreSolar uses 3.3 ms (at most 1 % apart).
 def oc_delay_code(ms):
-    return _clamp(_rdiv(ms * 10 - 66, 33), 1, 127)
+    return _clamp(_rdiv(ms * 3 - 20, 10), 1, 127)
 
 
 def oc_delay_us(code):
-    return (code + 2) * 3300
+    return (code + 2) * 10000 // 3
 
 
 # SCD Delay: U1 1..31, "1 = no delay, other values (value - 1) * 15 us" (TRM 13.6.6).

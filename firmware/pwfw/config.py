@@ -75,10 +75,10 @@ CHEM_RANGES = {
 # (TRM SLUUBY2B 13.6) for the currents with a 0.25-2 mOhm shunt.
 AFE_KEYS = (
     ("cov_mv", 3750, 4250, 1012, 5566, "mV"),
-    ("cov_hyst_mv", 100, 100, 101, 1012, "mV"),
+    ("cov_hyst_mv", 100, 100, 50, 1012, "mV"),
     ("cov_ms", 1000, 1000, 4, 6755, "ms"),
     ("cuv_mv", 2500, 2800, 1012, 4554, "mV"),
-    ("cuv_hyst_mv", 300, 300, 101, 1012, "mV"),
+    ("cuv_hyst_mv", 300, 300, 50, 1012, "mV"),
     ("cuv_ms", 2000, 2000, 4, 6755, "ms"),
     ("occ_ma", 112000, 112000, 1000, 1000000, "mA"),
     ("occ_ms", 400, 400, 10, 425, "ms"),

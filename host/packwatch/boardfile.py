@@ -198,6 +198,31 @@ def generated_parts():
     }
     for key in c._BOARD_FIELDS:
         parts["/properties/" + key] = dict(_limit_schema(rows[key]), **{"x-generated": True})
+    # the AFE's protections, power path and security keys (firmware/pwfw/config.py AFE_KEYS, FET_*)
+    parts["/properties/afe/properties/protect"] = {
+        "x-generated": True, "type": "object", "additionalProperties": False,
+        "description": "overrides of the AFE protection defaults per chemistry (docs/hardware.md)",
+        "properties": {r[0]: _limit_schema(r) for r in c.AFE_KEYS},
+    }
+    parts["/properties/afe/properties/fets"] = {
+        "x-generated": True, "type": "object", "additionalProperties": False,
+        "description": "the power path the AFE's FET drivers switch (defaults %s)" % (c.FET_DEFAULTS,),
+        "properties": {
+            "topology": {"enum": list(c.FET_TOPOLOGIES)},
+            "pchg": {"type": "boolean", "description": "a pre-charge FET is fitted"},
+            "pdsg": {"type": "boolean", "description": "a pre-discharge FET is fitted (FET Options PDSG_EN)"},
+            "contactor_pin": {"$ref": "#/$defs/pin_or_null", "description": "a secondary contactor on a GPIO"},
+        },
+    }
+    parts["/properties/afe/properties/keys"] = {
+        "x-generated": True, "type": "array", "minItems": 4, "maxItems": 4,
+        "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "description": "security keys: unseal step 1, 2, full access step 1, 2 (not the factory 0x0414 0x3672 0xFFFF 0xFFFF)",
+    }
+    parts["/properties/afe/properties/fet_ts"] = {
+        "x-generated": True, "type": ["integer", "null"], "minimum": 1, "maximum": 3,
+        "description": "the TS pin with the FET thermistor (OTF), or null",
+    }
     return parts
 
 

@@ -1,0 +1,187 @@
+# The simulated BQ76952's protection state machine (TRM SLUUBY2B 5.2) in the chip's own time base,
+# and SLEEP: a mixin of hil/chips/bq76952_fsm.py, in its own module so each compiles within a
+# board-sized heap (the unix port compiles hil/ from source).
+
+
+class Bq76952Prot:
+    # --- the protection state machine, in the chip's own time base ----------------------------
+    def advance(self, dt_us, profile=None):
+        """Run the part for dt_us of its own time. `profile`: [(duration_us, true mA), ...] for the
+        current inside the step (default: the set_truth current for all of it). Over-current and
+        short circuit are timed inside each piece, so an SCD trip inside a 100 ms step lands at its
+        us delay; a FET that opens cuts the rest of the step's current in that direction.
+        Returns the us into the step when a FET last opened (-1: none)."""
+        if self._shut:
+            self._shut = False
+            self.off = True
+        if self.off:
+            return -1
+        if profile is None:
+            profile = ((dt_us, self.i_ma),)
+        cut = -1
+        t = 0
+        ena = self.en[0]
+        r = self._r
+        for dur, i in profile:
+            i = self.passes(i)
+            uv = i * r // 1000  # shunt voltage, + charge
+            if not self.cfg_update and ena & 0xF0:
+                for name, bit, th, delay in self._oc:
+                    if not ena & bit:
+                        continue
+                    hit = uv >= th if th > 0 else uv <= th
+                    if hit and not self.status_a & bit:
+                        self.alert_a |= bit
+                        held = self._tmr.get(name, 0)
+                        if held + dur >= delay:
+                            at = t + (delay - held if delay > held else 0)
+                            self._trip(name, bit, 0, at)
+                            before = self.chg_fet, self.dsg_fet
+                            self._fets()
+                            if before != (self.chg_fet, self.dsg_fet):
+                                cut = at
+                            # the part of the piece after the trip carries what still passes
+                            self.q += self.measured_ma(i) * (at - t)
+                            self.q_t += at - t
+                            dur -= at - t
+                            t = at
+                            i = self.passes(i)
+                            uv = i * r // 1000
+                        else:
+                            self._tmr[name] = held + dur
+                    elif not hit:
+                        self._tmr[name] = 0
+                        self.alert_a &= ~bit
+            self.q += self.measured_ma(i) * dur
+            self.q_t += dur
+            t += dur
+        self.t_us += dt_us
+        self._slow(dt_us)
+        self._sleep_step(dt_us)
+        self._fets()
+        return cut
+
+    def _trip(self, name, bit, reg, at):
+        if reg == 0:
+            self.status_a |= bit
+        else:
+            self.status_b |= bit
+        self._tmr[name] = 0
+        self._tmr["-" + name] = 0
+        self.trips.append((self.t_us + at, name))
+
+    def _hold(self, name, cond, dt, delay):
+        """Time `name`'s condition; True once it has held for delay."""
+        if not cond:
+            self._tmr[name] = 0
+            return False
+        v = self._tmr.get(name, 0) + dt
+        self._tmr[name] = v
+        return v >= delay
+
+    def _slow(self, dt):
+        """Cell-voltage, temperature and recovery checks (once per step: their delays are ms-s)."""
+        if self.cfg_update:
+            return
+        reg = self.reg
+        hi = -32768
+        lo = 32767
+        vm = self.vcell_mode
+        for k in range(16):
+            if vm and not vm >> k & 1:
+                continue
+            v = reg[0x14 + 2 * k] | (reg[0x15 + 2 * k] << 8)
+            if v & 0x8000:
+                v -= 0x10000
+            hi = v if v > hi else hi
+            lo = v if v < lo else lo
+        ena, enb = self.en[0], self.en[1]
+        th, hy, dl = self._cov
+        self._cell(ena & 0x08, "cov", 0x08, hi >= th, hi < th - hy, dt, dl)
+        th, hy, dl = self._cuv
+        self._cell(ena & 0x04, "cuv", 0x04, lo <= th, lo > th + hy, dt, dl)
+        # current recoveries (TRM 5.2: OCC when current <= OCC Recovery Threshold, OCD when current >=
+        # OCD Recovery Threshold, each for Recovery Time; SCD after SCD Recovery Time)
+        i = self.measured_ma(self.passes(self.i_ma))
+        for name, bit, _, _ in self._oc:
+            if self.status_a & bit:
+                if name == "scd":
+                    ok = True
+                    need = self._scd_recov_us
+                elif name == "occ":
+                    ok = i <= self._occ_rec
+                    need = self._recov_us
+                else:
+                    ok = i >= self._ocd_rec
+                    need = self._recov_us
+                if self._hold("-" + name, ok, dt, need):
+                    self.status_a &= ~bit
+        # temperatures: cell thermistors are the TS pins configured 0x07, FET ones 0x0F
+        ts = self._ts
+        cmax = -9999
+        cmin = 9999
+        fmax = -9999
+        for k in range(3):
+            if k >= len(ts) or ts[k] is None:
+                continue
+            c = self._ts_cfg[k]
+            if c == 0x07:
+                cmax = ts[k] if ts[k] > cmax else cmax
+                cmin = ts[k] if ts[k] < cmin else cmin
+            elif c == 0x0F:
+                fmax = ts[k] if ts[k] > fmax else fmax
+        for name, bit, th, rec, delay, over in self._temps:
+            if not enb & bit:
+                continue
+            x = fmax if name == "otf" else cmax if over else cmin
+            if x in (-9999, 9999):
+                continue
+            hit = x >= th if over else x <= th
+            if hit:
+                self.alert_b |= bit
+            else:
+                self.alert_b &= ~bit
+            if self.status_b & bit:
+                ok = x <= rec if over else x >= rec
+                if self._hold("-" + name, ok, dt, self._recov_us):
+                    self.status_b &= ~bit
+            elif self._hold(name, hit, dt, delay):
+                self._trip(name, bit, 1, 0)
+
+    def _cell(self, on, name, bit, hit, ok, dt, delay):
+        if not on:
+            return
+        if hit:
+            self.alert_a |= bit
+        else:
+            self.alert_a &= ~bit
+        if self.status_a & bit:
+            if self._hold("-" + name, ok, dt, self._recov_us):
+                self.status_a &= ~bit
+        elif self._hold(name, hit, dt, delay):
+            self._trip(name, bit, 0, 0)
+
+    def _sleep_step(self, dt):
+        """SLEEP (TRM 7.x): allowed by Power Config[SLEEP] and SLEEP_ENABLE, entered when |current|
+        is below Sleep Current; left when it passes the wake comparator (or Sleep Current again).
+        In SLEEP the voltages are measured only every Voltage Time (set_truth keeps the last)."""
+        i = self.measured_ma(self.passes(self.i_ma))
+        a = i if i >= 0 else -i
+        if self.sleeping:
+            if a >= self._wake_ma or a >= self._sleep_ma or not (self._sleep_ok and self.sleep_cmd):
+                self.sleeping = False
+            else:
+                self._sleep_t += dt
+        elif self._sleep_ok and self.sleep_cmd and a < self._sleep_ma and not self.cfg_update:
+            self.sleeping = True
+            self._sleep_t = 0
+
+    @property
+    def hold_voltages(self):
+        """True while SLEEP skips this measurement (one every Voltage Time)."""
+        if not self.sleeping:
+            return False
+        if self._sleep_t >= self._vtime_us:
+            self._sleep_t = 0
+            return False
+        return True
