@@ -73,6 +73,9 @@ class FakeHal:
     def adc_uv(self, ch):
         return None
 
+    def rail_uv(self):
+        return None
+
     def relay(self, on):
         self.relay_on = on
 

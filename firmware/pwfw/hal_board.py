@@ -22,12 +22,20 @@ class Hal:
             i["id"], sda=machine.Pin(i["sda"]), scl=machine.Pin(i["scl"]), freq=i["freq"], timeout=i.get("timeout_us", 50000)
         )
         self._adc = []
-        for p in board["ntc"]["pins"]:
-            adc = machine.ADC(machine.Pin(p))
-            if board.get("port") == "esp32":
-                adc.atten(machine.ADC.ATTN_11DB)  # full 0..3.3 V range; read_uv() corrects the non-linearity
-            self._adc.append(adc)
+        ntc = board["ntc"]
+        esp = board.get("port") == "esp32"
+        for p in ntc["pins"]:
+            self._adc.append(self._adc_pin(p, esp))
         self._has_uv = hasattr(self._adc[0], "read_uv") if self._adc else False
+        # ESP32: the divider's rail through rail_div on an ADC1 pin, so read_uv (absolute) becomes a
+        # fraction of the rail that actually feeds the dividers (docs/hardware.md)
+        rp = ntc.get("rail_pin")
+        self._rail = self._adc_pin(rp, esp) if rp is not None and self._has_uv else None
+        self._rail_div = ntc.get("rail_div", 2)
+        # Pico: GPIO23 drives the RT6150's PS pin; high = PWM mode, whose ripple is far lower than
+        # the default power-save mode's: held high while the ADC converts (Pico data sheet, power chain)
+        ps = board.get("ps_pin", 23 if board.get("port") == "rp2" else None)
+        self._ps = machine.Pin(ps, machine.Pin.OUT, value=0) if ps is not None else None
         rp = board.get("relay_pin")
         self._relay = machine.Pin(rp, machine.Pin.OUT, value=0) if rp is not None else None
         wdt_ms = board.get("wdt_ms", 8000)
@@ -54,11 +62,30 @@ class Hal:
     def serial_write(self, buf):
         self._out.write(buf)
 
+    @staticmethod
+    def _adc_pin(p, esp):
+        adc = machine.ADC(machine.Pin(p))
+        if esp:
+            adc.atten(machine.ADC.ATTN_11DB)  # 0..3.1 V, specified 150..2450 mV; read_uv() is calibrated
+        return adc
+
     def adc_u16(self, ch):
-        return self._adc[ch].read_u16()
+        ps = self._ps
+        if ps is None:
+            return self._adc[ch].read_u16()
+        ps.value(1)
+        v = self._adc[ch].read_u16()
+        ps.value(0)
+        return v
 
     def adc_uv(self, ch):
         return self._adc[ch].read_uv() if self._has_uv else None
+
+    def rail_uv(self):
+        """The NTC dividers' rail in uV where the board measures it (ntc.rail_pin), else None."""
+        if self._rail is None:
+            return None
+        return self._rail.read_uv() * self._rail_div
 
     def relay(self, on):
         if self._relay is not None:
