@@ -25,13 +25,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/packwatch demo --out $(OUT)
 
-## every test tier: T0 (CPython + fakes), T1 (real MicroPython), T2 (virtual board end to end), types
+## the layer contract, every test tier: T0 (CPython + fakes), T1 (real MicroPython), T2 (virtual board end to end), types
 # the emulated RP2040 (tests/t3, hil/rp2040): rp2040js pinned by hil/rp2040/package-lock.json, where node is
 NODE_DEPS := $(if $(shell command -v npm 2>/dev/null),hil/rp2040/node_modules/.package-lock.json)
 hil/rp2040/node_modules/.package-lock.json: hil/rp2040/package-lock.json
 	npm ci --prefix hil/rp2040 --no-audit --no-fund
 
 test: $(STAMP) $(NODE_DEPS)
+	$(BIN)/lint-imports --no-cache  # the layer contract: pyproject.toml [tool.importlinter], docs/architecture.md
 	$(BIN)/python -m pytest -n 2 -q tests
 	$(MAKE) --no-print-directory typecheck
 
