@@ -29,7 +29,7 @@ def _safe(serial):
 
 
 def register_vboard(port, serial, desc=VBOARD_DESC, pid=None):
-    """Announce a virtual board (called by hil/vboard/runner.py). Returns the registry file path."""
+    """Announce a virtual board (called by packwatch/vboard/relay.py). Returns the registry file path."""
     d = _vboard_dir()
     os.makedirs(d, mode=0o700, exist_ok=True)
     path = os.path.join(d, _safe(serial) + ".json")
