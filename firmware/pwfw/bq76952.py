@@ -33,7 +33,7 @@ ALL_FETS_OFF = const(0x0095)
 SEAL = const(0x0030)
 SECURITY_KEYS = const(0x0035)
 SWAP_COMM_MODE = const(0x29BC)
-_FET_EN = const(0x10)
+FET_EN = const(0x10)  # Manufacturing Status bit
 SEC_FULLACCESS = const(1)
 SEC_UNSEALED = const(2)
 SEC_SEALED = const(3)
@@ -331,7 +331,7 @@ class BQ76952:
         max_ma userA becomes 10 mA (USA=2, +-327 A) or 100 mA (USA=3).
 
         With `board` (the parsed board file) it writes the whole configuration instead (see
-        setup()): protections, FET control, CC Gain from the shunt, and seals the part.
+        pwfw.bq76952_setup): protections, FET control, CC Gain from the shunt, and seals the part.
 
         The map is set first so read_cells fills exactly `cells` values even if the bus fails here.
         """
@@ -340,9 +340,11 @@ class BQ76952:
         for c in m:
             mask |= 1 << (c - 1)
         if board is not None:
+            # loaded for the set-up only (a board's heap: docs/architecture.md), then dropped
+            from pwfw.bq76952_setup import setup
             from pwfw.bq76952_units import plan
 
-            return self.setup(plan(board, cells, mask), board.get("afe") or {})
+            return setup(self, plan(board, cells, mask), board.get("afe") or {})
         r = self.subcommand(DEVICE_NUMBER, 2)
         if r[0] | (r[1] << 8) != BQ76952_ID:
             raise ValueError("not a bq76952")
@@ -360,98 +362,6 @@ class BQ76952:
         if self.read_dm(DA_CONFIG, 1)[0] != da:
             raise ValueError("da configuration")
         self.ua = ua
-
-    # --- full configuration (issue 12): every setting written, read back, then FETs, then SEALED ---
-    def security(self):
-        """Battery Status SEC bits: 1 FULLACCESS, 2 UNSEALED, 3 SEALED (0 not yet initialised)."""
-        return (self.read_status() >> 8) & 3
-
-    def _key(self, k):
-        c = self._cmd
-        c[0] = k & 0xFF
-        c[1] = (k >> 8) & 0xFF
-        self._write(_SUBCMD, c)  # a key is written like a subcommand; the part does not echo it
-        self._sleep(1)
-
-    def unseal(self, keys):
-        """SEALED -> UNSEALED -> FULLACCESS with keys (unseal 1, 2, full access 1, 2): TRM 9.3,
-        each pair as two separate writes. Returns the security mode reached."""
-        if self.security() == SEC_SEALED:
-            self._key(keys[0])
-            self._key(keys[1])
-        if self.security() == SEC_UNSEALED:
-            self._key(keys[2])
-            self._key(keys[3])
-        return self.security()
-
-    def _cfg_mode(self, on):
-        self.subcommand(SET_CFGUPDATE if on else EXIT_CFGUPDATE)
-        for _ in range(_POLLS):  # LibreSolar waits 2 ms (enter) / 1 ms (exit), then polls the bit
-            self._sleep(1)
-            if bool(self.read_status() & 1) == on:
-                return
-        raise ConfigError("cfgupdate" if on else "exit cfgupdate")
-
-    def setup(self, plan, afe=None):
-        """Configure from plan [(name, addr, bytes)] (pwfw.bq76952_units.plan): FULLACCESS (keys from
-        the board), CONFIG_UPDATE (bit checked), every write with a wait after it, exit (bit
-        checked), every setting read back, then FET control (FET_ENABLE) and SEALED. Raises
-        ConfigError naming the step or setting that failed; the FETs are then left off.
-        Returns the number of settings verified."""
-        afe = afe or {}
-        keys = afe.get("keys") or DEFAULT_KEYS
-        try:
-            r = self.subcommand(DEVICE_NUMBER, 2)
-        except (OSError, ValueError):
-            # a part with unprogrammed OTP starts without CRC, one already switched talks CRC:
-            # try the other framing once (TRM 10.2, Comm Type / SWAP_COMM_MODE)
-            self.set_crc(not self.crc)
-            r = self.subcommand(DEVICE_NUMBER, 2)
-        if r[0] | (r[1] << 8) != BQ76952_ID:
-            raise ConfigError("device number")
-        self.fets_enabled = False
-        if self.unseal(keys) != SEC_FULLACCESS and self.unseal(DEFAULT_KEYS) != SEC_FULLACCESS:
-            raise ConfigError("unseal")
-        kb = bytearray(8)
-        for i in range(4):
-            kb[2 * i] = keys[i] & 0xFF
-            kb[2 * i + 1] = keys[i] >> 8
-        self._cfg_mode(True)
-        try:
-            for name, addr, data in plan:
-                self.write_dm(addr, data)
-                self._sleep(1)  # LibreSolar found 200 us needed after a write; the TRM gives none
-            self.write_dm(SECURITY_KEYS, kb)
-            self._sleep(1)
-        finally:
-            self._cfg_mode(False)
-        for name, addr, data in plan:
-            got = self.read_dm(addr, len(data))
-            for i in range(len(data)):
-                if got[i] != data[i]:
-                    raise ConfigError(name)
-            if addr == DA_CONFIG:
-                self.ua = (0, 1, 10, 100)[data[0] & 3]  # plan() never asks for 0.1 mA
-        got = self.subcommand(SECURITY_KEYS, 8)
-        for i in range(8):
-            if got[i] != kb[i]:
-                raise ConfigError("security keys")
-        if afe.get("crc") and not self.crc:
-            self._key(SWAP_COMM_MODE)  # the part changes mode at once: no echo to poll in the old one
-            self.set_crc(True)
-            r = self.subcommand(DEVICE_NUMBER, 2)
-            if r[0] | (r[1] << 8) != BQ76952_ID:
-                raise ConfigError("comm type")
-        if not self.subcommand(MFG_STATUS, 2)[0] & _FET_EN:
-            self.subcommand(FET_ENABLE)  # toggles Manufacturing Status FET_EN: autonomous FET control
-        if not self.subcommand(MFG_STATUS, 2)[0] & _FET_EN:
-            raise ConfigError("fet enable")
-        self.subcommand(SEAL)
-        if self.security() != SEC_SEALED:
-            self.subcommand(ALL_FETS_OFF)
-            raise ConfigError("seal")
-        self.fets_enabled = True
-        return len(plan)
 
     def set_crc(self, on):
         """Switch the bus framing (after SWAP_COMM_MODE): the buffers are rebuilt for it."""

@@ -230,7 +230,7 @@ SECURITY_KEYS = const(0x0035)  # subcommand: unseal step 1/2, full-access step 1
 def plan(board, cells, mask):
     """[(name, address, bytes)]: every data-memory setting the board needs, in write order.
     `mask` is the Vcell Mode bit mask of the inputs in use."""
-    from pwfw.config import FET_DEFAULTS, FET_TOPOLOGIES, afe_protect
+    from pwfw.afe_config import FET_DEFAULTS, FET_TOPOLOGIES, afe_protect
 
     p = afe_protect(board)
     afe = board.get("afe") or {}

@@ -113,7 +113,9 @@ class Ntc:
         self.x_hi = min(int(b), 65535 - rail)
         self.x0 = self.x_lo & ~(_STEP - 1)
         n = ((self.x_hi - self.x0) >> _SHIFT) + 2
-        self.table = array("h", [int(round(dc_of(self.x0 + i * _STEP))) for i in range(n)])
+        t = self.table = array("h", bytes(2 * n))  # filled in place: a list of n first would double the peak
+        for i in range(n):
+            t[i] = int(round(dc_of(self.x0 + i * _STEP)))
         # u16 = uv * 65536 / vref_uv, as uv * k >> _K_SHIFT with a 16-bit k split in two bytes so no
         # product passes 2**30 (uv <= vref_uv < 6.6 V)
         k = (65536 << _K_SHIFT) // self.vref_uv

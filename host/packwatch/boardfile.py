@@ -173,6 +173,7 @@ def _limit_schema(row):
 
 def generated_parts():
     """{JSON pointer: value} of everything in the schema that comes from firmware/pwfw/config.py."""
+    from pwfw import afe_config as afe
     from pwfw import config as c
 
     rows = {r[0]: r for r in c.KEYS}
@@ -198,17 +199,17 @@ def generated_parts():
     }
     for key in c._BOARD_FIELDS:
         parts["/properties/" + key] = dict(_limit_schema(rows[key]), **{"x-generated": True})
-    # the AFE's protections, power path and security keys (firmware/pwfw/config.py AFE_KEYS, FET_*)
+    # the AFE's protections, power path and security keys (firmware/pwfw/afe_config.py AFE_KEYS, FET_*)
     parts["/properties/afe/properties/protect"] = {
         "x-generated": True, "type": "object", "additionalProperties": False,
         "description": "overrides of the AFE protection defaults per chemistry (docs/hardware.md)",
-        "properties": {r[0]: _limit_schema(r) for r in c.AFE_KEYS},
+        "properties": {r[0]: _limit_schema(r) for r in afe.AFE_KEYS},
     }
     parts["/properties/afe/properties/fets"] = {
         "x-generated": True, "type": "object", "additionalProperties": False,
-        "description": "the power path the AFE's FET drivers switch (defaults %s)" % (c.FET_DEFAULTS,),
+        "description": "the power path the AFE's FET drivers switch (defaults %s)" % (afe.FET_DEFAULTS,),
         "properties": {
-            "topology": {"enum": list(c.FET_TOPOLOGIES)},
+            "topology": {"enum": list(afe.FET_TOPOLOGIES)},
             "pchg": {"type": "boolean", "description": "a pre-charge FET is fitted"},
             "pdsg": {"type": "boolean", "description": "a pre-discharge FET is fitted (FET Options PDSG_EN)"},
             "contactor_pin": {"$ref": "#/$defs/pin_or_null", "description": "a secondary contactor on a GPIO"},

@@ -9,6 +9,7 @@ import pytest
 from hil.chips.bq76952 import BQ76952Sim
 from hil.chips.bus import SimI2C
 from pwfw import bq76952 as bqmod
+from pwfw import bq76952_setup
 from pwfw import bq76952_units as u
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,8 +127,8 @@ def test_sealed_part_refuses_data_memory_until_unsealed_with_the_keys():
     assert dm(sim, u.COV_TH) == before and sim.dm_rejects == 1
     with pytest.raises(ValueError):
         drv.read_dm(u.COV_TH, 1)  # no data-memory reads when SEALED
-    assert drv.unseal((0x0414, 0x3672, 0xFFFF, 0xFFFF)) == 3  # the factory keys no longer work
-    assert drv.unseal(BOARD["afe"]["keys"]) == 1
+    assert bq76952_setup.unseal(drv, (0x0414, 0x3672, 0xFFFF, 0xFFFF)) == 3  # the factory keys no longer work
+    assert bq76952_setup.unseal(drv, BOARD["afe"]["keys"]) == 1
 
 
 def test_scd_inside_a_100_ms_step_trips_at_its_microsecond_delay():
@@ -225,7 +226,7 @@ def test_crc_switched_on_at_boot_from_a_part_that_starts_without():
 
 def test_accumulated_charge_dastatus6():
     bus, sim, drv = configured()
-    drv.unseal(BOARD["afe"]["keys"])
+    bq76952_setup.unseal(drv, BOARD["afe"]["keys"])
     truth(sim, -10000)
     for _ in range(3600):
         sim.advance(1000000)

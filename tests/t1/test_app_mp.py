@@ -4,6 +4,8 @@ obeys commands — and its steady-state loop allocates (almost) nothing."""
 import json
 from pathlib import Path
 
+from packwatch.vboard.board import SIM_HEAP_K
+
 ROOT = Path(__file__).resolve().parents[2]
 
 RIG = """
@@ -35,8 +37,8 @@ def run(mp, tmp_path, code):
         subprocess.run([mpy_cross_exe(), "-march=x64", "-o", str(dst), str(f)], check=True)
     (tmp_path / "sim" / "hil" / "__init__.py").write_text("")
     src = "BOARD = %r\n" % json.dumps(board) + RIG + code
-    # 96 KB for the firmware + 32 KB for the rig and the chip simulations (as the virtual board does)
-    return mp.run(src, heap="128K", cwd=str(tmp_path), path=[tmp_path / "lib", tmp_path / "sim"])
+    # 96 KB for the firmware + the rig and the chip simulations' allowance (as the virtual board does)
+    return mp.run(src, heap="%dK" % (96 + SIM_HEAP_K), cwd=str(tmp_path), path=[tmp_path / "lib", tmp_path / "sim"])
 
 
 def test_app_boots_samples_and_answers_in_96k(mp, tmp_path):
@@ -56,7 +58,7 @@ print("FIRMWARE", gc.mem_alloc() - BASE, "RIG", BASE)
 """)
     fw = int(out.split("FIRMWARE")[1].split()[0])
     rig = int(out.split("RIG")[1].split()[0])
-    assert rig < 32 * 1024  # the allowance the rig and the chip simulations get on top
+    assert rig < SIM_HEAP_K * 1024  # the allowance the rig and the chip simulations get on top
     assert fw < 80 * 1024, fw  # the firmware's live heap (modules, buffers, state): >= 16 KB left to work in
 
 
