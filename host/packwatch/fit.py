@@ -32,8 +32,9 @@ SAMPLE_LOG = Path(__file__).resolve().parent / "data" / "char_lfp.csv"
 OCV_REST_S = 600.0       # a rest at least this long gives a rested OCV point
 RELAX_REST_S = 300.0     # a rest at least this long after a fast segment gives an RC fit
 R0_DT_S = 2.0            # R0 from steps between samples at most this far apart (else corrected, warned)
-COVERAGE_MIN = 0.6       # OCV information on less of the SoC range than this: refused
-GAP_WARN_PCT = 20        # a stretch of SoC wider than this without OCV information: warned
+COVER_PCT = 5            # a rested point or a slow-curve bin tells the OCV within this many % SoC
+COVERAGE_MIN = 0.5       # OCV information on less of the SoC range than this: refused
+GAP_WARN_PCT = 15        # a stretch of SoC wider than this without OCV information: warned
 CAP_WARN, CAP_REFUSE = 0.01, 0.05   # capacity spread between full/empty pairs
 
 
@@ -196,7 +197,7 @@ def analyse(t, i, v, name="log"):
                        "(current_a must be + when charging; flip the column's sign)")
     # full: the end of a charge whose current tapered while the voltage stood at its top (CV hold)
     tol = 0.01 + 3 * sv
-    vtop_log = float(np.max(v))
+    vtop_log = float(np.max(v))  # (a gap near it may hide the CV hold)
     full, cv_mask = [], np.zeros(len(t), bool)
     for s, e, L in runs:
         if L != 1 or e - s < 3:
@@ -204,25 +205,36 @@ def analyse(t, i, v, name="log"):
         seg_v, seg_i = v[s:e], ic[s:e]
         vtop = float(np.median(np.sort(seg_v)[-3:]))
         top = seg_v >= vtop - tol
-        i_end = float(np.median(seg_i[-3:]))
-        if (vtop >= vtop_log - 0.03 - tol and seg_v[-1] >= vtop - tol and i_end <= 0.6 * seg_i.max()
+        i_end = float(seg_i[-1])
+        if (seg_v[-1] >= vtop - tol and i_end <= 0.6 * seg_i.max()
                 and seg_i[top].max() >= 1.5 * i_end and top.sum() >= 2):
-            full.append(e - 1)
+            full.append((e - 1, vtop))
             cv_mask[s:e] |= top
+    # a CV hold is at the top of charge: a taper lower down (a charger limiting) is not full
+    # (the highest CV, not the log's highest sample: a charge pulse at full overshoots it)
+    full = [k for k, vt in full if vt >= max(x[1] for x in full) - 0.03 - tol] if full else []
     if not full:
+        hid = [k for k in np.flatnonzero(dt > max(120.0, 10 * step)) if max(v[k], v[k - 1]) >= vtop_log - 0.05]
+        if hid:
+            raise FitError("no CC-CV charge found: the log has a gap at the top of charge (%.2f h, %.0f s), where "
+                           "the CV hold would be; the end of the CV hold defines 100 %%" % (t[hid[0]] / 3600, dt[hid[0]]))
         raise FitError("no CC-CV charge found (a charge whose current tapers while the voltage is held at "
                        "the top): the end of the CV hold defines 100 % (docs/cell-model.md, protocol step 1)")
     vmax = float(np.median([np.median(v[max(0, k - 2):k + 1]) for k in full]))
     # empty: ends of discharges on a knee; per stretch between full points, the lowest charge
-    knees = []
+    knees, short = [], []
     for s, e, L in runs:
         if L != -1:
             continue
         k = e - 1
         back = np.flatnonzero(q[s:e] >= q[k] + 0.02 * c0)
-        j = s + (int(back[-1]) if len(back) else 0)
-        if v[j] - v[k] >= 0.05:
+        if not len(back):
+            short.append(k)  # less than 2 % of capacity: a pulse, or the C/20 tail after a step hit V_min
+        elif v[s + int(back[-1])] - v[k] >= 0.15:  # the last 2 % fell steeply: a knee, not a plateau
             knees.append(k)
+    if knees:  # a short discharge that ended as low as a knee did (after a rest at the cut-off)
+        floor = min(v[k] for k in knees) + 0.02
+        knees += [k for k in short if v[k] <= floor]
     bounds = [-1] + full + [len(t)]
     empty = []
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -316,7 +328,8 @@ def analyse(t, i, v, name="log"):
     if np.any(r0_pts <= 0) or np.median(r0_pts) <= 0:
         raise FitError("R0 from the current steps is not positive (median %.3g Ohm): voltage and current "
                        "columns do not belong together, or the steps are not sampled" % float(np.median(r0_pts)))
-    rtot = float(np.median(r0_pts)) + r1 + r2
+    r0_med = float(np.median(r0_pts))
+    rtot = r0_med + r1 + r2
     # rested OCV points: ends of rests, on the branch of the direction the cell last moved in
     rest_pts = {1: ([], []), -1: ([], [])}
     last_dir = 0
@@ -330,16 +343,21 @@ def analyse(t, i, v, name="log"):
         tail = np.flatnonzero(t[s:e] >= t[e - 1] - 120.0)
         rest_pts[last_dir][0].append(float(soc[e - 1]))
         rest_pts[last_dir][1].append(float(np.median(v[s + tail])))
-    # slow curves: past the fast RC transient, not the CV hold, IR drop removed
-    since = np.zeros(len(t))
-    for s, e, L in runs:
-        since[s:e] = t[s:e] - t[s]
-    slow = (np.abs(ic) >= c / 100) & (np.abs(ic) <= c / 8) & (since >= 3 * tau1) & ~cv_mask
+    # slow curves: not the CV hold, the R0 drop and the two RC voltages (simulated over the log's current
+    # with the fitted pairs, so the start of a slow segment is not biased) removed
+    vrc = np.zeros(len(t))
+    x1 = x2 = 0.0
+    e1, e2 = np.exp(-dt / tau1), np.exp(-dt / tau2)
+    for k in range(len(t)):
+        x1 = x1 * e1[k] + ic[k] * r1 * (1 - e1[k])
+        x2 = x2 * e2[k] + ic[k] * r2 * (1 - e2[k])
+        vrc[k] = x1 + x2
+    slow = (np.abs(ic) >= c / 100) & (np.abs(ic) <= c / 8) & ~cv_mask
     slow &= (soc > -0.01) & (soc < 1.01)
     curves, slow_pts = {}, {}
     for d in (1, -1):
         m = slow & (np.sign(ic) == d)
-        xs, ys = _binned(soc[m], v[m] - ic[m] * rtot, 0.002)
+        xs, ys = _binned(soc[m], v[m] - ic[m] * r0_med - vrc[m], 0.002)
         slow_pts[d] = (xs, ys)
         curves[d] = _branch(xs, ys, *rest_pts[d])
     if curves[1] is None and curves[-1] is None:
@@ -352,6 +370,24 @@ def analyse(t, i, v, name="log"):
     g = np.array(GRID_PCT, float) / 100
     ocv_c = curves[1] if curves[1] is not None else curves[-1]
     ocv_d = curves[-1] if curves[-1] is not None else curves[1]
+    # where one branch has no data (its table is extrapolated flat beyond its first or last point), take
+    # the other's shape where that one has data or interpolates between its data, shifted by the
+    # hysteresis gap where both are known
+    own, inside = {}, {}
+    pg = np.array(GRID_PCT, float)
+    for d in (1, -1):
+        x = np.concatenate([rest_pts[d][0], slow_pts[d][0]]) * 100
+        own[d] = np.array([np.any(np.abs(x - p) <= COVER_PCT) for p in GRID_PCT]) if len(x) else g < 0
+        inside[d] = ((pg >= x.min() - COVER_PCT) & (pg <= x.max() + COVER_PCT)) if len(x) else g < 0
+    both = own[1] & own[-1] & (g >= 0.1) & (g <= 0.9)  # the gap at a knee says little
+    if own[1].any() and own[-1].any():
+        gap = float(np.median((ocv_c - ocv_d)[both])) if both.any() else 0.0
+        fill_c, fill_d = ~inside[1] & inside[-1], ~inside[-1] & inside[1]
+        ocv_c, ocv_d = np.where(fill_c, ocv_d + gap, ocv_c), np.where(fill_d, ocv_c - gap, ocv_d)
+        for fill, word in ((fill_c, "charge"), (fill_d, "discharge")):
+            if fill.any():
+                warn("the %s branch has no data at %s %% SoC: there it is the other branch shifted by the "
+                     "hysteresis (%.0f mV)" % (word, ", ".join("%g" % p for p in pg[fill]), 1000 * gap))
     # validate: OCV increasing with SoC
     for name_b, tab in (("charge", ocv_c), ("discharge", ocv_d)):
         drop = float(np.max(np.maximum.accumulate(tab) - tab))
@@ -368,7 +404,7 @@ def analyse(t, i, v, name="log"):
     # validate: coverage of the SoC range by OCV information (rested points, slow curves)
     info = np.concatenate([rest_pts[1][0], rest_pts[-1][0], slow_pts[1][0], slow_pts[-1][0]])
     pct = np.arange(101)
-    covered = np.array([np.any(np.abs(info * 100 - p) <= 3.0) for p in pct]) if len(info) else pct < 0
+    covered = np.array([np.any(np.abs(info * 100 - p) <= COVER_PCT) for p in pct]) if len(info) else pct < 0
     coverage = float(covered.mean())
     holes = [(pct[s], pct[e - 1]) for s, e in _runs(~covered)]
     if coverage < COVERAGE_MIN:
