@@ -15,12 +15,13 @@ segments, residuals, coverage of the SoC range): what cannot give a model is ref
 message naming what is missing), what is uncertain is a warning (stderr, and the model's ``fit`` key).
 """
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from packwatch.files import atomic_output
+from packwatch.files import atomic_output, check_output
 from packwatch.logcsv import read_log
 
 GRID_PCT = [0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90,
@@ -217,7 +218,8 @@ def analyse(t, i, v, name="log"):
         hid = [k for k in np.flatnonzero(dt > max(120.0, 10 * step)) if max(v[k], v[k - 1]) >= vtop_log - 0.05]
         if hid:
             raise FitError("no CC-CV charge found: the log has a gap at the top of charge (%.2f h, %.0f s), where "
-                           "the CV hold would be; the end of the CV hold defines 100 %%" % (t[hid[0]] / 3600, dt[hid[0]]))
+                           "the CV hold would be; the end of the CV hold defines 100 %%"
+                           % (t[hid[0]] / 3600, dt[hid[0]]))
         raise FitError("no CC-CV charge found (a charge whose current tapers while the voltage is held at "
                        "the top): the end of the CV hold defines 100 % (docs/cell-model.md, protocol step 1)")
     vmax = float(np.median([np.median(v[max(0, k - 2):k + 1]) for k in full]))
@@ -564,6 +566,11 @@ def run(args):
               "(or --sample: see docs/cell-model.md)", file=sys.stderr)
         return 2
     outs = [o for o in (args.output, args.report) if o]
+    if len(outs) == 2 and os.path.abspath(outs[0]) == os.path.abspath(outs[1]):
+        print("packwatch fit: -o and --report name the same file: give each its own", file=sys.stderr)
+        return 2
+    for o in outs:  # before the work: an output that is the log (or the other output) is refused
+        check_output(o, [args.log] + [x for x in outs if x is not o])
     try:
         model, found = fit_log(args.log, args.chemistry, args.cell)
     except FitError as e:
@@ -572,7 +579,7 @@ def run(args):
     for w in model["fit"]["warnings"]:
         print("packwatch fit: warning: %s" % w, file=sys.stderr)
     if args.report:
-        with atomic_output(args.report, [args.log] + [o for o in outs if o != args.report]) as tmp:
+        with atomic_output(args.report, [args.log]) as tmp:
             figure(model, found).savefig(tmp, dpi=100)
     if args.output:
         with atomic_output(args.output, [args.log]) as tmp:
