@@ -9,26 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "firmware"), str(ROOT)]
 
-from hil.chips.adc import NtcAdcSim  # noqa: E402
+from hil.chips.adc import AdcHal, NtcAdcSim  # noqa: E402
 from pwfw.ntc import Ntc, load_part  # noqa: E402
 
 SEEDS = range(1, 9)
 READS = 20  # temperature reads per point and seed
-
-
-class Hal:
-    def __init__(self, sim, rail=True):
-        self.sim = sim
-        self.rail = rail
-
-    def adc_u16(self, ch):
-        return self.sim.u16(ch)
-
-    def adc_uv(self, ch):
-        return self.sim.uv(ch)
-
-    def rail_uv(self):
-        return self.sim.rail_uv() if self.rail else None
 
 
 def board_ntc(name):
@@ -45,7 +30,7 @@ def errors(cfg, port, ntc, rail_mv, rail=True):
         for seed in SEEDS:
             sim = NtcAdcSim(cfg, port=port, seed=seed, rail_mv=rail_mv)
             sim.set_temp(0, 10 * t)
-            hal = Hal(sim, rail)
+            hal = AdcHal(sim, rail)
             for _ in range(READS):
                 got = ntc.read_dc(hal, 0)
                 errs.append(99.0 if got is None else (got - 10 * t) / 10)

@@ -193,3 +193,21 @@ class NtcAdcSim:
         if self.port != "esp32":
             return None
         return self._esp_uv(self.rail_mv / self.rail_div) * self.rail_div
+
+
+class AdcHal:
+    """The ADC part of the HAL contract (docs/architecture.md) over a simulated ADC, for driving
+    pwfw.ntc without a board: rail=False is a board without the rail divider (rail_uv None)."""
+
+    def __init__(self, sim, rail=True):
+        self.sim = sim
+        self.rail = rail
+
+    def adc_u16(self, ch):
+        return self.sim.u16(ch)
+
+    def adc_uv(self, ch):
+        return self.sim.uv(ch)
+
+    def rail_uv(self):
+        return self.sim.rail_uv() if self.rail else None

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hil.chips.adc import NtcAdcSim
+from hil.chips.adc import AdcHal, NtcAdcSim
 from hil.chips.bq76952 import BQ76952Sim, crc8_bits
 from hil.chips.bus import SimI2C
 from hil.chips.ina228 import INA228Sim
@@ -451,7 +451,7 @@ def test_ntc_rp2_with_noise_averages_within_half_degree(top, dc):
 @pytest.mark.parametrize("port", ["rp2", "esp32"])
 def test_ntc_open_short_give_none(top, port):
     sim, ntc = adc_for(port=port, top=top)
-    hal = SimHal(sim)
+    hal = AdcHal(sim)
     sim.set_temp(2, 250)
     assert abs(ntc.read_dc(hal, 2) - 250) <= 5
     for fault in ("open", "short"):
@@ -481,23 +481,9 @@ def test_ntc_table_monotonic_and_small():
         assert len(ntc.table) < 600
 
 
-class SimHal:
-    def __init__(self, sim):
-        self.sim = sim
-
-    def adc_u16(self, ch):
-        return self.sim.u16(ch)
-
-    def adc_uv(self, ch):
-        return self.sim.uv(ch)
-
-    def rail_uv(self):
-        return self.sim.rail_uv()
-
-
 def test_ntc_esp32_prefers_calibrated_uv():
     sim, ntc = adc_for(port="esp32", noise=False)
-    hal = SimHal(sim)
+    hal = AdcHal(sim)
     raw_err = 0
     for dc in range(-300, 801, 25):
         sim.set_temp(0, dc)
@@ -510,7 +496,7 @@ def test_ntc_esp32_prefers_calibrated_uv():
 
 def test_ntc_esp32_noisy_average():
     sim, ntc = adc_for(port="esp32")
-    hal = SimHal(sim)
+    hal = AdcHal(sim)
     for dc in (-300, -200, 0, 250, 600, 800):
         sim.set_temp(1, dc)
         reads = [ntc.read_dc(hal, 1) for _ in range(16)]
@@ -519,7 +505,7 @@ def test_ntc_esp32_noisy_average():
 
 def test_ntc_esp32_saturation_is_none_not_a_wrong_temperature():
     sim, ntc = adc_for(port="esp32", noise=False)
-    hal = SimHal(sim)
+    hal = AdcHal(sim)
     sim.set_temp(0, -400)  # 2.65 V on the pin: past the specified 2450 mV, compressed by the ADC
     assert ntc.read_dc(hal, 0) is None
     sim.set_temp(0, 1100)  # 150 mV and below: the dead zone's toe

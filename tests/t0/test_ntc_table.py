@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hil.chips.adc import NtcAdcSim
+from hil.chips.adc import AdcHal, NtcAdcSim
 from pwfw.ntc import Ntc, load_part
 from tests.support import ROOT
 
@@ -24,20 +24,6 @@ def code_of(cfg, r):
     rf, rs = cfg["r_fixed"], cfg.get("r_series", 0)
     f = rf / (r + rs + rf) if cfg.get("ntc_on_top") else (r + rs) / (r + rs + rf)
     return round(f * 65536)
-
-
-class Hal:
-    def __init__(self, sim):
-        self.sim = sim
-
-    def adc_u16(self, ch):
-        return self.sim.u16(ch)
-
-    def adc_uv(self, ch):
-        return self.sim.uv(ch)
-
-    def rail_uv(self):
-        return self.sim.rail_uv()
 
 
 def test_the_shipped_table_is_a_10k_b3435_part():
@@ -89,7 +75,7 @@ def test_steinhart_hart_coefficients_from_the_board_file():
 def test_rp2040_e11_spikes_are_corrected_and_averaged(seed):
     cfg = board("pico")
     sim = NtcAdcSim(cfg, port="rp2", seed=seed)
-    hal = Hal(sim)
+    hal = AdcHal(sim)
     fixed = Ntc.from_board(cfg)
     plain = Ntc.from_board(dict(cfg, e11=False, n_avg=1))
     worst_plain = 0
@@ -114,19 +100,15 @@ def test_esp32_keeps_minus_30_to_80_inside_the_specified_range_at_any_rail(rail_
 def test_esp32_reads_against_the_measured_rail(rail_mv):
     cfg = board("esp32")
     sim = NtcAdcSim(cfg, port="esp32", seed=7, rail_mv=rail_mv)
-    hal = Hal(sim)
+    hal = AdcHal(sim)
     ntc = Ntc.from_board(cfg)
     blind = Ntc.from_board({k: v for k, v in cfg.items() if k != "rail_pin"})
-
-    class NoRail(Hal):
-        def rail_uv(self):
-            return None
     worst_blind = 0
     for t, r in SPAN:
         sim.set_temp(0, 10 * t)
         got = ntc.read_dc(hal, 0)
         assert got is not None and abs(got - 10 * t) <= 3, (rail_mv, t, got)
-        b = blind.read_dc(NoRail(sim), 0)
+        b = blind.read_dc(AdcHal(sim, rail=False), 0)
         worst_blind = max(worst_blind, abs(b - 10 * t) if b is not None else 1000)
     assert worst_blind >= 10  # taking read_uv against a fixed 3300 mV is off by degrees
 

@@ -7,20 +7,11 @@ from tests.support import ROOT
 
 CODE = """
 import gc, micropython, json
-from hil.chips.adc import NtcAdcSim
+from hil.chips.adc import AdcHal, NtcAdcSim
 from pwfw.ntc import Ntc, load_part
 cfg = json.loads(%r)
-class Hal:
-    def __init__(self, sim):
-        self.sim = sim
-    def adc_u16(self, ch):
-        return self.sim.u16(ch)
-    def adc_uv(self, ch):
-        return self.sim.uv(ch)
-    def rail_uv(self):
-        return self.sim.rail_uv()
 sim = NtcAdcSim(cfg, port=%r, seed=5, rail_mv=3260)
-hal = Hal(sim)
+hal = AdcHal(sim)
 ntc = Ntc.from_board(cfg)
 for t, r in load_part('b57330v2103'):
     if -30 <= t <= 80:
