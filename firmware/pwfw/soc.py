@@ -487,8 +487,17 @@ class Estimator:
                 # under load the surface empties first: the bulk still holds the lag beyond what it
                 # holds at the C/20 cut-off that defines 0 %
                 x = max(0, -self._lag(self._soc_ppm) - 50 * (m.tau2_ms // 1000) * 5 // 18)
+                # with a generic model, what the cut-off is worth: the SoC that the IR drop's model
+                # error (a load) and the tables' distance from the cell (where its knee lies) may hide
+                s_ir = 0
+                s_tab = 0
+                if m.cell_err_uv > m.ocv_err_uv:
+                    v0 = self._inv(m.v_cut_uv, -_H1)
+                    ir = abs(i) * self._tab(self._r0, 0) // 1000 * _IR_PCT // 100
+                    s_ir = self._inv(m.v_cut_uv + ir, -_H1) - v0
+                    s_tab = self._inv(m.v_cut_uv + 2 * m.cell_err_uv, -_H1) - v0
                 self._anchor(x - (self._cell_d_ppm[k0] + self._cell_pend_ppm[k0]),
-                             _rss(_SYNC_SIG >> 6, x >> 7, 0, 0) << 6)
+                             _rss(_SYNC_SIG >> 6, x >> 7, s_ir >> 6, s_tab >> 6) << 6)
         elif i > tail:
             self._empty_latch = False
 
@@ -593,7 +602,7 @@ class Estimator:
         hu = half * ((_H1 - abs(self._hyst_q15) + _H1 // 2) >> 5) >> 10
         rlx = (abs(self._rc1_uv) + abs(self._rc2_uv)) * 3 // 10
         rlx += max(2000, 2 * half) * 300 // (min(self._rest_ms, 36000000) // 1000 + 300)
-        return max(500, min(120000, _rss(m.ocv_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
+        return max(500, min(120000, _rss(m.cell_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
 
     @micropython.native
     def _correct_pack(self, s, i, e, ir):
@@ -619,7 +628,7 @@ class Estimator:
         dv = abs(self._ocv(s + sl) - self._ocv(s))
         sl = ((abs(sl) >> 6) * (max(0, dv - abs(self._rc2_uv) // 2) >> 6) // max(1, dv >> 6)) << 6
         sz = (self._inv(vo + 2 * r, hq) - self._inv(vo - 2 * r, hq)) >> 2
-        sz = max(1000, _rss(sz >> 6, sl >> 6, 0, 0) << 6)
+        sz = max(1000, _rss(sz >> 6, sl >> 6, self.m.soc_err_ppm >> 6, 0) << 6)   # + the tables' SoC axis
         sig = self._sig_ppm
         d = max(-_PPM, min(_PPM, z - s))
         # consistency of the prior with this window, in the voltage domain: is there a SoC within
@@ -648,8 +657,15 @@ class Estimator:
             f = _gain(sig, sz)
             self._pend_ppm += d * (f >> 6) >> 9
             post = (sig >> 5) * _sqrt1m(f) >> 10
-            floor = min(_SIG_MAX, sz * (self.m.ocv_err_uv * 64 // r) >> 6)
-            self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
+            floor = min(_SIG_MAX, sz * (self.m.cell_err_uv * 64 // r) >> 6)
+            if bad and self.m.cell_err_uv > self.m.ocv_err_uv:
+                # a generic model and the voltage disagree with the prior: the state was wrong, or the
+                # tables do not fit this cell. Until an anchor decides, the estimate (moved by f*d)
+                # keeps a sigma that covers both. (A fitted model: the state is to blame, as below.)
+                floor = max(floor, min(_SIG_MAX, abs(d) >> 1))
+                self._sig_ppm = max(_SIG_MIN, post, floor)
+            else:
+                self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
             if self._rest_ms >= _LEARN_REST and self._sig_ppm <= _LEARN_SIG:
                 self._learn(self._soc_ppm + self._pend_ppm, self._sig_ppm)
         else:

@@ -74,6 +74,12 @@ class Model:
         self.ocv_err_uv = int(float(d.get("ocv_err_mv", 3.0)) * 1000)
         # first boot: how far these tables may be from the user's cell (generic model: tens of mV)
         self.boot_err_uv = max(self.ocv_err_uv, int(float(d.get("ocv_boot_err_mv", 0.0)) * 1000))
+        # ... and on every later correction of the pack: a table that may be tens of mV off the cell at
+        # first boot is as far off afterwards (only fitted models make this the fit residual)
+        self.cell_err_uv = self.boot_err_uv
+        # 1-sigma of the tables' SoC axis against the user's cell (a generic model: its knees lie a few %
+        # elsewhere than the cell's); fitted models: 0
+        self.soc_err_ppm = min(200000, int(float(d.get("table_soc_err_pct", 0.0)) * 10000))
         # typical OCV slope (uV per pm) over 20…80 %: where the slow RC branch was fitted
         self.g_mid = max(1, (self.mid[GRID_PM.index(800)] - self.mid[GRID_PM.index(200)]) // 600)
         for j in range(1, n):  # interpolation products must stay small ints

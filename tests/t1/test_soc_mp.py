@@ -8,7 +8,11 @@ from array import array
 from pwfw.soc import Estimator, load_model
 def mdl(c):
     with open('firmware/pwfw/models/%s.json' % c) as f:
-        return json.load(f)
+        j = json.load(f)
+    # the cells here are made from these tables: a fitted model for them, so no generic allowances
+    j.pop('ocv_boot_err_mv', None)
+    j.pop('table_soc_err_pct', None)
+    return j
 """
 
 
