@@ -84,9 +84,9 @@ steps = [
     ("estimator (pwfw.soc update)", lambda: setattr(app, "est", NoEst(app.est))),
     ("protections (pwfw.protect check, events, relay)", lambda: setattr(app, "prot", NoProt())),
     ("chips: step reply into the simulated registers (hal_sim._apply)", lambda: setattr(hal, "_apply", lambda p: None)),
-    ("AFE block read: cells, stack, CC2 (driver + simulated bus)", lambda: setattr(app, "_read_afe", lambda: True)),
-    ("current scaling (CC2 -> calibrated mA)", lambda: setattr(app, "_read_current", lambda ok: None)),
-    ("temperatures, 1 Hz: 3 NTC + 2 TS (per sample)", lambda: setattr(app, "_read_temps", lambda: None)),
+    ("AFE block read: cells, stack, CC2 (driver + simulated bus)", lambda: setattr(app.pack, "_read_afe", lambda: True)),
+    ("current scaling (CC2 -> calibrated mA)", lambda: setattr(app.pack, "_read_current", lambda ok: None)),
+    ("temperatures, 1 Hz: 3 NTC + 2 TS (per sample)", lambda: setattr(app.pack, "_read_temps", lambda: None)),
     ("reports: `rep` each 10th sample, `cell` each 100th (per sample)", lambda: (setattr(app, "report", lambda now: None), setattr(app, "cell_report", lambda now: None))),
     ("the rest of App.sample", lambda: setattr(app, "sample", lambda now: None)),
 ]

@@ -18,7 +18,9 @@ OC_CHG = const(4)
 OC_DSG = const(5)
 IMBALANCE = const(6)
 OPEN_WIRE = const(7)
-NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
+# `alarm` in `rep` and the alarm `evt` names: bit k is ALARM_NAMES[k] (the constants above; docs/protocol.md,
+# protocol_vectors.json; tests/t0/test_contract_names.py holds them, the host's table and the spec to it)
+ALARM_NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
 
 # Everything but imbalance opens the relay: imbalance is a maintenance warning, not a hazard.
 RELAY_MASK = const(0xBF)

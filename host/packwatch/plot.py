@@ -12,7 +12,7 @@ import numpy as np
 from .cli import COUNT
 from .files import atomic_output
 from .logcsv import cell_columns, temp_columns, read_header, iter_chunks
-from .protocol import ALARM_BITS, FAULT_BITS
+from .protocol import ALARM_BITS, FAULT_BITS, FET_WORDS
 
 MAX_POINTS = 4000      # bins drawn per quantity
 _WANT = ("t_s", "current_a", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet")
@@ -22,7 +22,6 @@ _WANT = ("t_s", "current_a", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fa
 SPAN_COLORS = ("#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856",
                "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#882D17",
                "#8DB600", "#654522", "#E25822", "#2B3D26")
-FET_BITS = ("charge", "discharge")  # `fet` column: bit0 charge path closed, bit1 discharge path closed
 
 
 def _reduce(cols, cells, temps, k):
@@ -59,6 +58,7 @@ def _reduce(cols, cells, temps, k):
         soc = cols["soc_pct"]
         sig = cols.get("soc_sigma_pct", np.zeros_like(soc))
         r["soc"], r["soc_lo"], r["soc_hi"] = mean(soc), mn(soc - sig), mx(soc + sig)
+        r["soc_lo3"], r["soc_hi3"] = mn(soc - 3 * sig), mx(soc + 3 * sig)
     for key in ("alarm", "fault"):
         if key in cols:
             a = np.nan_to_num(cols[key]).astype(np.int64)
@@ -140,12 +140,13 @@ def _bit_name(kind, bit):
     return names[bit] if bit < len(names) else "%s bit%d" % (kind, bit)
 
 
-def figure(path, title=None, workers=None, max_points=MAX_POINTS):
+def figure(path, title=None, workers=None, max_points=MAX_POINTS, truth=None):
     """The summary figure of log ``path`` as a matplotlib Figure (not drawn, not registered with pyplot).
 
     Artists carry gids so callers (and tests) can find them: lines ``cellNN`` (mean per bin),
     ``vmin``/``vmax``, ``spread``, ``pack``, ``current``, ``tempN``, ``soc``, ``fet_charge``/``fet_discharge``
-    (1 = path closed, 0 = open, nan = not logged); the broken bars of each alarm/fault ``alarm:NAME`` /
+    (1 = path closed, 0 = open, nan = not logged); with ``truth`` (a truth file of `packwatch sim --truth`,
+    packwatch.truth) also ``soc_truth`` (the plant's pack SoC at the log's times); the broken bars of each alarm/fault ``alarm:NAME`` /
     ``fault:NAME`` in the events panel (labelled NAME, one legend entry each). The axes are in
     ``fig.panels`` (dict name → Axes)."""
     from matplotlib.figure import Figure
@@ -208,7 +209,13 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS):
         a = ax["soc"]
         a.fill_between(x, np.clip(b["soc_lo"], 0, 100), np.clip(b["soc_hi"], 0, 100), color="tab:blue", alpha=0.25,
                        lw=0, label="±1σ")
+        if truth is not None:
+            a.fill_between(x, np.clip(b["soc_lo3"], 0, 100), np.clip(b["soc_hi3"], 0, 100), color="tab:blue",
+                           alpha=0.1, lw=0, label="±3σ")
         a.plot(x, b["soc"], color="tab:blue", lw=1.0, label="SoC", gid="soc")
+        if truth is not None:
+            tt, ts = _truth_soc(path, truth)
+            a.plot(tt / div, ts, color="black", lw=0.8, ls="--", label="plant's SoC (truth)", gid="soc_truth")
         a.set_ylim(-2, 102)
         a.set_ylabel("SoC [%]")
         a.legend(**side)
@@ -219,7 +226,7 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS):
         ticks = []
         row = n_rows - 1
         if has_fet:
-            for bit, name in enumerate(FET_BITS):
+            for bit, name in enumerate(FET_WORDS):  # `fet` column: bit set = that path closed
                 closed = np.where(b["fet"] < 0, np.nan, (b["fet"] >> bit) & 1).astype(float)
                 y0 = row
                 a.fill_between(edges[:-1], y0 + 0.1, y0 + 0.1 + 0.8 * closed, step="post", color="0.55",
@@ -263,22 +270,39 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS):
     return fig
 
 
+def _truth_soc(path, truth):
+    """(log t_s, pack SoC %) of the truth rows that fall inside the log (aligned by boot + dev_ms)."""
+    from .logcsv import read_log
+    from .truth import log_times
+
+    tr = read_log(truth, columns=("dev_ms", "boot", "soc_pct"))
+    if not {"dev_ms", "boot", "soc_pct"} <= set(tr.cols):
+        raise ValueError("%s: not a truth file (no dev_ms, boot, soc_pct columns: write one with "
+                         "`packwatch sim --truth`)" % truth)
+    lg = read_log(path, columns=("dev_ms",))
+    if "dev_ms" not in lg.cols:
+        raise ValueError("%s: no dev_ms column to align the truth with" % path)
+    t = log_times(tr.cols["dev_ms"], tr.cols["boot"], lg.cols["dev_ms"], lg.t_s)
+    ok = ~np.isnan(t)
+    return t[ok], tr.cols["soc_pct"][ok]
+
+
 def _runs(mask):
     """(first, last) index pairs of the True runs of mask."""
     d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1))
 
 
-def plot(path, out, title=None, workers=None, dpi=110):
+def plot(path, out, title=None, workers=None, dpi=110, truth=None):
     """Write the summary figure of log ``path`` to ``out`` (format from its suffix); returns ``out``."""
-    with atomic_output(out, [path]) as tmp:  # never the log itself; never half a file
-        figure(path, title, workers).savefig(tmp, dpi=dpi)
+    with atomic_output(out, [path, truth]) as tmp:  # never the log itself; never half a file
+        figure(path, title, workers, truth=truth).savefig(tmp, dpi=dpi)
     return out
 
 
 def main(args):
     try:
-        plot(args.log, args.output, title=args.title, workers=args.workers)
+        plot(args.log, args.output, title=args.title, workers=args.workers, truth=args.truth)
     except (OSError, ValueError) as e:
         print("packwatch plot: %s" % e, file=sys.stderr)
         return 2
@@ -291,6 +315,9 @@ def register(sub):
     p.add_argument("log", help="CSV log (packwatch log schema)")
     p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
     p.add_argument("--title", default=None, help="figure title (default: the log's file name)")
+    p.add_argument("--truth", default=None, metavar="TRUTH.csv",
+                   help="the plant's truth of a virtual board's run (`packwatch sim --truth`): its pack SoC is "
+                   "drawn over the board's SoC and ±3σ band, aligned by boot and dev_ms")
     p.add_argument("--workers", type=COUNT, default=None, metavar="N",
                    help="parallel parser processes (default: cores, max 4)")
     p.set_defaults(func=main)

@@ -16,9 +16,12 @@ try:  # a dependency (pyproject); 2x faster than json here, same results for val
 except ImportError:  # pragma: no cover  (still works without it, at half the speed)
     _loads = json.loads  # type: ignore[assignment]
 
+# bit k of `alarm`, `fault`, `fet` in `rep` is the k-th name (docs/protocol.md; tests/t0/test_contract_names.py
+# holds these, the firmware's tables and protocol_vectors.json's "bits" to each other)
 ALARM_BITS = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
 FAULT_BITS = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
-FET_BITS = ("charge", "discharge")  # `fet` in `rep`: bit set = that power path closed (docs/protocol.md)
+FET_BITS = ("chg", "dsg")  # `fet`: bit set = that power path closed
+FET_WORDS = ("charge", "discharge")  # how live and plot name the FET_BITS paths
 
 
 def power_path(fet):
@@ -27,8 +30,8 @@ def power_path(fet):
     if type(fet) is not int or not 0 <= fet <= 3:
         return None
     if fet in (0, 3):
-        return "%s (%s)" % ("closed" if fet else "open", ", ".join(FET_BITS))
-    return ", ".join("%s %s" % (n, "closed" if fet >> i & 1 else "open") for i, n in enumerate(FET_BITS))
+        return "%s (%s)" % ("closed" if fet else "open", ", ".join(FET_WORDS))
+    return ", ".join("%s %s" % (n, "closed" if fet >> i & 1 else "open") for i, n in enumerate(FET_WORDS))
 
 
 class FrameError(ValueError):

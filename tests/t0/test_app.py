@@ -92,10 +92,10 @@ def test_i2c_nacks_set_the_afe_fault_and_the_loop_goes_on(app):
     app.run_ms(1000)
     app.fake.i2c.fail_next(8, 60, "nack")  # each sample spends 3 tries on its one AFE read (TS reads: 1 Hz)
     app.run_ms(500)
-    assert app.fault & 1
+    assert app.pack.fault & 1
     n = len(app.frames)
     app.run_ms(3000)
-    assert not app.fault & 1
+    assert not app.pack.fault & 1
     assert len([f for t, f in app.frames[n:] if t == "rep"]) == 3  # reports never stopped
     ev = [f for t, f in app.frames if t == "evt" and f["name"] == "afe"]
     assert [e["on"] for e in ev] == [1, 0]
@@ -110,7 +110,7 @@ def test_state_survives_a_restart(app):
     again = App(app.fake)
     assert again.boots == app.boots + 1
     assert abs(again.est.soc_pm - 731) <= 2 and again.cfg.cell_uv_mv == 2600
-    assert not again.fault
+    assert not again.pack.fault
 
 
 def test_corrupt_state_files_are_flagged_not_fatal(app):
@@ -119,7 +119,7 @@ def test_corrupt_state_files_are_flagged_not_fatal(app):
         with open(name, "wb") as f:
             f.write(os.urandom(300))
     again = App(app.fake)
-    assert again.fault & 16  # `store`: state lost, started as on a first boot
+    assert again.pack.fault & 16  # `store`: state lost, started as on a first boot
     assert again.boots == 1
 
 

@@ -90,7 +90,7 @@ def test_alarm_delay_hysteresis_release(name):
     assert delay >= 500
     on(r)
     assert r.until(bit, True) == delay
-    assert P.NAMES[bit] in name
+    assert P.ALARM_NAMES[bit] in name
     ev = [e for e in r.events() if e[0] == bit]
     assert ev == [(bit, 1, val, idx)]
     band(r)  # inside the hysteresis band: stays set
