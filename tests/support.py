@@ -146,3 +146,58 @@ class FakeDevice:
         self._t.join(2)
         os.close(self.master)
         os.close(self._slave)
+
+
+class SocCheck:
+    """The firmware's pack SoC against the plant's truth (see soc_vs_truth): ``n`` reports compared,
+    ``err`` (report − truth, SoC points), ``rmse``, ``max``, ``in_3sigma`` (share with |err| ≤ 3σ)."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs  # (plant t_ms, report soc %, sigma %, truth soc %)
+        self.n = len(pairs)
+        self.err = [s - t for _, s, _, t in pairs]
+        self.rmse = (sum(e * e for e in self.err) / self.n) ** 0.5 if self.n else float("nan")
+        self.max = max((abs(e) for e in self.err), default=float("nan"))
+        # 0.1 %: the report's resolution (soc_pm and sig_pm are per mille)
+        ok = [abs(s - t) <= 3 * g + 0.1 for _, s, g, t in pairs]
+        self.in_3sigma = sum(ok) / self.n if self.n else float("nan")
+
+    def __repr__(self):
+        return "SoC vs plant: n=%d rmse=%.2f max=%.2f in_3sigma=%.3f" % (self.n, self.rmse, self.max, self.in_3sigma)
+
+
+def soc_vs_truth(reports, truth, t0_ms=0, t1_ms=None):
+    """Pair the board's reports (decoded `rep` frames, in order) with the plant's truth rows
+    (VirtualBoard(truth_every_ms=…).truth) and compare the pack SoC, over plant time [t0_ms, t1_ms).
+
+    A report is paired with the truth row of the step it was sampled at: the same firmware clock
+    (row[7] == rep["ms"]) in the same boot. Reports carry no boot number: a boot starts where `ms`
+    goes back, and the boots are matched with the truth's from the last one backwards, each with the
+    latest truth boot whose clock covers its reports (a boot cut before its first report has none;
+    the client may miss a boot's first reports, never the last boot). The truth's pack SoC (row[9]) is what
+    the firmware reports as soc_pm: charge until the first cell is empty over that plus the room until
+    the first cell is full."""
+    boots = []
+    prev = None
+    for r in reports:
+        if prev is None or r["ms"] < prev:
+            boots.append([])
+        boots[-1].append(r)
+        prev = r["ms"]
+    by_boot = {}
+    for row in truth:
+        by_boot.setdefault(row[8], {})[row[7]] = row
+    pairs = []
+    cand = sorted(by_boot, reverse=True)
+    for reps in boots[::-1]:
+        while cand and max(by_boot[cand[0]]) < reps[-1]["ms"]:
+            cand.pop(0)  # too short for these reports: a boot they did not come from
+        if not cand:
+            break
+        rows = by_boot[cand.pop(0)]
+        for r in reps:
+            row = rows.get(r["ms"])
+            if row is None or row[0] < t0_ms or (t1_ms is not None and row[0] >= t1_ms):
+                continue
+            pairs.append((row[0], r["soc_pm"] / 10.0, r["sig_pm"] / 10.0, row[9] * 100.0))
+    return SocCheck(sorted(pairs))

@@ -25,15 +25,19 @@ def register(sub):
 
 
 def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
-    """Writes demo.csv (log schema), demo.raw (the capture) and demo.png in out_dir.
+    """Writes demo.csv (log schema), demo.raw (the capture), demo_truth.csv (the plant's truth,
+    packwatch.truth) and demo.png (with the plant's SoC over the board's) in out_dir.
     Returns (csv_path, png_path, logger, figure): the figure is the matplotlib Figure saved as the PNG."""
     from packwatch.vboard import VirtualBoard
     from packwatch.logger import Logger
     from packwatch.plot import figure
+    from packwatch.files import atomic_output
+    from packwatch.logcsv import read_log
+    from packwatch.truth import EVERY_MS, TruthWriter, soc_agreement
 
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.monotonic()
-    vb = VirtualBoard(scenario, seed=seed)
+    vb = VirtualBoard(scenario, seed=seed, truth_every_ms=EVERY_MS)
     vb.hold_at_ms = 1000  # boot, then wait for the logger: in lockstep the pack would not wait for it
     # the pack as the virtual board runs it: the scenario's chemistry on the sim board adjusted to it
     pack = "%dS %s" % (vb.board["cells"], vb.chemistry.upper())
@@ -69,6 +73,11 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
         time.sleep(0.3)
         lg.stop = True
         th.join(timeout=10)
+        truth_path = os.path.join(out_dir, "demo_truth.csv")
+        with atomic_output(truth_path) as tmp:
+            tw = TruthWriter(tmp, vb)
+            tw.drain(vb)
+            tw.close()
     csvs = [p for p in lg.files.created if p.endswith(".csv") and os.path.exists(p)]
     if not csvs:
         raise RuntimeError("no CSV was written")
@@ -78,11 +87,16 @@ def demo(out_dir, scenario="demo", hours=None, seed=1, log=print):
     if raws:
         os.replace(raws[0], os.path.join(out_dir, "demo.raw"))
     png = os.path.join(out_dir, "demo.png")
-    fig = figure(csv_path, title="packwatch demo: scenario %r, %s on the virtual board" % (scenario, pack))
+    fig = figure(csv_path, title="packwatch demo: scenario %r, %s on the virtual board" % (scenario, pack),
+                 truth=truth_path)
     fig.savefig(png, dpi=110)
     s = lg.session
     log("logged %d reports: crc errors %d, malformed %d, gaps %d, reboots %d"
         % (s.samples, s.dec.crc_errors, s.dec.malformed, s.gaps, s.reboots))
+    a = soc_agreement(read_log(csv_path, ("dev_ms", "soc_pct", "soc_sigma_pct")),
+                      read_log(truth_path, ("dev_ms", "boot", "soc_pct")))
+    log("SoC against the plant's truth (%d reports): RMSE %.1f, max %.1f points; truth inside the reported "
+        "±3σ in %.0f %% of them" % (a["n"], a["rmse"], a["max"], 100 * a["in_3sigma"]))
     return csv_path, png, lg, fig
 
 
@@ -92,5 +106,6 @@ def run(args):
                             log=lambda s: print(s, file=sys.stderr, flush=True))
     print("CSV: %s" % os.path.abspath(csv_path))
     print("PNG: %s" % os.path.abspath(png))
+    print("truth: %s" % os.path.abspath(os.path.join(args.out, "demo_truth.csv")))
     print("done in %.0f s" % (time.monotonic() - t0), file=sys.stderr)
     return 0

@@ -1,5 +1,6 @@
 """`packwatch sim`: start a virtual board and print its serial port."""
 import argparse
+import contextlib
 import signal
 import sys
 import time
@@ -46,6 +47,11 @@ def register(sub):
     p.add_argument("--board-file", default=None, metavar="FILE",
                    help="board description to flash a new board with (default: boards/sim.json); checked "
                    "against boards/board.schema.json, as a board.json already in --fs is")
+    p.add_argument("--truth", default=None, metavar="FILE.csv",
+                   help="write the plant's truth (time, current, cell voltages and SoC, temperatures, power path) "
+                   "to FILE.csv in the log schema, a row per second of pack time; it appears complete when sim "
+                   "stops (written beside it as .FILE.*.csv until then); compare it with the board's log by "
+                   "boot + dev_ms (`packwatch plot LOG.csv --truth FILE.csv`)")
     p.add_argument("--duration", type=POSITIVE, default=None, metavar="S",
                    help="stop after S wall seconds (default: until Ctrl-C or SIGTERM)")
     p.set_defaults(func=run)
@@ -65,6 +71,13 @@ def run(args):
 
     kw = dict(scenario=args.scenario, seed=args.seed, realtime=args.speed > 0, speed=args.speed or 1.0,
               fs_dir=args.fs, link=args.link, chemistry=args.chemistry, board_file=args.board_file)
+    if args.truth:
+        from .files import check_output
+        from .truth import EVERY_MS
+
+        # refused before the board starts: never over an input (the board file, the link)
+        check_output(args.truth, [args.board_file, args.link])
+        kw["truth_every_ms"] = EVERY_MS
     if args.target == "rp2040":
         vb = _rp2040_board(args, kw)
         if vb is None:
@@ -74,23 +87,46 @@ def run(args):
         if flashed is not None and flashed.exists():
             load_board(flashed)  # the board would start from it: refuse it here, naming the key
         vb = VirtualBoard(**kw)
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    with vb:
-        if args.target == "rp2040" and vb.fresh:
-            _deploy_rp2040(vb)
-        print(vb.port, flush=True)
-        print("virtual board %s: scenario %s, chemistry %s, %s; Ctrl-C stops it"
-              % (vb.serial, vb.scenario.name, vb.chemistry,
-                 "real time x%g" % args.speed if args.speed > 0 else "as fast as possible"), file=sys.stderr)
-        end = time.monotonic() + args.duration if args.duration else None
-        try:
-            while end is None or time.monotonic() < end:
-                if vb.error:
-                    raise RuntimeError("virtual board failed: %r" % vb.error)
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+    signal.signal(signal.SIGTERM, _stop)  # as Ctrl-C: the truth file is completed
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(vb)
+        truth = _truth_writer(stack, args, vb) if args.truth else None
+        _serve(args, vb, truth)
     return 0
+
+
+def _stop(*_):
+    raise KeyboardInterrupt
+
+
+def _truth_writer(stack, args, vb):
+    from .files import atomic_output
+    from .truth import TruthWriter
+
+    tmp = stack.enter_context(atomic_output(args.truth, [args.board_file, args.link]))
+    tw = TruthWriter(tmp, vb)
+    stack.callback(tw.close)  # runs before atomic_output renames the file into place
+    stack.callback(tw.drain, vb)  # and the last rows before that
+    return tw
+
+
+def _serve(args, vb, truth):
+    if args.target == "rp2040" and vb.fresh:
+        _deploy_rp2040(vb)
+    print(vb.port, flush=True)
+    print("virtual board %s: scenario %s, chemistry %s, %s; Ctrl-C stops it"
+          % (vb.serial, vb.scenario.name, vb.chemistry,
+             "real time x%g" % args.speed if args.speed > 0 else "as fast as possible"), file=sys.stderr)
+    end = time.monotonic() + args.duration if args.duration else None
+    try:
+        while end is None or time.monotonic() < end:
+            if vb.error:
+                raise RuntimeError("virtual board failed: %r" % vb.error)
+            if truth is not None:
+                truth.drain(vb)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
 
 
 def _rp2040_board(args, kw):

@@ -135,6 +135,7 @@ def board(tmp_path):
 
     def start(scenario="demo", seed=1, **kw):
         kw.setdefault("fs_dir", tmp_path / ("fs%d" % len(started)))
+        kw.setdefault("truth_every_ms", 1000)  # the plant's truth, a row a second (tests.support.soc_vs_truth)
         vb = VirtualBoard(scenario, seed=seed, **kw).start()
         c = Client(vb)
         started.append((vb, c))

@@ -36,7 +36,10 @@ class Lockstep:
         self.speed = speed
         self.plant = self.scenario.make_plant(self.seed)
         self.truth_every_ms = truth_every_ms
-        self.truth = []  # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc]) rows for tests
+        # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc], relay_closed, fw_ms, boot, pack_soc)
+        # rows for tests and `packwatch sim --truth` (packwatch.truth); fw_ms = the firmware's clock
+        # (ticks_ms, wrapping at 2**30: the `ms` of a report sampled at that step), boot = self.boots
+        self.truth = []
         self.hold_at_ms = None  # freeze virtual time here (tests)
         self._pending = None  # a step request waiting for wall time or for the hold to lift
         self._rng = random.Random(self.seed)
@@ -168,15 +171,17 @@ class Lockstep:
             os.write(self._rep_w, self._reply(t_ms, faults))
         except OSError:
             pass  # the firmware died between its request and our answer; the loop restarts it
-        self._record(self._truth_row())
+        self._record(self._truth_row(t_ms))
         self._next = (t_ms + dt, outputs, dt) if dt > 0 else None
 
-    def _truth_row(self):
-        if not self.truth_every_ms:
-            return None
+    def _truth_row(self, fw_ms):
         plant = self.plant
+        # built only when _record may keep it (_last_truth only lags behind speculative steps)
+        if not self.truth_every_ms or plant.t_ms - self._last_truth < self.truth_every_ms:
+            return None
         return (plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
-                plant.temps_dc.tolist(), plant.soc.tolist())
+                plant.temps_dc.tolist(), plant.soc.tolist(), bool(plant.relay_closed), fw_ms & 0x3FFFFFFF,
+                self.boots, float(plant.pack_soc))
 
     def _record(self, row):
         """Keep the truth after a step the firmware has taken (tests compare telemetry with it)."""
@@ -195,7 +200,7 @@ class Lockstep:
             return
         snap = plant.snapshot()
         plant.step(dt, bool(outputs & 1))
-        self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row()))
+        self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row(t_next)))
         self._next = (t_next + dt, outputs, dt)
         try:  # sent at once: flags bit 15 = speculative, bit 0 = the relay state assumed
             os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 1)))
