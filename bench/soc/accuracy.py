@@ -84,9 +84,9 @@ def cached(kind, args, fn):
             return tuple(z["a%d" % k] for k in range(len(z.files)))
     out = fn()
     CACHE.mkdir(exist_ok=True)
-    tmp = CACHE / (key + ".tmp.npz")
-    np.savez_compressed(tmp, **{"a%d" % k: np.asarray(a) for k, a in enumerate(out)})
-    os.replace(tmp, path)
+    from packwatch.files import atomic_output
+    with atomic_output(path) as tmp:  # a unique temporary name: concurrent runs do not share one
+        np.savez_compressed(tmp, **{"a%d" % k: np.asarray(a) for k, a in enumerate(out)})
     return out
 
 
@@ -98,13 +98,15 @@ def characterise(chem):
     from packwatch.logcsv import LogWriter
     steps = profiles.char_steps(chem, CNOM[chem])
     t, i, v, xn = cached("char", [chem, steps], lambda: pc.run_experiment(chem, steps, 0.5))
+    from packwatch.files import atomic_output
     path = CACHE / ("char-%s.csv" % chem)
-    if path.exists():
-        path.unlink()
-    with LogWriter(path, 1, extra_cols=(), meta={"source": "PyBaMM characterisation (bench/soc)"}) as w:
-        for k in range(len(t)):
-            w.write_row(float(t[k]), float(i[k]), [float(v[k])])
-    model = fit_model(path, chem)
+    # written to a private temporary file, fitted from it, then put in place atomically: concurrent
+    # runs never read a file another one is writing
+    with atomic_output(path) as tmp:
+        with LogWriter(tmp, 1, extra_cols=(), meta={"source": "PyBaMM characterisation (bench/soc)"}) as w:
+            for k in range(len(t)):
+                w.write_row(float(t[k]), float(i[k]), [float(v[k])])
+        model = fit_model(tmp, chem)
     model["name"] = "fitted from a PyBaMM %s characterisation run (bench/soc)" % chem
     # operational SoC from the stoichiometry: 100 % at the fit's full anchor (end of the first CV hold
     # with the deepest discharge after it), capacity = the fitted one

@@ -86,25 +86,16 @@ def _branch(soc, v, rest_soc, rest_v):
     return base
 
 
-def _fit_relax(t, v, i_pulse, t_pulse):
-    """Two-RC fit of a relaxation after a pulse: (r1, tau1, r2, tau2, rms_v, fitted v) or None."""
-    best = None
-    tt = t - t[0]
-    for t1 in TAU1:
-        for t2 in TAU2:
-            a = np.column_stack([np.ones_like(tt), np.exp(-tt / t1), np.exp(-tt / t2)])
-            coef = np.linalg.lstsq(a, v, rcond=None)[0]
-            err = float(np.sum((a @ coef - v) ** 2))
-            if best is None or err < best[0]:
-                best = (err, coef, t1, t2, a @ coef)
-    err, coef, t1, t2, model = best
-    # after a discharge pulse the voltage recovers: v = vinf - A e^(-t/tau), A = |I| R (1 - e^(-Tp/tau))
-    sgn = np.sign(i_pulse)
-    r1 = sgn * coef[1] / (abs(i_pulse) * (1 - np.exp(-t_pulse / t1)))
-    r2 = sgn * coef[2] / (abs(i_pulse) * (1 - np.exp(-t_pulse / t2)))
-    if r1 <= 0 or r2 <= 0:
-        return None
-    return r1, t1, r2, t2, float(np.sqrt(err / len(tt))), model
+def _rc_unit(ic, dt, tau):
+    """Voltage of a 1-ohm RC pair of time constant tau driven by the current ic (sample k's current
+    flows over the dt[k] before it, as the logger records it), from zero."""
+    e = np.exp(-dt / tau)
+    x = np.empty(len(ic))
+    acc = 0.0
+    for k in range(len(ic)):
+        acc = acc * e[k] + ic[k] * (1 - e[k])
+        x[k] = acc
+    return x
 
 
 def load_cell(csv_path, cell=None):
@@ -292,31 +283,49 @@ def analyse(t, i, v, name="log"):
     use = steps if sparse else fine
     r0_soc = soc[use]
     r0_raw = (v[use] - v[use - 1]) / di[use]
-    # RC pairs from relaxations after fast segments
-    rcs, relax = [], []
+    # RC pairs from the relaxations after fast segments, fitted jointly: in each rest window the voltage
+    # is its own rested level plus r1 x1 + r2 x2, where xk is the voltage of a 1-ohm RC pair of time
+    # constant tauk driven by the log's whole current (so the time since switch-off, the segment's length
+    # and shape and what came before are all in it). One (tau1, tau2, r1, r2) for all windows: a
+    # relaxation of a few mV at the voltage's resolution (a flat OCV region) cannot give its own.
+    wins = []
     for s, e, L in runs:
         if L != 0 or s == 0 or t[e - 1] - t[s] < RELAX_REST_S:
             continue
         p = s - 1
-        p0 = p
-        while p0 > 0 and lab[p0 - 1] == lab[p]:
-            p0 -= 1
         if abs(ic[p]) < c / 5:
             continue
         w = slice(s, min(e, s + int(np.searchsorted(t[s:e] - t[s], 3600.0))))
-        if w.stop - w.start < 8:
-            continue
-        fitr = _fit_relax(t[w], v[w], ic[p], t[p] - t[p0] + dt[p0])
-        if fitr:
-            rcs.append(fitr[:5])
-            relax.append((t[w], v[w], fitr[5]))
-    if rcs:
-        a = np.array(rcs)
-        r1, tau1, r2, tau2, relax_rms = (float(np.median(a[:, j])) for j in range(5))
-        if relax_rms > 0.002 + 2 * sv:
-            warn("relaxation fits leave %.1f mV RMS: the two RC pairs describe the rests only roughly"
-                 % (1000 * relax_rms))
-    else:
+        if w.stop - w.start >= 8:
+            wins.append(w)
+    rcs, relax = [], []
+    if wins:
+        idx = np.concatenate([np.arange(w.start, w.stop) for w in wins])
+        col = np.concatenate([np.full(w.stop - w.start, j) for j, w in enumerate(wins)])
+        lev = np.zeros((len(idx), len(wins)))
+        lev[np.arange(len(idx)), col] = 1.0
+        unit = {tau: _rc_unit(ic, dt, tau)[idx] for tau in TAU1 + TAU2}
+        best = None
+        for t1 in TAU1:
+            for t2 in TAU2:
+                a = np.column_stack([lev, unit[t1], unit[t2]])
+                coef = np.linalg.lstsq(a, v[idx], rcond=None)[0]
+                if coef[-2] <= 0 or coef[-1] <= 0:
+                    continue
+                err = float(np.sum((a @ coef - v[idx]) ** 2))
+                if best is None or err < best[0]:
+                    best = (err, t1, t2, coef, a @ coef)
+        if best is not None:
+            err, tau1, tau2, coef, fv = best
+            r1, r2 = float(coef[-2]), float(coef[-1])
+            relax_rms = float(np.sqrt(err / len(idx)))
+            for j, w in enumerate(wins):
+                relax.append((t[w], v[w], fv[col == j]))
+                rcs.append(j)
+            if relax_rms > 0.002 + 2 * sv:
+                warn("relaxation fits leave %.1f mV RMS: the two RC pairs describe the rests only roughly"
+                     % (1000 * relax_rms))
+    if not rcs:
         r1 = r2 = float(np.median(r0_raw)) * 0.5
         tau1, tau2, relax_rms = 30.0, 900.0, float("nan")
         warn("no rest of >= %d s after a fast segment (> C/5): the RC pairs are defaults (R0/2, 30 s and 900 s)"
