@@ -4,6 +4,7 @@ pytest puts the repository root on sys.path (`pythonpath` in pyproject.toml), so
 module: test files never import from a conftest (pytest loads several, all named `conftest`) and
 never edit sys.path themselves. conftest.py files hold fixtures and hooks only.
 """
+import bisect
 import os
 import select
 import subprocess
@@ -163,17 +164,23 @@ class SocCheck:
         self.in_3sigma = sum(ok) / self.n if self.n else float("nan")
 
     def __repr__(self):
-        return "SoC vs plant: n=%d rmse=%.2f max=%.2f in_3sigma=%.3f" % (self.n, self.rmse, self.max, self.in_3sigma)
+        ends = "".join(" [t=%.0f min: %.1f ±%.1f vs %.1f]" % (p[0] / 60e3, p[1], p[2], p[3])
+                       for p in (self.pairs[:1] + self.pairs[-1:]))
+        return "SoC vs plant: n=%d rmse=%.2f max=%.2f in_3sigma=%.3f%s" % (self.n, self.rmse, self.max,
+                                                                           self.in_3sigma, ends)
 
 
 def soc_vs_truth(reports, truth, t0_ms=0, t1_ms=None):
     """Pair the board's reports (decoded `rep` frames, in order) with the plant's truth rows
     (VirtualBoard(truth_every_ms=…).truth) and compare the pack SoC, over plant time [t0_ms, t1_ms).
 
-    A report is paired with the truth row of the step it was sampled at: the same firmware clock
-    (row[7] == rep["ms"]) in the same boot. Reports carry no boot number: a boot starts where `ms`
+    A report is paired with the truth row nearest to the step it was sampled at, in the same boot,
+    by the firmware clock (row[7] vs rep["ms"]; at most 500 ms apart: the rows are a second apart in
+    plant time and, after a reboot, at another phase of the firmware's clock; half a second moves the
+    SoC by 0.014 points at 1C). Reports carry no boot number: a boot starts where `ms`
     goes back, and the boots are matched with the truth's from the last one backwards, each with the
-    latest truth boot whose clock covers its reports (a boot cut before its first report has none;
+    latest truth boot whose clock covers its reports (rows a second apart: truth_every_ms=1000; a boot
+    cut before its first report has none;
     the client may miss a boot's first reports, never the last boot). The truth's pack SoC (row[9]) is what
     the firmware reports as soc_pm: charge until the first cell is empty over that plus the room until
     the first cell is full."""
@@ -190,14 +197,17 @@ def soc_vs_truth(reports, truth, t0_ms=0, t1_ms=None):
     pairs = []
     cand = sorted(by_boot, reverse=True)
     for reps in boots[::-1]:
-        while cand and max(by_boot[cand[0]]) < reps[-1]["ms"]:
-            cand.pop(0)  # too short for these reports: a boot they did not come from
+        while cand and max(by_boot[cand[0]]) + 1000 < reps[-1]["ms"]:
+            cand.pop(0)  # its clock ended a truth period before these reports: a boot they are not from
         if not cand:
             break
         rows = by_boot[cand.pop(0)]
+        keys = sorted(rows)
         for r in reps:
-            row = rows.get(r["ms"])
-            if row is None or row[0] < t0_ms or (t1_ms is not None and row[0] >= t1_ms):
+            k = bisect.bisect_left(keys, r["ms"])
+            near = min(keys[max(0, k - 1):k + 1], key=lambda m: abs(m - r["ms"]))
+            row = rows[near]
+            if abs(near - r["ms"]) > 500 or row[0] < t0_ms or (t1_ms is not None and row[0] >= t1_ms):
                 continue
             pairs.append((row[0], r["soc_pm"] / 10.0, r["sig_pm"] / 10.0, row[9] * 100.0))
     return SocCheck(sorted(pairs))

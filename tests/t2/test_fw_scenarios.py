@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support import VECTORS
+from tests.support import VECTORS, soc_vs_truth
 
 MIN = 60_000
 _BITS = json.loads(VECTORS.read_text())["bits"]  # the spec's bit order (docs/protocol.md)
@@ -26,6 +26,16 @@ def fbit(name):
 
 def events(c, name):
     return [f for t, f in c.frames if t == "evt" and f["name"] == name]
+
+
+def soc_against_plant(c, t0_ms=0, min_n=60):
+    """The firmware's SoC against the plant's truth over the run (tests.support.soc_vs_truth).
+    Every scenario holds it to the issue-15 target that applies without knowing the start: the plant's
+    SoC inside the reported ±3σ in ≥ 95 % of the reports ("never confidently wrong")."""
+    s = soc_vs_truth(c.reports(), c.vb.truth, t0_ms)
+    print(s)
+    assert s.n >= min_n, s  # the reports were paired with the plant's steps
+    return s
 
 
 def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
@@ -50,6 +60,9 @@ def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
     assert off["val"] < 3500 - 20
     r = c.until(lambda t, f: t == "rep" and f["ms"] > off["ms"])
     assert not r["alarm"] & bit("cell_ov")
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
+    # issue 15's "within 3 points after a full charge": test_soc_within_3_points_once_full (xfail)
 
 
 def test_over_temperature_under_heavy_load(board):
@@ -61,6 +74,8 @@ def test_over_temperature_under_heavy_load(board):
     assert r["alarm"] & bit("ot_dsg") and abs(r["i_ma"]) < 200  # load cut off
     before = [x for x in c.reports() if x["ms"] < ev["ms"] - 60_000]
     assert before and before[-1]["i_ma"] < -100_000  # it was under heavy discharge
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_open_sense_wire_is_detected_and_latched(board):
@@ -82,6 +97,8 @@ def test_open_sense_wire_is_detected_and_latched(board):
     t0 = c.reports()[-1]["ms"]
     r = c.until(lambda t, f: t == "rep" and f["ms"] > t0 + 3000)
     assert not r["alarm"] & bit("open_wire")
+    s = soc_against_plant(c)  # a cell read as ~0 V for 20 min must not make the SoC confidently wrong
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_i2c_faults_are_flagged_and_survived(board, tmp_path):
@@ -119,6 +136,8 @@ def test_i2c_faults_are_flagged_and_survived(board, tmp_path):
     pre = [r["i_ma"] for r in reps if 44 * MIN <= r["ms"] < 45 * MIN]
     post = [r["i_ma"] for r in reps if 45 * MIN + 2000 <= r["ms"] < 46 * MIN]
     assert 150 < sum(post) / len(post) - sum(pre) / len(pre) < 350
+    s = soc_against_plant(c)  # samples lost to bus faults, and a 250 mA current offset from 45 min
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_ntc_open_short_stuck_give_null_and_fault(board):
@@ -136,6 +155,8 @@ def test_ntc_open_short_stuck_give_null_and_fault(board):
     assert ok and all(None not in r["t_dc"] and not r["fault"] & fbit("ntc") for r in ok)
     for r in reps:  # a broken sensor is never reported as a temperature
         assert all(t is None or -200 < t < 600 for t in r["t_dc"])
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_power_loss_keeps_soc_and_state(board):
@@ -182,6 +203,8 @@ def test_power_loss_at_any_instant_leaves_valid_state(board):
             window = before[-130:]  # reports are 1 s apart: the last 130 s before the cut
             assert min(abs(socs[0] - v) for v in window) <= 3, (k, socs[0], window[-5:])
         before += socs
+    s = soc_against_plant(c)  # across five power cuts: restored states are as honest as the first
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_power_loss_during_flash_writes(board):
@@ -221,7 +244,7 @@ def test_telemetry_agrees_with_plant_truth(board):
         row = truth.get(r["ms"]) or truth.get(r["ms"] - 6) or truth.get(r["ms"] + 4)
         if row is None:
             continue
-        t_ms, i_ma, stack_mv10, cells_mv10, temps_dc, soc = row
+        t_ms, i_ma, stack_mv10, cells_mv10, temps_dc = row[:5]
         prev = truth.get(t_ms - 1000)
         if prev is None or abs(prev[1] - i_ma) > 500:
             continue  # a load step within the last second: the sample and the truth differ in time
@@ -235,6 +258,8 @@ def test_telemetry_agrees_with_plant_truth(board):
         for got, want in zip(r["t_dc"][3:], temps_dc[3:5]):
             assert abs(got - want) <= 10  # BQ76952 TS1/TS2
     assert n > 500
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_deploy_to_an_empty_virtual_board(board, tmp_path):
@@ -262,6 +287,8 @@ def test_heap_does_not_grow(board):
     b = c.cmd("mem")[1]["alloc"]
     assert b <= a + 256, (a, b)  # an hour of sampling, reporting and saving leaves nothing behind
     assert c.vb.boots == 1
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_ina228_current_source_board(board, tmp_path):
@@ -283,6 +310,8 @@ def test_ina228_current_source_board(board, tmp_path):
         assert abs(r["i_ma"] - want) <= 30 + abs(want) // 200, (r["ms"], r["i_ma"], want)
         assert not r["fault"]
     assert n > 100
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
 
 
 def test_a_degrading_cell_is_found_and_limits_the_pack(board):
@@ -298,3 +327,36 @@ def test_a_degrading_cell_is_found_and_limits_the_pack(board):
     assert last["soc_pm"] <= 50  # the pack SoC follows the weakest cell: ~0 % when it is empty
     r = c.until(lambda t, f: t == "rep" and f["ms"] > uv["ms"] + 2000)
     assert abs(r["i_ma"]) < 200  # relay open: the load is cut
+    s = soc_against_plant(c)
+    assert s.in_3sigma >= 0.95, s
+    # issue 15 target: LFP within 3 points after the first knee (the weak cell's, before its cut-off)
+    empty = soc_against_plant(c, t0_ms=uv["ms"] - 10_000, min_n=5)
+    assert empty.max <= 3.0, empty
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: on the LFP plateau with the generic lfp.json the firmware's SoC "
+                   "walks away from the plant's (the plant's OCV sits 35-50 mV below the model's, docs/hil.md): "
+                   "worse than coulomb counting from its own start")
+def test_soc_error_does_not_grow_past_coulomb_counting(board):
+    # issue 15 target: never worse than coulomb counting. Counting from the board's first report keeps
+    # that report's error, give or take the sensors: 0.5 % current gain and 1.5 % capacity spread
+    # (docs/hil.md) of the charge moved, + 1 point; the board may do better (an anchor), never worse
+    c = board("demo")
+    c.wait_t(20 * MIN, timeout=120)
+    s = soc_against_plant(c)
+    moved = sum(abs(b[3] - a[3]) for a, b in zip(s.pairs, s.pairs[1:]))  # SoC points charged + discharged
+    bound = abs(s.err[0]) + 1.0 + 0.02 * moved
+    assert s.max <= bound, (s, bound)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: after the end-of-charge trip the firmware's SoC needs minutes "
+                   "to reach the plant's 99 % (about 70 % one minute after the trip, within 3 points after ~4 min)")
+def test_soc_within_3_points_once_full(board):
+    # issue 15 target: LFP within 3 points after a full charge, from a minute after the trip on
+    c = board("charge_ov")
+    c.until(lambda t, f: t == "rep")
+    assert c.cmd("set cell_ov_mv 3500")[0] == "ok"
+    on = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 1, what="cell_ov trip")
+    c.wait_t(c.vb.t_ms + 120_000)
+    s = soc_against_plant(c, t0_ms=on["ms"] + 60_000)
+    assert s.max <= 3.0, s

@@ -575,8 +575,9 @@ def test_sim_cli_prints_port_and_link_logs(rt, tmp_path):
     """`packwatch sim --link PATH --duration S` prints the pty it serves, PATH points at it, it is
     registered for `ports`, and `packwatch log --port PATH` records the board through the link."""
     link = tmp_path / "board"
+    truth = tmp_path / "truth.csv"
     sim = cli("sim", "--scenario", "demo", "--seed", "7", "--speed", "0", "--link", link,
-              "--fs", tmp_path / "fs", "--duration", "30")
+              "--fs", tmp_path / "fs", "--duration", "30", "--truth", truth)
     try:
         printed = sim.stdout.readline().decode().strip()
         assert printed in (str(link), os.path.realpath(link)), "sim printed %r" % printed
@@ -596,10 +597,26 @@ def test_sim_cli_prints_port_and_link_logs(rt, tmp_path):
         frames, _ = decode_capture(one_file(out, "raw"))
         assert_log_equals_reps(log, reps_of(frames))
         assert_no_lost_line(frames)
+        assert not truth.exists()  # written beside it until sim stops: never half a file under its name
     finally:
         rc, _, err = stop_cli(sim)
     assert rc == 0, err
     assert not link.is_symlink(), "sim left its link behind"
+    # the plant's truth (SIGTERM completed it): the log schema, and every logged report has its row
+    tr = logcsv.read_log(truth)
+    assert tr.n_cells == log.n_cells == 16 and len(tr.temp_names) == 7 and tr.meta["uid"] == "VB00000007"
+    assert len(tr) > len(log) and not list(tmp_path.glob(".truth.*"))
+    assert set(np.unique(tr.cols["boot"])) == {1}
+    for k, ms in enumerate(log.cols["dev_ms"]):
+        j = int(np.argmin(np.abs(tr.cols["dev_ms"] - ms)))  # one boot: the row nearest the report's clock
+        assert abs(tr.cols["dev_ms"][j] - ms) <= 100  # at most one 100 ms sample step apart
+        if abs(tr.current_a[max(0, j - 1)] - tr.current_a[min(len(tr) - 1, j + 1)]) > 0.5:
+            continue  # a load step around that row: the report's sample and the row differ in time
+        assert np.all(np.abs(log.cells_v[k] - tr.cells_v[j]) <= 0.006)  # the AFE's noise + 1 mV steps
+        assert abs(log.cols["current_a"][k] - tr.current_a[j]) <= 0.02 + abs(tr.current_a[j]) / 200
+        cell_soc = np.array([tr.cols["cell%02d_soc_pct" % (c + 1)][j] for c in range(16)])
+        assert 0 < cell_soc.min() and cell_soc.max() < 100 and 0 < tr.cols["soc_pct"][j] < 100
+    assert set(np.unique(tr.cols["fet"])) == {3}  # the demo's power path stays closed
 
 
 def test_live_shows_cell_values(vboard, tmp_path):
