@@ -98,14 +98,19 @@ def log_times(truth_dev_ms, truth_boot, log_dev_ms, log_t_s):
 
 def soc_agreement(log, truth):
     """The board's SoC against the plant's: {'n', 'rmse', 'max', 'in_3sigma'} (percentage points; the
-    share of reports with |error| <= 3 x their soc_sigma_pct), over the reports that have a truth
-    row at their boot and dev_ms. ``log`` and ``truth``: packwatch.logcsv.Log."""
+    share of reports with |error| <= 3 x their soc_sigma_pct), over the reports nearest to a truth
+    row of their boot (within 0.5 s: rows are a second apart, and a reboot shifts their phase against
+    the board's clock; 0.5 s moves the SoC by 0.014 points at 1C). ``log``, ``truth``: logcsv.Log."""
     t = log_times(truth.cols["dev_ms"], truth.cols["boot"], log.cols["dev_ms"], log.t_s)
     ok = ~np.isnan(t)
     t, want = t[ok], truth.cols["soc_pct"][ok]
     lt = np.asarray(log.t_s, float)
-    k = np.clip(np.searchsorted(lt, t), 0, max(0, len(lt) - 1))
-    hit = np.abs(lt[k] - t) < 1e-6 if len(lt) else np.zeros(0, bool)  # the report sampled at that step
+    if not len(lt):
+        t = t[:0]
+    k = np.clip(np.searchsorted(lt, t), 1, max(1, len(lt) - 1))
+    k = np.where(np.abs(lt[k - 1] - t) <= np.abs(lt[np.minimum(k, len(lt) - 1)] - t), k - 1, k)
+    k = np.minimum(k, max(0, len(lt) - 1))
+    hit = np.abs(lt[k] - t) <= 0.5 if len(lt) else np.zeros(0, bool)
     err = log.cols["soc_pct"][k[hit]] - want[hit]
     sig = log.cols["soc_sigma_pct"][k[hit]]
     good = ~np.isnan(err) & ~np.isnan(sig)
