@@ -97,8 +97,8 @@ if UNIX:
         def serial_read(self):
             return -1
 
-        def serial_write(self, buf):
-            self._out.write(buf)
+        def serial_write(self, buf, n):
+            self._out.write(buf, n)
 else:
     from pwfw.hal_board import Hal
 

@@ -151,11 +151,11 @@ class _Console:
         self.hal = hal
         self.out = getattr(sys.stdout, "buffer", sys.stdout)
 
-    def write(self, buf):
+    def write(self, buf, n):
         if self.hal is not None:
-            self.hal.serial_write(buf)
+            self.hal.serial_write(buf, n)
         else:
-            self.out.write(buf)
+            self.out.write(memoryview(buf)[:n])  # not per sample: the slice every Python's stream takes
 
 
 def say_err(why, hal=None):

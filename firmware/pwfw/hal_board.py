@@ -59,8 +59,8 @@ class Hal:
             return c[0] if c else -1
         return -1
 
-    def serial_write(self, buf):
-        self._out.write(buf)
+    def serial_write(self, buf, n):
+        self._out.write(buf, n)  # stream write(buf, max_len): the first n bytes, no slice allocated
 
     @staticmethod
     def _adc_pin(p, esp):

@@ -101,15 +101,51 @@ def _array_digits(buf, n: int, arr, cnt: int) -> int:
     return n
 
 
+@micropython.viper
+def _key_at(buf, n: int, key) -> int:
+    """`"key":` at buf[n], after a ',' unless it opens the object (the byte before is '{'); returns
+    the index after it. One call per field instead of a Python-level loop over the key's bytes."""
+    b = ptr8(buf)
+    k = ptr8(key)
+    m = int(len(key))
+    if b[n - 1] != 123:
+        b[n] = 44  # ','
+        n += 1
+    b[n] = 34
+    n += 1
+    i = 0
+    while i < m:
+        b[n + i] = k[i]
+        i += 1
+    n += m
+    b[n] = 34
+    b[n + 1] = 58  # ':'
+    return n + 2
+
+
+@micropython.viper
+def _put(buf, n: int, s) -> int:
+    """The bytes of s at buf[n]; returns the index after them."""
+    b = ptr8(buf)
+    c = ptr8(s)
+    m = int(len(s))
+    i = 0
+    while i < m:
+        b[n + i] = c[i]
+        i += 1
+    return n + m
+
+
 class FrameWriter:
-    """Builds `#topic {json} CRC\\n` into a fixed buffer and writes it to a stream."""
+    """Builds `#topic {json} CRC\\n` into a fixed buffer and writes it to `out`, whose write(buf, n)
+    sends the first n bytes of buf (a MicroPython stream's write(buf, max_len)): no slice per frame.
+    Fields go in with one viper call each where they fit; near the end of the buffer byte by byte,
+    counting what does not fit (`overflows`)."""
 
     def __init__(self, out, size=_MAX_FRAME):
         self.out = out
         self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
         self.n = 0
-        self._first = True
         self.overflows = 0
 
     @micropython.native
@@ -127,38 +163,32 @@ class FrameWriter:
 
     @micropython.native
     def begin(self, topic):
-        self.n = 0
-        self._first = True
-        self._byte(35)  # '#'
-        self._bytes(topic)
-        self._byte(32)
-        self._byte(123)  # '{'
+        buf = self.buf
+        if len(topic) + 14 >= len(buf):  # no room (a tiny buffer): byte by byte
+            self.n = 0
+            self._byte(35)  # '#'
+            self._bytes(topic)
+            self._byte(32)
+            self._byte(123)  # '{'
+            return
+        buf[0] = 35  # '#'
+        n = _put(buf, 1, topic)
+        buf[n] = 32
+        buf[n + 1] = 123  # '{'
+        self.n = n + 2
 
     @micropython.native
     def _key(self, key):
-        buf = self.buf
         n = self.n
-        if n + len(key) + 4 >= len(buf) - 11:  # near the end: byte by byte, counting overflows
-            if not self._first:
+        if n + len(key) + 4 >= len(self.buf) - 11:  # near the end: byte by byte, counting overflows
+            if self.buf[n - 1] != 123:
                 self._byte(44)  # ','
-            self._first = False
             self._byte(34)
             self._bytes(key)
             self._byte(34)
             self._byte(58)  # ':'
             return
-        if not self._first:
-            buf[n] = 44  # ','
-            n += 1
-        self._first = False
-        buf[n] = 34
-        n += 1
-        for b in key:
-            buf[n] = b
-            n += 1
-        buf[n] = 34
-        buf[n + 1] = 58  # ':'
-        self.n = n + 2
+        self.n = _key_at(self.buf, n, key)
 
     @micropython.native
     def _int(self, v):
@@ -193,8 +223,13 @@ class FrameWriter:
 
     @micropython.native
     def int(self, key, v):
-        self._key(key)
-        self._int(v)
+        buf = self.buf
+        n = self.n
+        if v is None or n + len(key) + 26 >= len(buf) - 11 or not -0x3FFFFFFF <= v <= 0x3FFFFFFF:
+            self._key(key)
+            self._int(v)
+            return
+        self.n = _digits(buf, _key_at(buf, n, key), v)
 
     @micropython.native
     def ints(self, key, arr, n=-1):
@@ -208,10 +243,16 @@ class FrameWriter:
             self.n = _array_digits(self.buf, self.n, arr, n)
             self._byte(93)
             return
+        buf = self.buf
         for i in range(n):
             if i:
                 self._byte(44)  # ','
-            self._int(arr[i])
+            v = arr[i]
+            k = self.n
+            if v is not None and k + 21 < len(buf) - 11 and -0x3FFFFFFF <= v <= 0x3FFFFFFF:
+                self.n = _digits(buf, k, v)
+            else:
+                self._int(v)
         self._byte(93)
 
     def str(self, key, s):
@@ -234,11 +275,12 @@ class FrameWriter:
         self._key(key)
         self._bytes(b"true" if v else b"false")
 
-    def end(self):  # bytecode: its memoryview slice allocates more in native code
+    @micropython.native
+    def end(self):
         """Close the object, append the CRC and send the line."""
         self._byte(125)  # '}'
         self.n = _crc_line(self.buf, self.n, _CRC_T)
-        self.out.write(self.mv[: self.n])
+        self.out.write(self.buf, self.n)
 
 
 class LineReader:
