@@ -11,7 +11,8 @@ class FakeHal:
         self.board = board
         self.i2c = SimI2C()
         afe = board["afe"]
-        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=3)
+        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=3,
+                             shunt_uohm=board["current"].get("shunt_uohm", 1000))  # CC Gain is set for it
         self.i2c.attach(afe.get("addr", 8), self.bq)
         self.adc = NtcAdcSim(board["ntc"], seed=4)
         self.t = 0
@@ -62,10 +63,10 @@ class FakeHal:
         self.rx = self.rx[1:]
         return b
 
-    def serial_write(self, buf, n):
+    def serial_write(self, buf):
         self.writes += 1
         if self.keep_tx:
-            self.tx += bytes(buf[:n])
+            self.tx += bytes(buf)
 
     def adc_u16(self, ch):
         return self.adc.u16(ch)

@@ -7,13 +7,15 @@ import json
 from pwfw import FORMAT, VERSION
 from pwfw import commands
 from pwfw.compat import const, micropython, ticks_add, ticks_diff
-from pwfw.pack import F_STORE, FAULT_NAMES, Pack
+from pwfw.pack import F_STORE, FAULT_NAMES, PROT_NAMES, Pack
 from pwfw.protect import ALARM_NAMES
 from pwfw.protocol import FrameWriter, LineReader
 
 _SEQ_MASK = const(0x3FFFFFFF)
 _FET_CHG = const(1)  # `fet` bits in `rep`: charge path closed, discharge path closed
 _FET_DSG = const(2)
+_FET_AFE_CHG = const(4)  # the AFE's CHG / DSG drivers on (FET Status, read once a second)
+_FET_AFE_DSG = const(8)
 RESET_FILE = "reset.txt"
 
 
@@ -24,10 +26,6 @@ class App:
         from pwfw.store import Store
 
         gc.collect()
-        from pwfw.soc import Estimator, load_model
-
-        gc.collect()
-
         self.hal = hal
         board = hal.board
         self.out = FrameWriter(self)
@@ -39,7 +37,13 @@ class App:
         self.n_cells = board["cells"]
         self.seq = 0
         self.boots = 0
+        # the pack first: configuring the AFE loads its set-up modules, which need the heap the
+        # estimator takes once loaded
         self.pack = Pack(hal, board, self.cfg)
+        gc.collect()
+        from pwfw.soc import Estimator, load_model
+
+        gc.collect()
         model = load_model(board.get("model") or self._model_path(board["chemistry"]))
         self.est = Estimator(model, self.n_cells, self.cfg.capacity_mah)
         self.prot = Protect(self.cfg)
@@ -97,8 +101,8 @@ class App:
             self.pack.fault |= F_STORE
 
     # --- serial port: the FrameWriter writes through us ------------------------------------
-    def write(self, buf, n):
-        self.hal.serial_write(buf, n)
+    def write(self, buf):
+        self.hal.serial_write(buf)
 
     # --- messages --------------------------------------------------------------------------
     def hdr(self, topic=b"hdr"):
@@ -132,6 +136,7 @@ class App:
         o.int(b"alarm", self.prot.alarm)
         o.int(b"fault", p.fault)
         o.int(b"fet", self.fet())
+        o.int(b"prot", p.prot)
         o.end()
 
     @micropython.native
@@ -144,7 +149,7 @@ class App:
         o.int(b"cap_mah", self.est.cap_mah)
         o.end()
 
-    def event(self, now, name, on, val, idx):
+    def event(self, now, name, on, val, idx, setting=None):
         o = self.out
         o.begin(b"evt")
         o.int(b"seq", self._next_seq())
@@ -153,6 +158,8 @@ class App:
         o.int(b"on", 1 if on else 0)
         o.int(b"val", val)
         o.int(b"idx", idx)
+        if setting is not None:
+            o.str(b"setting", setting)
         o.end()
 
     def reply(self, cmd, ok, key=None, val=None, key2=None, val2=None):
@@ -218,6 +225,7 @@ class App:
         self._last_sample = now
         p = self.pack
         fault0 = p.fault
+        prot0 = p.prot
         if p.read(now):  # the AFE answered: the estimator and the protections judge fresh readings
             self.est.update(dt, p.i_ma, p.cells, p.temps[0])
             self.prot.check(now, p.cells, p.stack_mv, p.i_ma, p.temps)
@@ -231,15 +239,38 @@ class App:
             for bit in range(len(FAULT_NAMES)):
                 if changed & (1 << bit):
                     self.event(now, FAULT_NAMES[bit], p.fault & (1 << bit), None, None)
-        self.hal.relay(self.fet() != 0)
+        if p.notes:
+            self._notes(now)
+        changed = p.prot ^ prot0
+        if changed:
+            for bit in range(len(PROT_NAMES)):
+                if changed & (1 << bit):
+                    self.event(now, PROT_NAMES[bit], p.prot & (1 << bit), None, None)
+        # the AFE's FETs by direction (a charge alarm still lets the pack discharge); the relay, one
+        # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe)
+        p.drive(self.prot.fets_ok())
+        self.hal.relay(self.path() != 0)
+
+    def _notes(self, now):
+        n = self.pack.notes
+        while n:
+            name, on, val, setting = n.pop(0)
+            self.event(now, name, on, val, None, setting)
+
+    @micropython.native
+    def path(self):
+        """The power path (relay / contactor) as sample() drives it: closed only with the AFE
+        configured and verified, answering, and no alarm that opens it (fail safe)."""
+        p = self.pack
+        if p.afe_ready and self.prot.relay_ok() and not p.afe_lost():
+            return _FET_CHG | _FET_DSG  # one relay switches both paths
+        return 0
 
     @micropython.native
     def fet(self):
-        """The power path as sample() drives it (`fet` in `rep`): computed, not stored, since only a
-        sample changes what it depends on (and one more App attribute would double its dict)."""
-        if self.prot.relay_ok() and not self.pack.afe_lost():
-            return _FET_CHG | _FET_DSG  # one relay switches both paths
-        return 0
+        """`fet` in `rep`: the path as driven (bits 0-1) and the AFE's CHG/DSG drivers (bits 2-3).
+        Computed, not stored, since only a sample changes what it depends on."""
+        return self.path() | (self.pack.afe_fets << 2)
 
     # --- commands ----------------------------------------------------------------------------
     @micropython.native

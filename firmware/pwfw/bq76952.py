@@ -5,7 +5,9 @@ from pwfw.compat import MICROPYTHON, const, micropython, sleep_ms
 if not MICROPYTHON:
     from pwfw.compat import ptr8
 
+_SAFETY_A = const(0x02)  # Safety Alert A, Safety Status A, ... PF Status D (0x11): 16 bytes
 _BAT_STATUS = const(0x12)
+_FET_STATUS = const(0x7F)
 _CELL1 = const(0x14)
 _STACK = const(0x34)
 _PACK = const(0x36)
@@ -17,7 +19,13 @@ _CHK = const(0x60)
 _INT_TEMP = const(0x68)
 _TS1 = const(0x70)
 _USERV_MV = const(10)  # stack/PACK/LD are in userV units, centivolts by default (mV would overflow int16)
-_FRAME = const(_CC2 + 2 - _CELL1)  # 0x14..0x3B: cells, stack, PACK, LD, CC2 in one block read
+_FRAME = const(_CC2 + 2 - _BAT_STATUS)  # 0x12..0x3B: Battery Status, cells, stack, PACK, LD, CC2 in one read
+_CELLS_AT = const(_CELL1 - _BAT_STATUS)  # where the cells start in the frame
+# Battery Status bits that say the configuration may be gone: CFGUPDATE (0), POR (3), SEC (9:8).
+# Sealed, the part takes no data-memory write, so a setting cannot change without one of these changing.
+BS_WATCH = const(0x0309)
+BS_SS = const(0x0800)  # a Safety Status bit is set
+BS_PF = const(0x1000)  # a Permanent Fail Status bit is set
 _POLLS = const(10)  # a subcommand answers in ~2 ms; give up after 10 polls 1 ms apart
 
 DEVICE_NUMBER = const(0x0001)
@@ -113,6 +121,8 @@ class BQ76952:
         mv = memoryview(self._raw)
         self._r2 = mv[: 2 * w]
         self._r32 = mv[: 32 * w]
+        self._r16 = mv[: 16 * w]
+        self._r1 = mv[:w]
         self._rf = mv[: _FRAME * w]
         # data bytes: the raw buffer itself, or the CRC-checked bytes copied out of it
         self._d = bytearray(_FRAME) if crc else self._raw
@@ -127,7 +137,14 @@ class BQ76952:
         self.ua = 1  # mA per CC2 count (userA); configure() widens it for packs over 32 A
         self.stack_mv = 0  # what read_frame() read besides the cells
         self.cc2_ma = 0
+        self.status = 0  # Battery Status of the last read_frame()
+        # Battery Status & BS_WATCH as configure() left it (-1: never configured, nothing to compare)
+        self._bs_ok = -1
+        self.stale = False  # the part reset or left its configuration: ua and the settings are unverified
+        self.safety = bytearray(16)  # Safety Alert/Status A-C, PF Alert/Status A-D (read_safety)
+        self.fet_status = 0
         self._map = b""
+        self._map2 = b""  # the same, for the cells at _CELLS_AT in read_frame's block
         self.fets_enabled = False  # setup() handed the FETs to the AFE (FET_EN) and sealed it
         self.set_map(16)
 
@@ -217,18 +234,42 @@ class BQ76952:
 
     @micropython.native
     def read_frame(self, out_mv):
-        """Cells, stack and CC2 current in one 40-byte read (the registers are adjacent and the part
-        auto-increments): one bus transaction per sample, and all three from the same moment.
-        out_mv as read_cells(); the stack and current land in self.stack_mv and self.cc2_ma."""
-        self._read(_CELL1, self._rf, _FRAME)
-        self._cells(out_mv)
+        """Battery Status, cells, stack and CC2 current in one 42-byte read (the registers are
+        adjacent and the part auto-increments): one bus transaction per sample, all from the same
+        moment. out_mv as read_cells(); the rest lands in self.status, self.stack_mv, self.cc2_ma.
+        Once configured, a Battery Status that says the part reset or left its configuration (POR,
+        CFGUPDATE, security mode) makes the driver `stale`: ua is forgotten (cc2_ma 0) until
+        configure() verifies the settings again, so no current is scaled with a unit the part lost."""
+        self._read(_BAT_STATUS, self._rf, _FRAME)
+        self._cells2(out_mv)
         d = self._d
-        self.stack_mv = _s16(d, _STACK - _CELL1) * _USERV_MV
-        self.cc2_ma = _s16(d, _CC2 - _CELL1) * self.ua
+        self.status = d[0] | (d[1] << 8)
+        if self._bs_ok >= 0 and (self.status & BS_WATCH) != self._bs_ok:
+            self.stale = True
+            self.ua = 0
+        self.stack_mv = _s16(d, _STACK - _BAT_STATUS) * _USERV_MV
+        self.cc2_ma = _s16(d, _CC2 - _BAT_STATUS) * self.ua
 
     @micropython.native
     def _cells(self, out_mv):
         _unpack_cells(out_mv, self._d, self._map, self.cells)
+
+    @micropython.native
+    def _cells2(self, out_mv):
+        _unpack_cells(out_mv, self._d, self._map2, self.cells)
+
+    @micropython.native
+    def read_safety(self):
+        """Safety Alert/Status A-C and PF Alert/Status A-D (0x02..0x11) into self.safety, and FET
+        Status (0x7F) into self.fet_status; allocation-free (two reads: on a change of Battery
+        Status SS/PF, and once a second)."""
+        self._read(_SAFETY_A, self._r16, 16)
+        s = self.safety
+        d = self._d
+        for i in range(16):
+            s[i] = d[i]
+        self._read(_FET_STATUS, self._r1, 1)
+        self.fet_status = self._d[0]
 
     @micropython.native
     def read_stack_mv(self):
@@ -321,6 +362,7 @@ class BQ76952:
     def set_map(self, cells, cell_map=None):
         m = cell_inputs(cells, cell_map)
         self._map = bytes([c - 1 for c in m])
+        self._map2 = bytes([c - 1 + _CELLS_AT // 2 for c in m])
         self.cells = cells
         return m
 
@@ -342,9 +384,17 @@ class BQ76952:
         if board is not None:
             # loaded for the set-up only (a board's heap: docs/architecture.md), then dropped
             from pwfw.bq76952_setup import setup
-            from pwfw.bq76952_units import plan
+            from pwfw.bq76952_units import entries
 
-            return setup(self, plan(board, cells, mask), board.get("afe") or {})
+            self.stale = True  # from here until verified, no current is scaled with a cached unit
+            self.ua = 0
+            try:
+                n = setup(self, lambda: entries(board, cells, mask), board.get("afe") or {})
+            except BaseException:
+                self.ua = 0
+                raise
+            self._verified()
+            return n
         r = self.subcommand(DEVICE_NUMBER, 2)
         if r[0] | (r[1] << 8) != BQ76952_ID:
             raise ValueError("not a bq76952")
@@ -362,9 +412,17 @@ class BQ76952:
         if self.read_dm(DA_CONFIG, 1)[0] != da:
             raise ValueError("da configuration")
         self.ua = ua
+        self._verified()
+
+    def _verified(self):
+        """The settings were just written and read back: Battery Status as it is now is the one to keep."""
+        self._bs_ok = self.read_status() & BS_WATCH
+        self.stale = False
 
     def set_crc(self, on):
         """Switch the bus framing (after SWAP_COMM_MODE): the buffers are rebuilt for it."""
-        keep = (self.cells, self._map, self.ua, self.nacks, self.crc_errors, self.fets_enabled)
+        keep = (self.cells, self._map, self._map2, self.ua, self.nacks, self.crc_errors, self.fets_enabled,
+                self.stale, self._bs_ok)
         self.__init__(self.i2c, self.addr, on, self.retries, self._sleep)
-        self.cells, self._map, self.ua, self.nacks, self.crc_errors, self.fets_enabled = keep
+        (self.cells, self._map, self._map2, self.ua, self.nacks, self.crc_errors, self.fets_enabled,
+         self.stale, self._bs_ok) = keep

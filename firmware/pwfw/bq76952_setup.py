@@ -45,12 +45,14 @@ def _cfg_mode(drv, on):
 
 
 def setup(drv, plan, afe=None):
-    """Configure from plan [(name, addr, bytes)] (pwfw.bq76952_units.plan): FULLACCESS (keys from
+    """Configure from plan [(name, addr, bytes)] (pwfw.bq76952_units.plan), or a function giving a
+    fresh iterator of them each time (pwfw.bq76952_units.entries: no list on the heap): FULLACCESS (keys from
     the board), CONFIG_UPDATE (bit checked), every write with a wait after it, exit (bit
     checked), every setting read back, then FET control (FET_ENABLE) and SEALED. Raises
     ConfigError naming the step or setting that failed; the FETs are then left off.
     Returns the number of settings verified."""
     afe = afe or {}
+    walk = plan if callable(plan) else (lambda: plan)
     keys = afe.get("keys") or DEFAULT_KEYS
     try:
         r = drv.subcommand(DEVICE_NUMBER, 2)
@@ -70,14 +72,16 @@ def setup(drv, plan, afe=None):
         kb[2 * i + 1] = keys[i] >> 8
     _cfg_mode(drv, True)
     try:
-        for name, addr, data in plan:
+        for name, addr, data in walk():
             drv.write_dm(addr, data)
             drv._sleep(1)  # LibreSolar found 200 us needed after a write; the TRM gives none
         drv.write_dm(SECURITY_KEYS, kb)
         drv._sleep(1)
     finally:
         _cfg_mode(drv, False)
-    for name, addr, data in plan:
+    n = 0
+    for name, addr, data in walk():
+        n += 1
         got = drv.read_dm(addr, len(data))
         for i in range(len(data)):
             if got[i] != data[i]:
@@ -103,4 +107,36 @@ def setup(drv, plan, afe=None):
         drv.subcommand(ALL_FETS_OFF)
         raise ConfigError("seal")
     drv.fets_enabled = True
-    return len(plan)
+    return n
+
+
+def pack_configure(pack):
+    """pwfw.pack.Pack.configure: the board's configuration through the driver (setup() above), and
+    what the pack makes of the result: `afe_ready`, the `afe` fault, a note for App's `evt`
+    (afe_config: on 0 with the number of settings verified, or on 1 with the failed step or setting,
+    once per failure, not once per retry). A failure turns every FET off (ALL_FETS_OFF)."""
+    board = pack.board
+    what = None
+    try:
+        n = pack.afe.configure(pack.n_cells, board.get("cell_map"), board["current"].get("max_ma", 32767),
+                               board=board)
+    except OSError:
+        what = "bus"
+    except ValueError as e:  # ConfigError names the step or setting; else a CRC error after retries
+        what = str(e) or "afe"
+    pack.afe_ready = what is None
+    if what is None:
+        pack.fault &= ~1  # pwfw.pack's `afe` fault bit
+        pack.notes.append(("afe_config", 0, n, None))
+        pack._safety_n = 0  # read the status at once
+        pack._want = -1  # and command the FETs again
+        pack._conf_err = None
+        return
+    pack.fault |= 1
+    try:
+        pack.afe.subcommand(ALL_FETS_OFF)  # whatever the part had before, nothing conducts now
+    except (OSError, ValueError):
+        pass
+    if what != pack._conf_err:
+        pack._conf_err = what
+        pack.notes.append(("afe_config", 1, None, what))

@@ -227,9 +227,19 @@ _TS_FET = const(0x0F)  # a thermistor used as FET temperature (LibreSolar bms_c1
 SECURITY_KEYS = const(0x0035)  # subcommand: unseal step 1/2, full-access step 1/2 (U2 each)
 
 
+def _e(name, addr, v, n):
+    return (name, addr, le(v, n))
+
+
 def plan(board, cells, mask):
     """[(name, address, bytes)]: every data-memory setting the board needs, in write order.
     `mask` is the Vcell Mode bit mask of the inputs in use."""
+    return list(entries(board, cells, mask))
+
+
+def entries(board, cells, mask):
+    """plan() one entry at a time (a generator: the firmware's set-up never holds the whole list,
+    a board's heap is tight; pwfw.bq76952_setup walks it twice, to write and to read back)."""
     from pwfw.afe_config import FET_DEFAULTS, FET_TOPOLOGIES, afe_protect
 
     p = afe_protect(board)
@@ -242,56 +252,50 @@ def plan(board, cells, mask):
     r = cur.get("shunt_uohm")
     if type(r) is not int or r <= 0:
         raise ValueError("current.shunt_uohm missing: the AFE's CC Gain and current limits need it")
-    out = []
-
-    def put(name, addr, v, n):
-        out.append((name, addr, le(v, n)))
-
-    put("vcell_mode", VCELL_MODE, mask, 2)
-    put("da_config", DA_CONFIG, da_config(cur.get("max_ma", 32767)), 1)
-    put("cc_gain", CC_GAIN, cc_gain_bits(r), 4)
-    put("cap_gain", CAP_GAIN, cap_gain_bits(r), 4)
+    yield _e("vcell_mode", VCELL_MODE, mask, 2)
+    yield _e("da_config", DA_CONFIG, da_config(cur.get("max_ma", 32767)), 1)
+    yield _e("cc_gain", CC_GAIN, cc_gain_bits(r), 4)
+    yield _e("cap_gain", CAP_GAIN, cap_gain_bits(r), 4)
     # Power Config default 0x2982; bit 8 (SLEEP) allows SLEEP mode (LibreSolar writes 0x2882 to
     # disable it). Off unless the board asks: docs/hardware.md, "Sleep".
-    put("power_config", POWER_CONFIG, 0x2982 if p["sleep"] else 0x2882, 2)
-    put("reg0_config", REG0_CONFIG, 0x01, 1)
-    put("reg12_config", REG12_CONFIG, 0x0D, 1)
+    yield _e("power_config", POWER_CONFIG, 0x2982 if p["sleep"] else 0x2882, 2)
+    yield _e("reg0_config", REG0_CONFIG, 0x01, 1)
+    yield _e("reg12_config", REG12_CONFIG, 0x0D, 1)
     ts = board.get("bq_ts") or []
     fet_ts = afe.get("fet_ts")
     for k in (1, 2, 3):
-        put("ts%d_config" % k, TS1_CONFIG + k - 1, _TS_FET if k == fet_ts else _TS_CELL if k in ts else 0, 1)
+        yield _e("ts%d_config" % k, TS1_CONFIG + k - 1, _TS_FET if k == fet_ts else _TS_CELL if k in ts else 0, 1)
     sfet = 1 if fets["topology"] == "series" else 0
     # FET Options: SFET, HOST_FET_EN (bit 2: host commands may turn FETs off), FET_CTRL_EN (bit 3:
     # the device drives them), PDSG_EN (bit 4) when a pre-discharge FET is fitted
-    put("fet_options", FET_OPTIONS, sfet | 0x04 | 0x08 | (0x10 if fets["pdsg"] else 0), 1)
-    put("enabled_a", ENABLED_A, SCD | OCD2 | OCD1 | OCC | COV | CUV, 1)
-    put("enabled_b", ENABLED_A + 1, OTC | OTD | UTC | UTD | (OTF if fet_ts else 0), 1)
-    put("enabled_c", ENABLED_A + 2, 0x00, 1)  # no latches (COVL/OCDL/SCDL), no host watchdog
-    put("chg_fet_a", CHG_FET_A, SCD | OCC | COV, 1)  # TRM: only 0x98 or 0x18 act immediately
-    put("chg_fet_b", CHG_FET_A + 1, OTF | OTINT | OTC | UTINT | UTC, 1)
-    put("dsg_fet_a", DSG_FET_A, SCD | OCD2 | OCD1 | CUV, 1)
-    put("dsg_fet_b", DSG_FET_A + 1, OTF | OTINT | OTD | UTINT | UTD, 1)
-    put("default_alarm_mask", DEFAULT_ALARM_MASK, 0xF800, 2)  # ALERT on safety/PF status
-    put("cuv", CUV_TH, cell_code(p["cuv_mv"], CUV_MIN, CUV_MAX), 1)
-    put("cuv_delay", CUV_TH + 1, cell_delay_code(p["cuv_ms"]), 2)
-    put("cuv_hyst", 0x927B, hyst_code(p["cuv_hyst_mv"]), 1)
-    put("cov", COV_TH, cell_code(p["cov_mv"]), 1)
-    put("cov_delay", COV_TH + 1, cell_delay_code(p["cov_ms"]), 2)
-    put("cov_hyst", 0x927C, hyst_code(p["cov_hyst_mv"]), 1)
-    put("occ", OCC_TH, oc_code(p["occ_ma"], r, OCC_MAX), 1)
-    put("occ_delay", OCC_TH + 1, oc_delay_code(p["occ_ms"]), 1)
-    put("ocd1", OCD1_TH, oc_code(p["ocd1_ma"], r), 1)
-    put("ocd1_delay", OCD1_TH + 1, oc_delay_code(p["ocd1_ms"]), 1)
-    put("ocd2", OCD2_TH, oc_code(p["ocd2_ma"], r), 1)
-    put("ocd2_delay", OCD2_TH + 1, oc_delay_code(p["ocd2_ms"]), 1)
-    put("scd", SCD_TH, scd_code(p["scd_ma"], r), 1)
-    put("scd_delay", SCD_TH + 1, scd_delay_code(p["scd_us"]), 1)
-    put("scd_recov_time", SCD_RECOV_TIME, p["scd_recov_s"], 1)
+    yield _e("fet_options", FET_OPTIONS, sfet | 0x04 | 0x08 | (0x10 if fets["pdsg"] else 0), 1)
+    yield _e("enabled_a", ENABLED_A, SCD | OCD2 | OCD1 | OCC | COV | CUV, 1)
+    yield _e("enabled_b", ENABLED_A + 1, OTC | OTD | UTC | UTD | (OTF if fet_ts else 0), 1)
+    yield _e("enabled_c", ENABLED_A + 2, 0x00, 1)  # no latches (COVL/OCDL/SCDL), no host watchdog
+    yield _e("chg_fet_a", CHG_FET_A, SCD | OCC | COV, 1)  # TRM: only 0x98 or 0x18 act immediately
+    yield _e("chg_fet_b", CHG_FET_A + 1, OTF | OTINT | OTC | UTINT | UTC, 1)
+    yield _e("dsg_fet_a", DSG_FET_A, SCD | OCD2 | OCD1 | CUV, 1)
+    yield _e("dsg_fet_b", DSG_FET_A + 1, OTF | OTINT | OTD | UTINT | UTD, 1)
+    yield _e("default_alarm_mask", DEFAULT_ALARM_MASK, 0xF800, 2)  # ALERT on safety/PF status
+    yield _e("cuv", CUV_TH, cell_code(p["cuv_mv"], CUV_MIN, CUV_MAX), 1)
+    yield _e("cuv_delay", CUV_TH + 1, cell_delay_code(p["cuv_ms"]), 2)
+    yield _e("cuv_hyst", 0x927B, hyst_code(p["cuv_hyst_mv"]), 1)
+    yield _e("cov", COV_TH, cell_code(p["cov_mv"]), 1)
+    yield _e("cov_delay", COV_TH + 1, cell_delay_code(p["cov_ms"]), 2)
+    yield _e("cov_hyst", 0x927C, hyst_code(p["cov_hyst_mv"]), 1)
+    yield _e("occ", OCC_TH, oc_code(p["occ_ma"], r, OCC_MAX), 1)
+    yield _e("occ_delay", OCC_TH + 1, oc_delay_code(p["occ_ms"]), 1)
+    yield _e("ocd1", OCD1_TH, oc_code(p["ocd1_ma"], r), 1)
+    yield _e("ocd1_delay", OCD1_TH + 1, oc_delay_code(p["ocd1_ms"]), 1)
+    yield _e("ocd2", OCD2_TH, oc_code(p["ocd2_ma"], r), 1)
+    yield _e("ocd2_delay", OCD2_TH + 1, oc_delay_code(p["ocd2_ms"]), 1)
+    yield _e("scd", SCD_TH, scd_code(p["scd_ma"], r), 1)
+    yield _e("scd_delay", SCD_TH + 1, scd_delay_code(p["scd_us"]), 1)
+    yield _e("scd_recov_time", SCD_RECOV_TIME, p["scd_recov_s"], 1)
     for name, a in (("otc", OTC_TH), ("otd", OTC_TH + 3), ("otf", OTC_TH + 6), ("utc", UTC_TH), ("utd", UTC_TH + 3)):
-        put(name, a, temp_code(p[name + "_dc"]), 1)
-        put(name + "_delay", a + 1, p["temp_s"], 1)
-        put(name + "_recov", a + 2, temp_code(p[name + "_recov_dc"]), 1)
-    put("recovery_time", RECOVERY_TIME, p["recovery_s"], 1)
+        yield _e(name, a, temp_code(p[name + "_dc"]), 1)
+        yield _e(name + "_delay", a + 1, p["temp_s"], 1)
+        yield _e(name + "_recov", a + 2, temp_code(p[name + "_recov_dc"]), 1)
+    yield _e("recovery_time", RECOVERY_TIME, p["recovery_s"], 1)
     if afe.get("crc"):
-        put("comm_type", COMM_TYPE, 0x12, 1)  # I2C fast with CRC, applied by SWAP_COMM_MODE
-    return out
+        yield _e("comm_type", COMM_TYPE, 0x12, 1)  # I2C fast with CRC, applied by SWAP_COMM_MODE

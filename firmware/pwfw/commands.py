@@ -86,7 +86,7 @@ def cmd_zero(app, args):
     # with the power path open no current flows: whatever is read is offset; closed, only a reading
     # a sensor's offset can explain is (zero_max_ma), else `zero` would hide a real load
     lim = app.cfg.zero_max_ma
-    if app.fet() and abs(raw) > lim:
+    if app.path() and abs(raw) > lim:
         raise ValueError("pack is not at rest: %d mA measured, more than zero_max_ma %d mA with the power path "
                          "closed; stop the load and the charger, then zero again" % (raw, lim))
     app.cfg.set("i_offset_ma", raw)  # range-checked: a wild reading raises ValueError

@@ -18,6 +18,29 @@ F_CMD = const(32)
 _AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection
 _TEMP_MS = const(1000)  # temperatures are read once a second: thermal time constants are minutes
 _STUCK_READS = const(60)  # an NTC whose raw code never moves for a minute is stuck
+_RECONF_MS = const(5000)  # an AFE that could not be configured is tried again this often (power path open)
+_SAFETY_EVERY = const(10)  # samples between reads of the AFE's Safety/PF/FET Status (and at once on SS/PF)
+_BS_SSPF = const(0x1800)  # Battery Status SS | PF
+# The AFE's latched protections in `prot` (docs/protocol.md "AFE protection bits"): Safety Status A
+# bits 2-7, Safety Status B bits 0-2 and 4-7 (TRM SLUUBY2B 12.2), packed without the reserved bits,
+# and Battery Status PF. `evt` lines name them when they latch or clear.
+PROT_NAMES = ("cuv", "cov", "occ", "ocd1", "ocd2", "scd", "utc", "utd", "utint", "otc", "otd", "otint", "otf", "pf")
+_PROT_PF = const(0x2000)
+
+
+def _drop_setup():
+    import gc
+    import sys
+
+    import pwfw
+
+    for m in ("bq76952_setup", "bq76952_units", "afe_config"):
+        sys.modules.pop("pwfw." + m, None)
+        try:
+            delattr(pwfw, m)  # the package holds its submodules too
+        except (AttributeError, KeyError):  # not imported (MicroPython raises KeyError)
+            pass
+    gc.collect()
 
 
 class Pack:
@@ -41,6 +64,19 @@ class Pack:
         self.fault = 0
         self.afe_misses = 0
         self.next_temp = hal.ticks_ms()
+        self.board = board
+        # the AFE's configuration is written and verified (the power path may close only then)
+        self.afe_ready = False
+        self.prot = 0  # the AFE's latched protections (PROT_NAMES bits)
+        self.afe_fets = 0  # the AFE's CHG (bit 0) / DSG (bit 1) drivers on, from FET Status
+        self._safety_n = 0
+        self._bs = 0
+        self._next_conf = 0
+        self._now = 0
+        self._conf_err = None  # the step or setting the last configuration failed at
+        self._want = -1  # the AFE FET state last commanded (drive()); -1: none yet
+        # (name, on, val, setting) events for App to send: configuration results and AFE resets (rare)
+        self.notes = []
         self._make_sensors(board)
 
     def _make_sensors(self, board):
@@ -50,10 +86,7 @@ class Pack:
         afe = board["afe"]
         self.afe = BQ76952(self.hal.i2c, afe.get("addr", 8), crc=afe.get("crc", False), sleep=self.hal.sleep_ms)
         cur = board["current"]
-        try:
-            self.afe.configure(self.n_cells, board.get("cell_map"), cur.get("max_ma", 32767))
-        except (OSError, ValueError):
-            self.fault |= _F_AFE
+        self.configure()
         self.ina = None
         if cur["source"] == "ina228":
             from pwfw.ina228 import INA228
@@ -65,10 +98,35 @@ class Pack:
                 self.fault |= _F_CURRENT
         self.ntc = Ntc.from_board(board["ntc"])
 
+    def configure(self):
+        """Write the board's whole AFE configuration and read it back (pwfw.bq76952_setup.pack_configure:
+        protections, FET control, CC Gain, SEALED); True when verified. On failure the FETs stay off,
+        the `afe` fault stays raised and an `afe_config` note names the failed step or setting; App keeps
+        the power path open until one succeeds (tried again every _RECONF_MS). The set-up modules are
+        dropped afterwards: the running loop does not carry them."""
+        import gc
+
+        gc.collect()  # the set-up modules need one stretch of heap: start from a compacted one
+        try:
+            from pwfw.bq76952_setup import pack_configure
+
+            pack_configure(self)
+        except MemoryError:  # the set-up modules did not fit: fail safe, try again later
+            self.afe_ready = False
+            self.fault |= _F_AFE
+            if self._conf_err != "memory":
+                self._conf_err = "memory"
+                self.notes.append(("afe_config", 1, None, "memory"))
+        _drop_setup()
+        return self.afe_ready
+
     @micropython.native
     def read(self, now):
         """Take one sample; True when the AFE answered (cells, stack and the CC2 current are fresh)."""
+        self._now = now
         afe_ok = self._read_afe()
+        if not self.afe_ready and ticks_diff(now, self._next_conf) >= 0:
+            self._reconfigure(now)
         self._read_current(afe_ok)
         if ticks_diff(now, self.next_temp) >= 0:
             self.next_temp = ticks_add(now, _TEMP_MS)
@@ -80,14 +138,23 @@ class Pack:
         """The AFE has been silent for _AFE_LOST_SAMPLES samples: no data, so no protection."""
         return self.afe_misses >= _AFE_LOST_SAMPLES
 
+    def _reconfigure(self, now):
+        self._next_conf = ticks_add(now, _RECONF_MS)
+        self.configure()
+
     @micropython.native
     def _read_afe(self):
         afe = self.afe
         try:
-            afe.read_frame(self.cells)  # cells, stack and CC2 current: one transaction
+            afe.read_frame(self.cells)  # Battery Status, cells, stack and CC2 current: one transaction
             self.stack_mv = afe.stack_mv
-            self.fault &= ~(_F_AFE | _F_AFE_CRC)
+            self.fault &= ~_F_AFE_CRC
             self.afe_misses = 0
+            if afe.stale:  # reset or out of its configuration: nothing measured now is trusted
+                return self._lost_config()
+            if self.afe_ready:
+                self.fault &= ~_F_AFE
+                self._supervise()
             return True
         except OSError:
             self.fault |= _F_AFE
@@ -97,10 +164,68 @@ class Pack:
             self.afe_misses += 1
         return False
 
+    def _lost_config(self):
+        """Battery Status says POR, CONFIG_UPDATE or another security mode: the settings (the current's
+        unit among them) may be the part's defaults again. Re-configure and re-verify now; this
+        sample's readings are not used."""
+        if self.afe_ready:
+            self.afe_ready = False
+            self.notes.append(("afe_reset", 1, self.afe.status, None))
+            self._next_conf = self._now
+        return False
+
+    def _supervise(self):
+        """Battery Status every sample (it came with the frame); Safety/PF/FET Status when SS or PF
+        changes and every _SAFETY_EVERY samples."""
+        bs = self.afe.status & _BS_SSPF
+        n = self._safety_n - 1
+        if bs != self._bs or n < 0:
+            self._bs = bs
+            n = _SAFETY_EVERY - 1
+            self._read_safety()
+        self._safety_n = n
+
+    @micropython.native
+    def _read_safety(self):
+        afe = self.afe
+        try:
+            afe.read_safety()
+        except (OSError, ValueError):
+            return  # the next sample tries again (the frame read decides the afe faults)
+        s = afe.safety
+        a = s[1]  # Safety Status A, then B (s[0], s[2]: the alerts)
+        b = s[3]
+        self.prot = (a >> 2) | ((b & 7) << 6) | ((b >> 4) << 9) | (_PROT_PF if self.afe.status & 0x1000 else 0)
+        f = afe.fet_status
+        self.afe_fets = (f & 1) | ((f >> 1) & 2)  # FET Status bit 0 CHG_FET, bit 2 DSG_FET
+
+    def drive(self, want):
+        """The AFE's FETs as the firmware's own protections allow them: bit 0 charge, bit 1 discharge
+        (ALL_FETS_ON / CHG_PCHG_OFF / DSG_PDSG_OFF / ALL_FETS_OFF, TRM 12.5: the host can only turn a
+        FET off; the AFE's protections still rule). A subcommand only when the wish changes."""
+        if want != self._want and self.afe_ready:
+            self._fets(want)
+
+    def _fets(self, want):
+        afe = self.afe
+        self._want = want
+        try:
+            afe.subcommand(0x0096 if want else 0x0095)  # ALL_FETS_ON (allows both) / ALL_FETS_OFF
+            if want == 1:
+                afe.subcommand(0x0093)  # DSG_PDSG_OFF
+            elif want == 2:
+                afe.subcommand(0x0094)  # CHG_PCHG_OFF
+        except (OSError, ValueError):
+            self._want = -1  # the next sample tries again
+
     @micropython.native
     def _read_current(self, afe_ok):
         if self.ina is None:
             if not afe_ok:  # the coulomb counter's reading came with the AFE read that failed
+                if self.afe_misses or not self.afe_ready:
+                    self.fault |= _F_CURRENT
+                return
+            if not self.afe_ready:  # the AFE answers but its current unit is not verified
                 self.fault |= _F_CURRENT
                 return
             raw = self.afe.cc2_ma

@@ -24,6 +24,10 @@ ALARM_NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "im
 
 # Everything but imbalance opens the relay: imbalance is a maintenance warning, not a hazard.
 RELAY_MASK = const(0xBF)
+# The AFE's FETs per direction: charging stops on cell_ov, ot_chg, oc_chg, open_wire; discharging on
+# cell_uv, ot_dsg, oc_dsg, open_wire (the relay, one switch, opens on any RELAY_MASK alarm).
+_CHG_STOP = const(0x95)
+_DSG_STOP = const(0xAA)
 _CELL_BITS = const(0xC3)  # OV, UV, imbalance, open wire: held while cell readings are implausible
 _V_BITS = const(0x43)  # OV, UV, imbalance: not judged on readings that cannot be real
 _OC_BITS = const(0x30)
@@ -98,6 +102,12 @@ class Protect:
     @micropython.native
     def relay_ok(self):
         return not (self.alarm & RELAY_MASK)
+
+    @micropython.native
+    def fets_ok(self):
+        """The AFE FETs these alarms allow: bit 0 charge, bit 1 discharge."""
+        a = self.alarm
+        return (0 if a & _CHG_STOP else 1) | (0 if a & _DSG_STOP else 2)
 
     @micropython.native
     def check(self, now_ms, cells_mv, stack_mv, i_ma, temps_dc):

@@ -92,9 +92,10 @@ class Hal:
         self._i_offset = 0
         self.i2c = SimI2C()
         afe = board["afe"]
-        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=seed)
-        self.i2c.attach(afe.get("addr", 8), self.bq)
         cur = board["current"]
+        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=seed,
+                             shunt_uohm=cur.get("shunt_uohm", 1000))  # the firmware sets CC Gain for it
+        self.i2c.attach(afe.get("addr", 8), self.bq)
         self.ina = None
         if cur["source"] == "ina228":
             self.ina = INA228Sim(cur["shunt_uohm"], seed=seed + 1)
@@ -224,8 +225,8 @@ class Hal:
             return c[0] if c else -1
         return -1
 
-    def serial_write(self, buf, n):
-        self._out.write(buf, n)
+    def serial_write(self, buf):
+        self._out.write(buf)
 
     def adc_u16(self, ch):
         return self.adc.u16(ch)

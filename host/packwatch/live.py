@@ -7,7 +7,7 @@ import time
 
 from .api import Board
 from .cli import POSITIVE
-from .protocol import ALARM_BITS, FAULT_BITS, bits_names, power_path
+from .protocol import ALARM_BITS, FAULT_BITS, PROT_BITS, afe_fets, bits_names, power_path
 
 HDR_WAIT_S = 2.0  # --once: how long a report waits for the hdr (board, fw, uid) before it is shown
 CHEM_RANGE_MV = {"lfp": (2500, 3650), "nmc": (3000, 4200)}
@@ -55,7 +55,12 @@ def render(rep, hdr=None, width=80, color=False, stats=None):
     al, fl = bits_names(rep.get("alarm"), ALARM_BITS), bits_names(rep.get("fault"), FAULT_BITS)
     path = power_path(rep.get("fet"))
     if path is not None:  # a firmware before `fet` does not say: show nothing rather than a guess
-        out.append("power path: " + (path if rep["fet"] == 3 else red + path + off))
+        out.append("power path: " + (path if rep["fet"] & 3 == 3 else red + path + off))
+        afe = afe_fets(rep.get("fet"))
+        pr = bits_names(rep.get("prot"), PROT_BITS) if "prot" in rep else None
+        if pr is not None:  # a firmware before `prot` does not report the AFE's own state
+            out.append("AFE     " + (afe if rep["fet"] & 12 == 12 else red + afe + off) + "   protections "
+                       + (red + " ".join(pr) + off if pr else "none"))
     out.append("alarms  " + (red + " ".join(al) + off if al else "none"))
     out.append("faults  " + (red + " ".join(fl) + off if fl else "none"))
     out.append("seq %s  ms %s%s" % (rep.get("seq"), rep.get("ms"), "  " + stats if stats else ""))

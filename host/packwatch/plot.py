@@ -68,7 +68,7 @@ def _reduce(cols, cells, temps, k):
         # a bin shows a path closed only if it was closed in every row (an open moment stays visible);
         # -1 marks a bin without any reading (rows logged before the column was known)
         known = np.add.reduceat((~np.isnan(f)).astype(np.int64), starts) > 0
-        closed = np.bitwise_and.reduceat(np.where(np.isnan(f), 3, f).astype(np.int64), starts)
+        closed = np.bitwise_and.reduceat(np.where(np.isnan(f), (1 << len(FET_WORDS)) - 1, f).astype(np.int64), starts)
         r["fet"] = np.where(known, closed, -1)
     r["n"] = cnt.astype(np.int64)
     return r
@@ -165,7 +165,7 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS, truth=None):
               for bit in range(int(np.bitwise_or.reduce(b[kind])).bit_length()) if np.any(b[kind] >> bit & 1)]
     panels = (["cells", "spread", "pack", "current"] + (["temp"] if has_t else []) + (["soc"] if has_soc else [])
               + (["events"] if events or has_fet else []))
-    n_rows = len(events) + (2 if has_fet else 0)
+    n_rows = len(events) + (len(FET_WORDS) if has_fet else 0)
     ratios = {"cells": 3, "spread": 1.2, "pack": 1.6, "current": 1.6, "temp": 1.6, "soc": 1.8,
               "events": 0.5 + 0.35 * n_rows}
     fig = Figure(figsize=(13, 1.6 + 1.45 * len(panels)))

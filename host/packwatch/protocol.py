@@ -20,18 +20,28 @@ except ImportError:  # pragma: no cover  (still works without it, at half the sp
 # holds these, the firmware's tables and protocol_vectors.json's "bits" to each other)
 ALARM_BITS = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
 FAULT_BITS = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
-FET_BITS = ("chg", "dsg")  # `fet`: bit set = that power path closed
-FET_WORDS = ("charge", "discharge")  # how live and plot name the FET_BITS paths
+FET_BITS = ("chg", "dsg", "afe_chg", "afe_dsg")  # `fet`: bit set = that power path closed / that AFE FET on
+FET_WORDS = ("charge", "discharge", "AFE charge", "AFE discharge")  # how live and plot name the FET_BITS
+# `prot`: the AFE's latched protections (BQ76952 Safety Status A/B, packed; Battery Status PF)
+PROT_BITS = ("cuv", "cov", "occ", "ocd1", "ocd2", "scd", "utc", "utd", "utint", "otc", "otd", "otint", "otf", "pf")
 
 
 def power_path(fet):
     """`fet` as words: 'closed (charge, discharge)', 'open (charge, discharge)', 'charge closed, discharge
     open' …; None when the report has no (or no valid) `fet` (a firmware from before the field)."""
-    if type(fet) is not int or not 0 <= fet <= 3:
+    if type(fet) is not int or not 0 <= fet <= 15:
         return None
+    fet &= 3  # the path as the firmware drives it (bits 2-3 are the AFE's own FETs: afe_fets())
     if fet in (0, 3):
-        return "%s (%s)" % ("closed" if fet else "open", ", ".join(FET_WORDS))
-    return ", ".join("%s %s" % (n, "closed" if fet >> i & 1 else "open") for i, n in enumerate(FET_WORDS))
+        return "%s (%s)" % ("closed" if fet else "open", ", ".join(FET_WORDS[:2]))
+    return ", ".join("%s %s" % (n, "closed" if fet >> i & 1 else "open") for i, n in enumerate(FET_WORDS[:2]))
+
+
+def afe_fets(fet):
+    """The AFE's CHG/DSG drivers from `fet` bits 2-3, as words ('CHG on, DSG off'); None without `fet`."""
+    if type(fet) is not int or not 0 <= fet <= 15:
+        return None
+    return "CHG %s, DSG %s" % ("on" if fet & 4 else "off", "on" if fet & 8 else "off")
 
 
 class FrameError(ValueError):

@@ -38,7 +38,8 @@ def log_of(tmp_path, reps):
     (0, "open (charge, discharge)"),
     (1, "charge closed, discharge open"),
     (2, "charge open, discharge closed"),
-    (None, None), ("3", None), (4, None), (-1, None),  # absent (older firmware) or not a valid bitmask
+    (15, "closed (charge, discharge)"), (4, "open (charge, discharge)"),  # bits 2-3: the AFE's FETs, not the path
+    (None, None), ("3", None), (16, None), (-1, None),  # absent (older firmware) or not a valid bitmask
 ])
 def test_power_path_words(fet, words):
     assert power_path(fet) == words

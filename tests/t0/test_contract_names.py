@@ -11,7 +11,7 @@ from pwfw import app, pack, protect
 from tests.support import ROOT, VECTORS
 
 BITS = json.loads(VECTORS.read_text())["bits"]
-SECTIONS = {"alarm": "Alarm bits", "fault": "Fault bits", "fet": "Power-path bits"}
+SECTIONS = {"alarm": "Alarm bits", "fault": "Fault bits", "fet": "Power-path bits", "prot": "AFE protection bits"}
 
 
 def doc_table(title):
@@ -35,6 +35,7 @@ def test_host_tables_are_the_spec():
     assert list(host.FAULT_BITS) == BITS["fault"]
     assert list(host.FET_BITS) == BITS["fet"]
     assert len(host.FET_WORDS) == len(host.FET_BITS)
+    assert list(host.PROT_BITS) == BITS["prot"]
 
 
 def test_firmware_alarm_names_and_bits_are_the_spec():
@@ -55,3 +56,8 @@ def test_firmware_fault_names_and_bits_are_the_spec():
 
 def test_firmware_fet_bits_are_the_spec():
     assert [getattr(app, "_FET_" + n.upper()) for n in BITS["fet"]] == [1 << k for k in range(len(BITS["fet"]))]
+
+
+def test_firmware_prot_names_are_the_spec():
+    assert list(pack.PROT_NAMES) == BITS["prot"]
+    assert app.PROT_NAMES is pack.PROT_NAMES
