@@ -63,10 +63,10 @@ class FakeHal:
         self.rx = self.rx[1:]
         return b
 
-    def serial_write(self, buf):
+    def serial_write(self, buf, n):
         self.writes += 1
         if self.keep_tx:
-            self.tx += bytes(buf)
+            self.tx += bytes(buf[:n])
 
     def adc_u16(self, ch):
         return self.adc.u16(ch)

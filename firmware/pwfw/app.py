@@ -101,8 +101,8 @@ class App:
             self.pack.fault |= F_STORE
 
     # --- serial port: the FrameWriter writes through us ------------------------------------
-    def write(self, buf):
-        self.hal.serial_write(buf)
+    def write(self, buf, n):
+        self.hal.serial_write(buf, n)
 
     # --- messages --------------------------------------------------------------------------
     def hdr(self, topic=b"hdr"):

@@ -225,8 +225,8 @@ class Hal:
             return c[0] if c else -1
         return -1
 
-    def serial_write(self, buf):
-        self._out.write(buf)
+    def serial_write(self, buf, n):
+        self._out.write(buf, n)
 
     def adc_u16(self, ch):
         return self.adc.u16(ch)
