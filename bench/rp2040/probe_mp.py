@@ -157,6 +157,9 @@ class NoProt:
     def relay_ok(self):
         return True
 
+    def fets_ok(self):
+        return 3  # both AFE FETs allowed
+
 
 now = T[0]
 row("report", *per_call(lambda k: app.report(now), N_REP))  # noqa: F821

@@ -90,13 +90,32 @@ def _crc_line(buf, n: int, tab) -> int:
 
 @micropython.viper
 def _array_digits(buf, n: int, arr, cnt: int) -> int:
-    """The cnt entries of an int array, comma-separated, at buf[n]; returns the index after them."""
+    """The cnt entries of an int array, comma-separated, at buf[n]; returns the index after them.
+    _digits inlined: a call per entry cost ~25 us of the RP2040's 30 per entry (bench/rp2040)."""
+    b = ptr8(buf)
     i = 0
     while i < cnt:
         if i:
-            ptr8(buf)[n] = 44  # ','
+            b[n] = 44  # ','
             n += 1
-        n = int(_digits(buf, n, int(arr[i])))
+        v = int(arr[i])
+        if v < 0:
+            b[n] = 45  # '-'
+            n += 1
+            v = -v
+        d = 1
+        x = v
+        while x >= 10:
+            x //= 10
+            d += 1
+        j = n + d
+        while True:
+            j -= 1
+            b[j] = 48 + v % 10
+            v //= 10
+            if v == 0:
+                break
+        n += d
         i += 1
     return n
 
