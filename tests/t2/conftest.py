@@ -133,10 +133,13 @@ class Client:
 def board(tmp_path):
     started = []
 
-    def start(scenario="demo", seed=1, **kw):
+    def start(scenario="demo", seed=1, hold=False, **kw):
         kw.setdefault("fs_dir", tmp_path / ("fs%d" % len(started)))
         kw.setdefault("truth_every_ms", 1000)  # the plant's truth, a row a second (tests.support.soc_vs_truth)
-        vb = VirtualBoard(scenario, seed=seed, **kw).start()
+        vb = VirtualBoard(scenario, seed=seed, **kw)
+        if hold:  # frozen from boot, before its first step, until the test lifts vb.hold_at_ms
+            vb.hold_at_ms = 0
+        vb.start()
         c = Client(vb)
         started.append((vb, c))
         return c
