@@ -30,6 +30,7 @@ _POLLS = const(10)  # a subcommand answers in ~2 ms; give up after 10 polls 1 ms
 
 DEVICE_NUMBER = const(0x0001)
 FW_VERSION = const(0x0002)
+_CB_ACTIVE_CELLS = const(0x0083)
 SET_CFGUPDATE = const(0x0090)
 EXIT_CFGUPDATE = const(0x0092)
 DA_CONFIG = const(0x9303)  # Settings:Configuration:DA Configuration, bits 1:0 = userA (USA)
@@ -127,6 +128,7 @@ class BQ76952:
         # data bytes: the raw buffer itself, or the CRC-checked bytes copied out of it
         self._d = bytearray(_FRAME) if crc else self._raw
         self._cmd = bytearray(2)
+        self._cb = bytearray(4)  # CB_ACTIVE_CELLS write: subcommand + mask
         # the CRC of the first read byte covers (addr W, reg, addr R): precompute the address part
         self._crc_w = _T[addr << 1]
         self._crc_r = (addr << 1) | 1
@@ -336,6 +338,43 @@ class BQ76952:
             if tries <= 0:
                 raise ValueError("bq76952 checksum")
             tries -= 1
+
+    # --- host-controlled balancing (CB_ACTIVE_CELLS 0x0083; SLUAA81A: works SEALED, needs the
+    # checksum and length at 0x60/0x61 like a data-memory write). Pre-allocated buffers: no heap. -----
+    def cb_write(self, mask):
+        """Balance the cell inputs in mask (bit k = input k+1); 0 stops balancing."""
+        b = self._cb
+        b[0] = _CB_ACTIVE_CELLS
+        b[1] = 0
+        b[2] = mask & 0xFF
+        b[3] = (mask >> 8) & 0xFF
+        self._write(_SUBCMD, b)
+        c = self._cmd
+        c[0] = ~(b[0] + b[2] + b[3]) & 0xFF
+        c[1] = 6  # 2 data bytes + 4
+        self._write(_CHK, c)
+
+    def cb_read(self):
+        """The inputs the part is balancing now (CB_ACTIVE_CELLS read), checksum-checked."""
+        c = self._cmd
+        c[0] = _CB_ACTIVE_CELLS
+        c[1] = 0
+        self._write(_SUBCMD, c)
+        for _ in range(_POLLS):
+            if self._read16(_SUBCMD) & 0xFFFF == _CB_ACTIVE_CELLS:
+                break
+            self._sleep(1)
+        else:
+            raise OSError(110)
+        self._read(_CHK, self._r2, 2)
+        chk = self._d[0]
+        if self._d[1] != 6:
+            raise ValueError("bq76952 length")
+        self._read(_XBUF, self._r2, 2)
+        m = self._d[0] | (self._d[1] << 8)
+        if ~(_CB_ACTIVE_CELLS + self._d[0] + self._d[1]) & 0xFF != chk:
+            raise ValueError("bq76952 checksum")
+        return m
 
     def read_dm(self, addr, n):
         return self.subcommand(addr, n)

@@ -337,6 +337,12 @@ class BQ76952Sim(Bq76952Fsm):
         for i in range(n if 0 <= n <= 32 else 0):
             s += r[_XBUF + i]
         k = addr - _DM_BASE
+        if addr == 0x0083:  # CB_ACTIVE_CELLS write: 2 data bytes, checksum and length as for data memory
+            if n == 2 and ~s & 0xFF == r[_CHK]:
+                self.cb_write(r[_XBUF] | (r[_XBUF + 1] << 8))
+            else:
+                self.cb_rejects += 1
+            return
         ok = 1 <= n <= 32 and ~s & 0xFF == r[_CHK] and self.sec == 1  # FULLACCESS
         if ok and addr == 0x0035 and n == 8:  # SECURITY_KEYS write
             self.keys = [r[_XBUF + 2 * i] | (r[_XBUF + 2 * i + 1] << 8) for i in range(4)]

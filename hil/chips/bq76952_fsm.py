@@ -61,6 +61,11 @@ _DM_DEFAULTS = b'(\x00\x04\xf2A\xef@,\x00\x04j\x1c\x08J\xb4\x00\x02\x82)\xb6\x00
 _DEFAULT_KEYS = (0x0414, 0x3672, 0xFFFF, 0xFFFF)  # unseal 1, 2, full access 1, 2 (TRM 9.3)
 _SCD_MV = (10, 20, 40, 60, 80, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500)
 _FULLACCESS = 1
+_CB_ACTIVE_CELLS = 0x0083
+# Cell Balancing Config defaults: Balancing Configuration 0 (no autonomous balancing, host commands
+# accepted, none in SLEEP), Min/Max Cell Temp -20/60 C, Max Internal Temp 70 C, Interval 20 s,
+# Max Cells 1 (LibreSolar raises it to 4: "instead of only 1 by default")
+_CB_DEFAULTS = ((0x9335, 0), (0x9336, -20), (0x9337, 60), (0x9338, 70), (0x9339, 20), (0x933A, 1))
 _UNSEALED = 2
 _SEALED = 3
 _MAH_US = 3600000000  # mA.us in one mAh
@@ -86,6 +91,10 @@ class Bq76952Fsm(Bq76952Prot):
             for i in range(n):
                 dm[k + i] = d[j + 3 + i]
             j += 3 + n
+        for a, v in _CB_DEFAULTS:  # Cell Balancing Config (TRM SLUUBY2B 13.3.11; addresses as LibreSolar's bq769x2_registers.h)
+            dm[a - _DM_BASE] = v & 0xFF
+        self.cb_cells = 0  # CB_ACTIVE_CELLS as the host wrote it (RAM: a POR clears it)
+        self.cb_rejects = 0  # CB_ACTIVE_CELLS writes refused (checksum/length, CB_NO_CMD, too many cells)
         r = self.reg
         for i in range(_SUBCMD):
             r[i] = 0
@@ -183,6 +192,8 @@ class Bq76952Fsm(Bq76952Prot):
         self._vtime_us = u(0x924A) * 1000000
         self._wake_ma = self._i(0x924B, 2)
         self._bd_ma = self._i(0x9273, 2)
+        # balancing: (config, min cell dC, max cell dC, max internal dC, max cells)
+        self._cb = (u(0x9335), self._i(0x9336) * 10, self._i(0x9337) * 10, self._i(0x9338) * 10, u(0x933A))
 
     def _subcommand(self, cmd):
         self.subcommands += 1
@@ -228,6 +239,11 @@ class Bq76952Fsm(Bq76952Prot):
             for i in range(12, 32):
                 r[_XBUF + i] = 0
             n = 32
+        elif cmd == _CB_ACTIVE_CELLS:  # read: the cells being balanced (any security mode, SLUAA81A)
+            m = self.bal_mask
+            r[_XBUF] = m & 0xFF
+            r[_XBUF + 1] = m >> 8
+            n = 2
         elif cmd == 0x0082:  # RESET_PASSQ
             self.q = self.q_t = 0
         elif cmd == 0x0093:  # DSG_PDSG_OFF
@@ -280,6 +296,41 @@ class Bq76952Fsm(Bq76952Prot):
                 self._key_step = 2
                 return True
         return False
+
+    # --- host-controlled balancing (CB_ACTIVE_CELLS, 0x0083) ----------------------------------
+    def cb_write(self, mask):
+        """A CB_ACTIVE_CELLS write that passed the checksum/length check: taken in every security mode
+        (SLUAA81A), ignored with Balancing Configuration CB_NO_CMD (SLUUBY2B 13.3.11). More cells than
+        Cell Balance Max Cells: refused, the previous mask stays (our reading; the TRM names the limit,
+        not what the part does past it). No adjacent-cell rule: the TRM states none (LibreSolar's
+        driver refuses adjacent cells itself; so does the firmware)."""
+        cfg, _, _, _, most = self._cb
+        mask &= 0xFFFF
+        n = 0
+        for k in range(16):
+            n += mask >> k & 1
+        if cfg & 0x10 or n > most:
+            self.cb_rejects += 1
+            return
+        self.cb_cells = mask
+
+    @property
+    def bal_mask(self):
+        """The balancing FETs on now (bit k = cell input k+1): what CB_ACTIVE_CELLS reads and what the
+        plant bleeds. None in SLEEP unless Balancing Configuration CB_SLEEP, none while off."""
+        if self.off or (self.sleeping and not self._cb[0] & 0x04):
+            return 0
+        return self.cb_cells
+
+    def _cb_temps(self, cmin, cmax):
+        """Balancing stops outside Cell Balance Min/Max Cell Temp or above Max Internal Temp
+        (SLUUBY2B 11: the limits; that they also end host-controlled balancing is our reading)."""
+        if not self.cb_cells:
+            return
+        _, lo, hi, imax, _ = self._cb
+        die = (self.reg[0x68] | (self.reg[0x69] << 8)) - 2732
+        if (cmax != -9999 and cmax > hi) or (cmin != 9999 and cmin < lo) or die > imax:
+            self.cb_cells = 0
 
     # --- status registers --------------------------------------------------------------------
     @property
@@ -355,10 +406,15 @@ class Bq76952Fsm(Bq76952Prot):
         self._status()
 
     def passes(self, i_ma):
-        """The current the power path lets through for what the plant asks: charge needs CHG on,
-        discharge needs DSG on. Series FETs: the other FET's body diode conducts (DSG off still
-        lets charge flow, CHG off still lets discharge flow); parallel: separate paths, the same
-        rule per direction."""
-        if i_ma > 0:
-            return i_ma if self.chg_fet else 0
-        return i_ma if self.dsg_fet else 0
+        """The current the power path lets through for what the plant asks (path_passes)."""
+        return path_passes(i_ma, self.chg_fet, self.dsg_fet)
+
+
+def path_passes(i, chg, dsg):
+    """The one rule of the AFE's power path, for the chip and the plant (hil/plant.py): charge (i > 0)
+    needs CHG on, discharge needs DSG on. Series FETs: the other FET's body diode conducts (DSG off
+    still lets charge flow, CHG off still lets discharge flow); parallel: separate paths, the same
+    rule per direction."""
+    if i > 0:
+        return i if chg else 0
+    return i if dsg else 0

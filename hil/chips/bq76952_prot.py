@@ -147,6 +147,7 @@ class Bq76952Prot:
                     self.status_b &= ~bit
             elif self._hold(name, hit, dt, delay):
                 self._trip(name, bit, 1, 0)
+        self._cb_temps(cmin, cmax)
 
     def _cell(self, on, name, bit, hit, ok, dt, delay):
         if not on:
