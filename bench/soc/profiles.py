@@ -137,12 +137,13 @@ def scenario(name, chem, seed):
     return {"inverter": inverter, "solar_day": solar_day, "shallow": shallow}[name](rng)
 
 
-def char_steps(chem, c):
+def char_steps(chem, c, limits=None):
     """Characterisation for `packwatch fit` (c: nominal capacity, A): CC-CV charge, C/20 discharge and
     charge (CV hold to C/50), 10 % steps at C/2 both directions with 1 h rests and an HPPC pulse pair
-    (1C discharge 10 s, 0.75C charge 10 s, 10 min rests) after each rest."""
+    (1C discharge 10 s, 0.75C charge 10 s, 10 min rests) after each rest. limits: (CV voltage, cut-off)
+    of another cell (default: the chemistry's bench cell)."""
     from hil.pybamm_cells import LIMITS
-    vmax, vmin = LIMITS[chem]
+    vmax, vmin = limits or LIMITS[chem]
     s = ["Charge at %g A until %g V (10 second period)" % (c / 5, vmax),
          "Hold at %g V until %g A (10 second period)" % (vmax, c / 50),
          "Rest for 1 hour (60 second period)",

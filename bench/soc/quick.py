@@ -1,6 +1,9 @@
 """Quick pwfw.soc iteration on the cached PyBaMM runs (no cache writes for estimators).
 
 .venv/bin/python -m bench.soc.quick lfp shallow,solar_day [wrong]
+.venv/bin/python -m bench.soc.quick lfp-prada2013 inverter-1,solar-2     (generated tuning-set scenarios)
+
+Only tuning scenarios: a scenario of the locked test set (bench/soc/sets.json) is refused.
 """
 import sys
 import time
@@ -14,6 +17,16 @@ def main():
     chem = sys.argv[1] if len(sys.argv) > 1 else "lfp"
     names = (sys.argv[2] if len(sys.argv) > 2 else ",".join(A.profiles.SCENARIOS)).split(",")
     wrong = len(sys.argv) > 3
+    from bench.soc import generator as G
+    sets = G.load_sets()
+    locked = [n for n in names if n in {r["id"] for r in sets["test"]}]
+    if locked:
+        raise SystemExit("%s: in the locked test set (bench/soc/sets.json), which is run to report "
+                         "(python -m bench.soc.locked), never to tune; pick tuning scenarios: %s"
+                         % (", ".join(locked), ", ".join(r["id"] for r in sets["tuning"])))
+    tune = {r["id"]: r for r in sets["tuning"]}
+    if any(n in tune for n in names):
+        return _generated(chem, [tune[n] for n in names if n in tune], wrong)
     model, xf, xe, _ = A.characterise(chem)
     for name in names:
         t, i, v, soc, soc0 = A.validation_run(chem, name, xf, xe, None)
@@ -38,6 +51,21 @@ def main():
             if lab == "true":
                 np.savez("/tmp/q_%s_%s.npz" % (chem, name), t=t, s=s, sig=sig, truth=truth, cc=cc, im=im,
                          vm=vm.mean(axis=1))
+
+
+def _generated(cellset, rows, wrong):
+    from bench.soc import generator as G
+    from bench.soc import locked as L
+    if cellset not in L.truth.CELLSETS:
+        raise SystemExit("unknown cell set %r (generated scenarios: %s)" % (cellset, ", ".join(L.truth.CELLSETS)))
+    char = L.characterise(cellset)
+    for row in rows:
+        r = L.score(cellset, "SPMe", G.draw(row["family"], row["seed"]), *char)
+        for key, m in r["rows"].items():
+            if wrong or key.endswith("|true"):
+                print("%s %-12s %-20s rmse %.1f max30 %.1f cover %s" % (
+                    cellset, row["id"], key, 100 * m["rmse"], 100 * m["max30"],
+                    "–" if m["cover"] is None else "%.0f" % (100 * m["cover"])), flush=True)
 
 
 if __name__ == "__main__":
