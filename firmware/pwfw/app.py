@@ -5,9 +5,8 @@ import gc
 import json
 
 from pwfw import FORMAT, VERSION
-from pwfw import commands
 from pwfw.compat import const, micropython, ticks_add, ticks_diff
-from pwfw.pack import F_STORE, FAULT_NAMES, PROT_NAMES, Pack
+from pwfw.pack import F_CMD, F_STORE, FAULT_NAMES, PROT_NAMES, Pack
 from pwfw.protect import ALARM_NAMES
 from pwfw.protocol import FrameWriter, LineReader
 
@@ -290,7 +289,40 @@ class App:
                 elif err:
                     self.reply(None, False, val="bad bytes")
                 elif text:
-                    commands.run(self, text)
+                    self._command(text)
+
+    def _command(self, text):
+        # commands are rare: pwfw.commands is loaded for the line and dropped after it, so the loop
+        # does not hold its code (docs/architecture.md, Memory)
+        gc.collect()
+        try:
+            from pwfw import commands
+        except MemoryError:
+            self.reply(text.split(" ")[0], False, val="out of memory: command not run")
+            return
+        except Exception as e:  # a broken image must not take the loop down: flag it, as commands.run does
+            self.pack.fault |= F_CMD
+            self.reply(text.split(" ")[0], False, val="internal error: %r" % (e,))
+            return
+        try:
+            commands.run(self, text)
+        finally:
+            commands = None
+            _unload("commands")
+            gc.collect()
+
+
+def _unload(name):
+    """Forget module pwfw.<name> (sys.modules and the package's attribute) so its code can be collected."""
+    import sys
+
+    import pwfw
+
+    sys.modules.pop("pwfw." + name, None)
+    try:
+        delattr(pwfw, name)
+    except (AttributeError, KeyError, TypeError):  # not imported (MicroPython raises KeyError)
+        pass
 
 
 def _crash(hal, e):
@@ -313,19 +345,12 @@ def _crash(hal, e):
 def main(hal=None):
     """What main.py runs: pwfw.boot starts the App (or says why it cannot, and leaves the board at the
     REPL); then the loop runs. A crash in the loop resets the board, and the next `hdr` says why."""
-    import sys
     from pwfw import boot
 
     app = boot.start(hal)
     # the start-up code is not needed any more: its bytecode goes back to the heap
     del boot
-    sys.modules.pop("pwfw.boot", None)
-    try:
-        import pwfw
-
-        delattr(pwfw, "boot")
-    except (AttributeError, TypeError):
-        pass
+    _unload("boot")
     gc.collect()
     if app is None:
         return

@@ -79,3 +79,39 @@ print("BYTES", m1 - m0, "WRITES", hal.writes - n0)
     bytes_, writes = (int(x) for x in (out.split("BYTES")[1].split()[0], out.split("WRITES")[1].split()[0]))
     assert writes >= 60  # it did report (and every step sampled: 600 samples at 10 Hz, 60 reports)
     assert bytes_ == 0, (bytes_, writes)
+
+
+def test_commands_module_is_loaded_per_line_and_dropped(mp, tmp_path):
+    # commands are rare: the loop must not hold pwfw.commands' code between them (issue 16's heap);
+    # each line still gets its answer, and loading and dropping it again and again leaves the live heap
+    # where it was (the first load interns the module's names for good: qstrs are never freed)
+    out = run(mp, tmp_path, """
+import sys
+hal.keep_tx = True
+LINES = b"ping\\nset cell_ov_mv 9\\nbogus\\n"
+hal.rx = bytearray(LINES)
+for _ in range(20):
+    app.step()
+text = bytes(hal.tx)
+assert b'#ok {"cmd":"ping"' in text and b'#err {"cmd":"set"' in text and b'#err {"cmd":"bogus"' in text
+hal.keep_tx = False  # the kept output would grow the heap
+hal.tx = bytearray()
+hal.rx = bytearray()
+text = None
+h1 = n0 = held0 = 0  # globals made before the first count (a new one may grow this dict)
+gc.collect()
+h0 = gc.mem_alloc()
+held0 = "pwfw.commands" in sys.modules
+n0 = hal.writes
+hal.rx = bytearray(LINES * 3)
+for _ in range(10):
+    app.step()
+gc.collect()
+h1 = gc.mem_alloc()
+print("HELD", int(held0), int("pwfw.commands" in sys.modules), "GREW", h1 - h0, "WRITES", hal.writes - n0)
+""")
+    held = out.split("HELD")[1].split()[:2]
+    grew = int(out.split("GREW")[1].split()[0])
+    assert held == ["0", "0"], out  # not held after a command, nor after nine more lines
+    assert int(out.split("WRITES")[1].split()[0]) >= 9  # the nine lines were answered
+    assert grew == 0, grew
