@@ -9,6 +9,13 @@ Cells differ in capacity, resistance, self-discharge and initial SoC (seeded).
 The runner calls `step()` every 100 ms of virtual time, so the hot path is a handful of numpy ops on
 n-cell arrays with per-dt coefficients cached; heat and R(T) are updated once per virtual second.
 Current sign: + = charging.
+
+The power path: the relay (or contactor) and the AFE's CHG/DSG FETs, as the step request of the
+virtual board carries them (docs/architecture.md); which direction passes is the chip model's own
+rule (hil.chips.bq76952_fsm.path_passes). A FET the AFE opens inside a step (its SCD/OCD/OCC are
+timed in us) is accounted when the next step says so (`cut_us`): see `_interrupt`. Fault events
+(`short_circuit`, `surge`, `ripple`) add to what the profile asks; `interruptions` logs every time
+the path stopped a current that was flowing, in plant us.
 """
 import csv
 import json
@@ -16,6 +23,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from hil.chips.bq76952_fsm import path_passes
 
 DATA = Path(__file__).resolve().parent / "data"
 CHEMISTRY = {"lfp": 16, "nmc": 14}
@@ -105,8 +114,19 @@ class Plant:
         g[0] = g[-1] = _G_AMB_EDGE
         self._g_amb = g
         self.t_ms = 0
-        self.i_a = 0.0
+        self.i_a = 0.0  # mean current of the last step (what moved charge), A
+        self.i_inst_a = 0.0  # the current at the step's end (the sample instant): differs under ripple or a cut
         self.relay_closed = True
+        self.chg = self.dsg = True  # the AFE's CHG/DSG FETs as the last step request had them
+        self.bal_mask = 0  # cells being balanced (bit k = cell k), from the step request (helper G bleeds them)
+        self._dt_ms = 0  # length of the last step (a cut inside it is accounted on the next one)
+        self._faults = []  # active fault loads: [kind, amps or ohm, unit, end_ms]
+        self._ripple = None  # (amps_pk, rad per ms)
+        self._onset_us = -1  # plant time the last fault load started (until an interruption takes it)
+        # (onset_us or -1, interruption_us, amps that were flowing, how): 'afe' = a FET opened inside a
+        # step (at its us), 'path' = relay or FET open at a step's start; plant time in us
+        self.interruptions = []
+        self.fault_log = []  # (onset_us, kind, args) of every fault event applied
         self._q_heat = 0.0        # sum of i^2 dt since the last thermal update
         self._heat_ms = 0
         self._coef = {}
@@ -141,14 +161,37 @@ class Plant:
         g12 = self.r12 * c[7]
         c[5], c[6] = g12[0].tolist(), g12[1].tolist()
 
-    def step(self, dt_ms, relay_closed=True):
-        """Advance dt_ms of virtual time. An open relay disconnects charger and load (current 0)."""
+    def step(self, dt_ms, relay_closed=True, chg=True, dsg=True, cut_us=-1, bal_mask=0):
+        """Advance dt_ms of virtual time. An open relay disconnects charger and load (current 0); CHG
+        off blocks charge, DSG off discharge (path_passes). cut_us >= 0: an AFE FET opened that many
+        us into the previous step (chg/dsg are the state after it): that step is corrected first."""
+        if cut_us >= 0:
+            self._interrupt(cut_us, chg, dsg)
         self.relay_closed = relay_closed
+        self.chg, self.dsg = chg, dsg
+        self.bal_mask = bal_mask
+        t0 = self.t_ms
         # the profile runs even with the relay open, so a charger sees the battery disappear
-        i = self.profile.current(self.t_ms, self) if self.profile is not None else 0.0
+        i = self.profile.current(t0, self) if self.profile is not None else 0.0
+        if self._faults:
+            i += self._fault_amps(t0)
+        ie = i
+        if self._ripple is not None:  # exact mean over the step; the instantaneous value at its end
+            a, w = self._ripple
+            if dt_ms:
+                i += a * (math.cos(w * t0) - math.cos(w * (t0 + dt_ms))) / (w * dt_ms)
+            ie += a * math.sin(w * (t0 + dt_ms))
+        want = i
         if not relay_closed:
-            i = 0.0
+            i = ie = 0.0
+        elif not (chg and dsg):
+            if not path_passes(i, chg, dsg):
+                i = ie = 0.0
+        if not i and want and self.i_inst_a:  # the path stopped a current that was flowing
+            self._log_cut(t0 * 1000, self.i_inst_a, "path")
         self.i_a = i
+        self.i_inst_a = ie
+        self._dt_ms = dt_ms
         c = self._coefs(dt_ms)
         self._advance(i, c)
         self._q_heat += i * i * c[0]
@@ -156,6 +199,79 @@ class Plant:
         self.t_ms += dt_ms
         if self._heat_ms >= THERMAL_MS:
             self._thermal()
+
+    def _interrupt(self, cut_us, chg, dsg):
+        """An AFE FET opened cut_us into the last step: from then on only what path_passes lets
+        through flowed. Exact for the charge moved (SoC) and the I^2 t heat; approximated: the RC
+        voltages get the step-mean change of current (not the response to a step inside the step),
+        the hysteresis state is not redone, heat already turned into temperature by a thermal update
+        in that step stays, and the step's reply (cells, current) had gone out before the cut was
+        known (hal_sim corrects the chips' current for that step from the chip's own FET state)."""
+        i = self.i_a
+        dt_us = self._dt_ms * 1000
+        if not i or cut_us >= dt_us:
+            return
+        j = path_passes(i, chg, dsg) if self.relay_closed else 0.0
+        if j == i:
+            return
+        frac = (dt_us - cut_us) / dt_us  # share of the step after the cut
+        di = (j - i) * frac
+        dt, a, _, _, _, g1, g2, _ = self._coefs(self._dt_ms)
+        soc, v1, v2 = self._soc, self._v1, self._v2
+        for k in range(self.n_cells):
+            soc[k] += a[k] * di
+            v1[k] += g1[k] * di
+            v2[k] += g2[k] * di
+        self._q_heat = max(self._q_heat + (j * j - i * i) * frac * dt, 0.0)
+        self.i_a = i + di
+        self._log_cut((self.t_ms - self._dt_ms) * 1000 + cut_us, self.i_inst_a, "afe")
+        self.i_inst_a = float(j)
+
+    def _log_cut(self, t_us, amps, how):
+        self.interruptions.append((self._onset_us, t_us, float(amps), how))
+        self._onset_us = -1
+
+    # --- fault events (scenario events; hil/scenarios.py) ------------------------------------
+    def _fault(self, kind, args, entry):
+        self.fault_log.append((self.t_ms * 1000, kind, tuple(args)))
+        self._faults = [f for f in self._faults if f[3] > self.t_ms] + [entry]
+        self._onset_us = self.t_ms * 1000  # the fault current flows from the start of this step
+
+    def short_circuit(self, value, ms, unit="ohm"):
+        """A hard short across the pack for ms: through `value` ohm (the current the cells push
+        through it, limited by their R0: I = OCV / (R + R0_stack), hundreds to thousands of A), or a
+        fixed `value` A with unit='a'. It stays while the path is open; it ends after ms."""
+        if unit not in ("ohm", "a") or value <= 0 or ms <= 0:
+            raise ValueError("short_circuit(value > 0, ms > 0, unit 'ohm' or 'a'), got %r %r %r" % (value, ms, unit))
+        self._fault("short_circuit", (value, ms, unit), ["short", float(value), unit, self.t_ms + ms])
+
+    def surge(self, amps, ms):
+        """A load surge (an inverter's motor start): `amps` of extra discharge for ms."""
+        if ms <= 0:
+            raise ValueError("surge(amps, ms > 0), got %r %r" % (amps, ms))
+        self._fault("surge", (amps, ms), ["surge", abs(float(amps)), "a", self.t_ms + ms])
+
+    def ripple(self, amps_pk, hz=100.0, offset_ppm=0.0):
+        """A sinusoidal ripple of amps_pk on the load current (a single-phase inverter's 100 Hz),
+        at hz * (1 + offset_ppm / 1e6): the clocks of the inverter and the BMS never agree exactly.
+        The step's mean is exact (it moves the charge), the reply's instantaneous current is the
+        value at the step's end (the sample instant). amps_pk 0 removes it."""
+        if amps_pk and hz <= 0:
+            raise ValueError("ripple(amps_pk, hz > 0, offset_ppm), got %r %r" % (amps_pk, hz))
+        self._ripple = (float(amps_pk), 2.0 * math.pi * hz * (1.0 + offset_ppm * 1e-6) / 1000.0) if amps_pk else None
+
+    def _fault_amps(self, t0):
+        out = 0.0
+        for kind, v, unit, end in self._faults:
+            if t0 >= end:
+                continue
+            if kind == "short" and unit == "ohm":
+                out -= self._v0sum / (v + self.r0_stack)
+            else:
+                out -= abs(v)  # a short of fixed amps, or a surge: discharge either way
+        if t0 >= max(f[3] for f in self._faults):
+            self._faults = []
+        return out
 
     def _advance(self, i, c):
         """One fused loop per cell: SoC, RC voltages, hysteresis, then the terminal voltage = OCV on
@@ -213,12 +329,16 @@ class Plant:
         parts = () if prof is None else [(q, q.__dict__.copy()) for q in prof.chargers]
         return (self.t_ms, self.i_a, self.relay_closed, self._q_heat, self._heat_ms, self._soc[:],
                 self._v1[:], self._v2[:], self._h[:], self._v, self._mv10, self._v0sum, self._out,
-                self.temp_c.copy(), self._temps, self.r0, self.r12, self.r0_stack, self._r0, parts)
+                self.temp_c.copy(), self._temps, self.r0, self.r12, self.r0_stack, self._r0, parts,
+                (self.i_inst_a, self.chg, self.dsg, self.bal_mask, self._dt_ms, self._faults,
+                 self._onset_us, len(self.interruptions)))
 
     def restore(self, snap):
         (self.t_ms, self.i_a, self.relay_closed, self._q_heat, self._heat_ms, self._soc, self._v1,
          self._v2, self._h, self._v, self._mv10, self._v0sum, self._out, temp_c, self._temps, r0, r12,
-         self.r0_stack, self._r0, parts) = snap
+         self.r0_stack, self._r0, parts, path) = snap
+        (self.i_inst_a, self.chg, self.dsg, self.bal_mask, self._dt_ms, self._faults, self._onset_us, n) = path
+        del self.interruptions[n:]
         for q, d in parts:
             q.__dict__.update(d)
         if r12 is not self.r12:  # a thermal update ran: put back R(T) and the cached RC gains
@@ -255,7 +375,18 @@ class Plant:
 
     @property
     def i_ma(self):
+        """The current at the last step's end (the sample instant), mA."""
+        return int(round(self.i_inst_a * 1000.0))
+
+    @property
+    def i_avg_ma(self):
+        """The last step's mean current, mA (what moved charge: the chips' accumulators count it)."""
         return int(round(self.i_a * 1000.0))
+
+    @property
+    def path(self):
+        """The power path as the last step had it: bit 0 relay, 1 CHG, 2 DSG (the step request's bits)."""
+        return (1 if self.relay_closed else 0) | (2 if self.chg else 0) | (4 if self.dsg else 0)
 
     @property
     def soc(self):
@@ -292,16 +423,19 @@ class Plant:
         return truth_row(self.t_ms, self.i_a, self._v, float(self.temp_c.max()), self.pack_soc)
 
     def reply_fields(self):
-        """(cells in 0.1 mV, temperatures in 0.1 °C, current in mA, stack in 0.1 mV): what the virtual
-        board's step reply carries, as Python ints, on every step of virtual time. The cells are the
-        plant's own list (read it, never change it) and the temperatures' list is made once per
-        thermal update, so a step costs no array conversion."""
+        """(cells in 0.1 mV, temperatures in 0.1 °C, current in mA at the sample instant, stack in
+        0.1 mV, the step's mean current in mA): what the virtual board's step reply carries, as Python
+        ints, on every step of virtual time. The cells are the plant's own list (read it, never change
+        it) and the temperatures' list is made once per thermal update, so a step costs no array
+        conversion."""
         cells = self._mv10
         temps = self.temps_dc
         tl = self._temps_list
         if tl is None or tl[0] is not temps:
             tl = self._temps_list = (temps, temps.tolist())
-        return cells, tl[1], self.i_ma, sum(cells)
+        i = self.i_inst_a
+        a = self.i_a
+        return cells, tl[1], int(round(i * 1000.0)), sum(cells), int(round(a * 1000.0)) if a != i else int(round(i * 1000.0))
 
     # --- scenario actions ----------------------------------------------------------------------
     def degrade_cell(self, idx, cap_factor=1.0, r_factor=1.0):
@@ -336,6 +470,8 @@ class TracePlant:
         self.capacity_ah = capacity_ah
         self.t_ms = int(self._t[0])
         self.relay_closed = True
+        self.chg = self.dsg = True
+        self.interruptions = []
         self.ambient_c = float(self._temp[0])
         self._seek()
 
@@ -354,10 +490,13 @@ class TracePlant:
         self._tc = float(mix(self._temp))
         self._pack_soc = float(mix(self._soc)) if self._soc is not None else float("nan")
 
-    def step(self, dt_ms, relay_closed=True):
+    def step(self, dt_ms, relay_closed=True, chg=True, dsg=True, cut_us=-1, bal_mask=0):
+        """As Plant.step; the path: an open relay, CHG or DSG off zero the current they block."""
         self.relay_closed = relay_closed
+        self.chg, self.dsg = chg, dsg
         self.t_ms += dt_ms
         self._seek()
+        self.i_a = float(path_passes(self.i_a, chg, dsg))
 
     @property
     def done(self):
@@ -379,7 +518,8 @@ class TracePlant:
     def stack_mv10(self):
         return int(self.cells_mv10.sum())
 
-    i_ma = Plant.i_ma
+    i_ma = i_avg_ma = property(lambda self: int(round(self.i_a * 1000.0)))
+    path = Plant.path
 
     @property
     def temps_dc(self):
@@ -399,7 +539,7 @@ class TracePlant:
     def reply_fields(self):
         """As Plant.reply_fields."""
         cells = [int(c) for c in self.cells_mv10]
-        return cells, [int(t) for t in self.temps_dc], int(self.i_ma), int(self.stack_mv10)
+        return cells, [int(t) for t in self.temps_dc], int(self.i_ma), int(self.stack_mv10), int(self.i_ma)
 
     def degrade_cell(self, idx, cap_factor=1.0, r_factor=1.0):
         pass  # a recording cannot be changed

@@ -5,6 +5,16 @@ Events are `(t_ms, kind, args)` tuples, sorted by time. Kinds:
                           0 ok / 1 open / 2 short / 3 stuck, open_wire(cell, on), current_offset(ma)
   runner actions:         power_loss() serial_garbage(nbytes) unplug() replug()
   plant actions (here):   degrade_cell(idx, cap_factor, r_factor) ambient(c)
+  plant faults (hil/plant.py; they start at the start of the step the event falls in, which the plant
+  logs as the onset):
+                          short_circuit(ohm, ms) a hard short across the pack: I = OCV / (ohm + R0 of
+                          the cells), hundreds to thousands of A; short_circuit(amps, ms, "a") a fixed
+                          current; surge(amps, ms) extra discharge (an inverter's motor start);
+                          ripple(amps_pk, hz, offset_ppm) a sinusoidal ripple on the load (single-phase
+                          inverter: 100 Hz; offset_ppm the clock mismatch; amps_pk 0 ends it): the reply
+                          carries the current at the sample instant and the step's exact mean
+  The AFE's FETs cut the plant's current (the step request carries them): Plant.interruptions logs
+  each interruption (fault onset us, interruption us, A, how) in plant time.
 `Scenario.apply_plant_event(plant, kind, args)` applies plant actions and returns True if handled.
 Cell indices in events are 0-based like the plant's arrays.
 """
@@ -18,7 +28,7 @@ H = 3600.0
 MIN = 60.0
 CHIP_EVENTS = tuple(faults.CODES)  # hil/faults.py: the codes the virtual board sends to hal_sim
 RUNNER_EVENTS = ("power_loss", "serial_garbage", "unplug", "replug")
-PLANT_EVENTS = ("degrade_cell", "ambient")
+PLANT_EVENTS = ("degrade_cell", "ambient", "short_circuit", "surge", "ripple")
 
 
 class Scenario:
@@ -47,6 +57,8 @@ class Scenario:
             plant.degrade_cell(*args)
         elif kind == "ambient":
             plant.set_ambient(*args)
+        elif kind in ("short_circuit", "surge", "ripple"):
+            getattr(plant, kind)(*args)
         else:
             return False
         return True

@@ -106,6 +106,7 @@ class Bq76952Fsm(Bq76952Prot):
         self.fet_en = False  # Manufacturing Status FET_EN: 0 = FET test mode, FETs off
         self.host_off = 0  # bit 0 CHG, bit 1 DSG forced off by ALL_FETS_OFF & co.
         self.sleep_cmd = True  # SLEEP_ENABLE / SLEEP_DISABLE
+        self._shut_at = -1  # t_us of the last SHUTDOWN command (SEALED: the second one counts)
         self.sleeping = False
         self._sleep_t = 0
         self.por_flag = True
@@ -260,7 +261,11 @@ class Bq76952Fsm(Bq76952Prot):
             self.sleep_cmd = False
             self.sleeping = False
         elif cmd == 0x0010:  # SHUTDOWN: the part answers, then powers down at its next step
-            self._shut = True  # (after Shutdown Command Delay; wake() brings it back via POR)
+            # (after Shutdown Command Delay; wake() brings it back via POR). SEALED it takes two in a
+            # row within 4 s (TRM SLUUBY2B subcommand table); the chip's clock is t_us (advance())
+            if sec != _SEALED or (self._shut_at >= 0 and self.t_us - self._shut_at <= 4000000):
+                self._shut = True
+            self._shut_at = self.t_us
         elif cmd == 0x0012:  # RESET
             self.por()
             return
@@ -355,6 +360,13 @@ class Bq76952Fsm(Bq76952Prot):
     def alert(self):
         """The ALERT pin asserted (active low on the board): Alarm Status & Alarm Enable."""
         return bool(self.alarm & self.alarm_enable)
+
+    @property
+    def alert_pin(self):
+        """ALERT as the MCU sees it: asserted only with the pin configured for it (ALERT Pin Config
+        PIN_FXN = 0b10; the family TRMs' default 0x00 leaves the pin unused, so a part fresh from a
+        POR never drives it) and while powered."""
+        return not self.off and self._u(0x92FC) & 3 == 2 and self.alert
 
     def _status(self):
         r = self.reg

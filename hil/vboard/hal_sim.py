@@ -20,7 +20,12 @@ from hil.chips.ina228 import INA228Sim
 from hil.faults import AFE_CRC, AFE_NACK, AFE_TIMEOUT, CURRENT_OFFSET, INA_NACK, NTC, OPEN_WIRE
 from hil.mpcompat import micropython, ptr8, ptr32
 
-_HDR = 16  # <IiIHBB: t_ms, i_ma, stack_mv10, flags, n_cells, n_temps
+# The plant pipe (docs/architecture.md, host/packwatch/vboard/lockstep.py), little-endian.
+# Request, 17 bytes <cIIiI: b'S', t_ms, outputs (bit 0 relay, bit 1 AFE CHG FET on, bit 2 AFE DSG FET
+# on), cut_us (us into the previous step when an AFE FET opened in it, -1 none), bal (cells being
+# balanced, bit k = cell k from the bottom). Reply: <H length, then the header below.
+_REQ = 17
+_HDR = 20  # <IiiIHBB: t_ms, i_ma (at the step's end), i_avg_ma (the step's mean), stack_mv10, flags, n_cells, n_temps
 
 
 @micropython.viper
@@ -69,12 +74,7 @@ class Hal:
         self._uid = os.getenv("PW_UID") or "vboard"
         self._t = 0
         self._relay = 1  # as the plant starts (connected) until the firmware drives the relay on its first sample
-        self._req = bytearray(9)
-        self._req[0] = 83  # 'S'
-        self._len = bytearray(2)
-        self._pkt = bytearray(512)  # length prefix (2 bytes) + the step reply
-        self._pmv = memoryview(self._pkt)
-        self._want = self._pmv[:2]  # what the next reply is expected to fill (see _step)
+        self._pipe()
         self._chips(board, self._seed)
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
@@ -84,6 +84,21 @@ class Hal:
         # heap held by the simulation (chips, buffers, this module): not the firmware's; `mem` subtracts it
         self.sim_heap = gc.mem_alloc() - _BASE
         self._step(0)
+
+    def _pipe(self):
+        """The plant pipe's buffers and the per-step state the request carries (rp2040.py shares it)."""
+        self._req = bytearray(_REQ)
+        self._req[0] = 83  # 'S'
+        self._len = bytearray(2)
+        self._pkt = bytearray(512)  # length prefix (2 bytes) + the step reply
+        self._pmv = memoryview(self._pkt)
+        self._want = self._pmv[:2]  # what the next reply is expected to fill (see _step)
+        self._dt_us = 0  # the step being taken (the chip's protections run over it)
+        self._cut = -1  # us into the last step when an AFE FET opened (sent with the next request)
+        self._sent = 0  # outputs | bal changed | cut of the last request: may it take a reply sent ahead?
+        self._bal_sent = 0
+        self._prof = [[0, 0]]  # advance()'s current profile for the step: one piece, reused
+        self.bal = 0  # cells being balanced (bit k = cell k): the plant bleeds them (set from the chip)
 
     def _chips(self, board, seed):
         """The simulated chips on their bus, as the board file wires them, and what _apply fills."""
@@ -110,16 +125,42 @@ class Hal:
     def sleep_ms(self, ms):
         if ms > 0:
             self._step(ms)
+        if self.bq.off:
+            self._dark()
+
+    def _dark(self):
+        """The AFE is in SHUTDOWN: its REG1, this MCU's supply, is off, so nothing runs any more; the
+        plant goes on with the path open (wake on a charger is the chip's, not modelled here)."""
+        self._relay = 0
+        while True:
+            self._step(1000)
 
     def _step(self, ms):
         self._t += ms
+        self._dt_us = ms * 1000
         t = self._t
         r = self._req
         r[1] = t & 255
         r[2] = (t >> 8) & 255
         r[3] = (t >> 16) & 255
         r[4] = (t >> 24) & 255
-        r[5] = self._relay
+        bq = self.bq
+        out = self._relay | (2 if bq.chg_fet else 0) | (4 if bq.dsg_fet else 0)
+        r[5] = out
+        c = self._cut & 0xFFFFFFFF
+        r[9] = c & 255
+        r[10] = (c >> 8) & 255
+        r[11] = (c >> 16) & 255
+        r[12] = (c >> 24) & 255
+        b = self.bal
+        r[13] = b & 255
+        r[14] = (b >> 8) & 255
+        r[15] = (b >> 16) & 255
+        r[16] = (b >> 24) & 255
+        # a reply sent ahead assumed these outputs, no cut and the last request's balancing mask
+        self._sent = out if self._cut < 0 and b == self._bal_sent else -1
+        self._bal_sent = b
+        self._cut = -1
         self._tx.write(r)
         while not self._reply():
             pass  # a speculative reply for another step: the runner sends the right one next
@@ -129,8 +170,9 @@ class Hal:
         """Read one step reply into _pkt; False if it is a speculative one that does not fit.
 
         The runner may send a reply before it has read our request: the step it expects next (flags
-        bit 15 set, bit 0 = the relay state it assumed). It is ours if the time and relay match;
-        otherwise the runner undoes that step and answers the request itself."""
+        bit 15 set, bits 0-2 = the relay and FET outputs it assumed, with no FET cut and the balancing
+        mask unchanged). It is ours if the time and all of that match; otherwise the runner undoes
+        that step and answers the request itself."""
         # one read for the whole reply: its size is known from the last one (a reply with faults is
         # longer: the rest follows), so readinto, which fills its buffer, gets it in one system call
         p = self._pkt
@@ -146,10 +188,10 @@ class Hal:
             if n < 2 + 1 + _HDR:
                 self._want = self._pmv[:2]  # a short reply (nothing to read): start over next time
             else:
-                nf = p[2 + _HDR + 2 * (p[16] + p[17])]
+                nf = p[2 + _HDR + 2 * (p[20] + p[21])]
                 self._want = self._pmv[: n - 4 * nf]  # the next reply, without faults
-        if p[15] & 0x80:
-            return _u32(p, 2) == self._t & 0xFFFFFFFF and (p[14] & 1) == self._relay
+        if p[19] & 0x80:
+            return _u32(p, 2) == self._t & 0xFFFFFFFF and (p[18] & 7) == self._sent
         return True
 
     def _grow(self, n):
@@ -169,11 +211,13 @@ class Hal:
 
     @micropython.native
     def _apply(self, p):
-        # p: <H length, then <IiIHBB t_ms, i_ma, stack_mv10, flags, n_cells, n_temps, cells, temps, faults
+        # p: <H length, then <IiiIHBB t_ms, i_ma, i_avg_ma, stack_mv10, flags, n_cells, n_temps, cells,
+        # temps, faults
         i_ma = _i32(p, 6) + self._i_offset
-        stack = _u32(p, 10)
-        nc = p[16]
-        nt = p[17]
+        i_avg = _i32(p, 10) + self._i_offset
+        stack = _u32(p, 14)
+        nc = p[20]
+        nt = p[21]
         cells = self._cells
         if len(cells) != nc:
             cells = self._cells = array("i", [0] * nc)  # u16 on the wire (0.1 mV): < 6553.6 mV
@@ -194,9 +238,24 @@ class Hal:
         for c in range(3):
             ts[c] = temps[3 + c] if nt > 3 + c else 250
         die = temps[6] if nt > 6 else 300
-        self.bq.set_truth(cells, stack, i_ma, ts, die)
+        bq = self.bq
+        bq.set_truth(cells, stack, i_ma, ts, die)  # CC2 / CURRENT: the current at the sample instant
+        # the part's own time over this step: its protections, and its accumulated charge of the mean
+        dt = self._dt_us
+        pr = None
+        if i_avg != i_ma:
+            pr = self._prof
+            pr[0][0] = dt
+            pr[0][1] = i_avg
+        cut = bq.advance(dt, pr)
+        if cut >= 0:  # a FET opened inside this step: from then on only what the path passes flowed
+            self._cut = cut
+            i_ma = bq.passes(i_ma)
+            if dt:
+                i_avg = (i_avg * cut + bq.passes(i_avg) * (dt - cut)) // dt
+            bq.set_truth(cells, stack, i_ma, ts, die)
         if self.ina is not None:
-            self.ina.set_truth(i_ma, stack, die, 100)
+            self.ina.set_truth(i_ma, stack, die, dt // 1000, i_avg)
         adc = self.adc
         for ch in range(3 if nt > 3 else nt):
             adc.set_temp(ch, temps[ch])
@@ -240,6 +299,9 @@ class Hal:
     def relay(self, on):
         self._relay = 1 if on else 0
 
+    def alert(self):
+        return self.bq.alert_pin
+
     def wdt_feed(self):
         pass
 
@@ -249,7 +311,7 @@ class Hal:
     def reset(self):
         # the runner is the power supply: ask it to cut power and start us again
         r = self._req
-        r[0] = 82  # 'R'
+        r[0] = 82  # 'R' (+ 16 bytes the runner ignores)
         self._tx.write(r)
         while True:
             self._read_exact(memoryview(self._len), 0)  # never answered: the runner kills this process

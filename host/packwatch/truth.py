@@ -14,7 +14,8 @@ so `packwatch plot`, `packwatch.api.open_log` and every reader take it as they t
 * ``stack_v``; ``soc_pct``: the pack SoC as the firmware defines it (charge until the first cell is
   empty over that plus the room until the first cell is full, docs/benchmarks.md), so the board's
   ``soc_pct`` and the truth's compare directly; ``cell01_soc_pct`` …: each cell's SoC;
-* ``fet``: the power path as the plant has it (bit 0 charge, bit 1 discharge; the relay is both).
+* ``fet``: the power path as the plant has it (bit 0 charge: relay and the AFE's CHG FET, bit 1
+  discharge: relay and DSG FET).
 
 ``log_times`` maps truth rows onto a board log's ``t_s`` by (boot, dev_ms), for `plot --truth`.
 """
@@ -54,10 +55,12 @@ class TruthWriter:
         return len(rows)
 
     def write(self, row):
-        t_ms, i_ma, stack_mv10, cells_mv10, temps_dc, soc, relay, fw_ms, boot, pack_soc = row
+        t_ms, i_ma, stack_mv10, cells_mv10, temps_dc, soc, relay, fw_ms, boot, pack_soc = row[:10]
+        path = row[10] if len(row) > 10 else (7 if relay else 0)  # bit 0 relay, 1 CHG, 2 DSG (Plant.path)
+        fet = (1 if path & 3 == 3 else 0) | (2 if path & 5 == 5 else 0)  # charge: relay and CHG; discharge: relay and DSG
         temps = [t / 10.0 for t in temps_dc[:N_TEMPS]]
         extra = [fw_ms, boot, stack_mv10 / 1e4, pack_soc * 100.0]  # formats: logcsv (soc_pct 0.1 %, as a board)
-        extra += ["%.3f" % (s * 100.0) for s in soc] + [3 if relay else 0]
+        extra += ["%.3f" % (s * 100.0) for s in soc] + [fet]
         self.writer.write_row(t_ms / 1000.0, i_ma / 1000.0, [c / 1e4 for c in cells_mv10], temps, extra)
 
     def close(self):

@@ -2,9 +2,12 @@
 the wall clock has caught up; scenario events, holds, power cuts and the truth rows tests compare with.
 
 The plant pipe (hal_sim, or the emulated RP2040's bridge, ↔ this side), little-endian: a request
-`<cII` = (b'S', t_ms, outputs bitmask: bit0 relay), or b'R' (the board asks to be reset); a reply
-`<H` length + `<IiIHBB` (t_ms, i_ma, stack in 0.1 mV, flags, n_cells, n_temps) + n_cells × `<H` cell
+of 17 bytes `<cIIiI` = (b'S', t_ms, outputs: bit0 relay, bit1 AFE CHG FET on, bit2 AFE DSG FET on;
+cut_us: us into the previous step when an AFE FET opened, -1 none; bal: cell mask being balanced),
+or b'R' + 16 bytes (the board asks to be reset); a reply `<H` length + `<IiiIHBB` (t_ms, i_ma at the
+step's end, i_avg_ma the step's mean, stack in 0.1 mV, flags, n_cells, n_temps) + n_cells × `<H` cell
 voltage in 0.1 mV + n_temps × `<h` 0.1 °C + `B` fault count + faults as `<BBh` (hil/faults.py).
+docs/architecture.md has the same layout.
 """
 import os
 import random
@@ -15,6 +18,7 @@ from hil.faults import CODES as CHIP_FAULTS
 from hil.plant import Plant
 
 _SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
+_REQ = struct.Struct("<cIIiI")  # kind, t_ms, outputs, cut_us, bal (hal_sim._step)
 
 
 def _plain_profile(profile):
@@ -36,9 +40,11 @@ class Lockstep:
         self.speed = speed
         self.plant = self.scenario.make_plant(self.seed)
         self.truth_every_ms = truth_every_ms
-        # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc], relay_closed, fw_ms, boot, pack_soc)
-        # rows for tests and `packwatch sim --truth` (packwatch.truth); fw_ms = the firmware's clock
-        # (ticks_ms, wrapping at 2**30: the `ms` of a report sampled at that step), boot = self.boots
+        # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc], relay_closed, fw_ms, boot, pack_soc,
+        # path, i_avg_ma) rows for tests and `packwatch sim --truth` (packwatch.truth); fw_ms = the
+        # firmware's clock (ticks_ms, wrapping at 2**30: the `ms` of a report sampled at that step),
+        # boot = self.boots, path = Plant.path (bit 0 relay, 1 CHG, 2 DSG as that step had them);
+        # i_ma is the current at the step's end, i_avg_ma its mean
         self.truth = []
         self.hold_at_ms = None  # freeze virtual time here (tests)
         self._pending = None  # a step request waiting for wall time or for the hold to lift
@@ -102,19 +108,20 @@ class Lockstep:
         self._parse_requests()
 
     def _parse_requests(self):
-        while len(self._reqbuf) >= 9 and self._pending is None:
-            kind, t_ms, outputs = struct.unpack_from("<cII", self._reqbuf)
-            del self._reqbuf[:9]
+        n = _REQ.size
+        while len(self._reqbuf) >= n and self._pending is None:
+            kind, t_ms, outputs, cut_us, bal = _REQ.unpack_from(self._reqbuf)
+            del self._reqbuf[:n]
             if kind == b"R":
                 self._kill()
                 self._cause_next = "soft"
                 self._spawn()
                 return
-            self._pending = (t_ms, outputs)
+            self._pending = (t_ms, outputs, cut_us, bal)
 
     def _pending_due(self):
         """Seconds until the pending step may be answered (<= 0: now)."""
-        t_ms, _ = self._pending
+        t_ms = self._pending[0]
         if self._t_fw0 is None:
             return 0.0
         vt = self._vt0 + (t_ms - self._t_fw0)
@@ -136,21 +143,21 @@ class Lockstep:
     # Pipelining: the firmware (one core) and the plant (this thread, the other core) run in
     # lockstep, but the runner computes the next steps ahead, assuming the firmware asks for the same
     # step length with the same relay state (it samples on a fixed period, and the relay rarely
-    # moves), and sends those replies ahead, marked speculative (flags bit 15, bit 0 = the relay
-    # assumed); up to _SPEC_DEPTH of them, so a slow moment on this side (the host thread, a thermal
+    # moves), and sends those replies ahead, marked speculative (flags bit 15, bits 0-2 = the relay and
+    # FET outputs assumed; no FET cut, the same balancing mask); up to _SPEC_DEPTH of them, so a slow moment on this side (the host thread, a thermal
     # step) does not stall the firmware. hal_sim takes a reply if its request is that step, else drops
     # it; the runner, seeing a request that does not match the oldest step ahead, undoes all of them
     # (Plant.snapshot/restore) and answers as asked. The plant's trajectory is exactly the lockstep
     # one (tests/t2/test_vboard_lockstep.py). No speculation across scenario events, holds, pending
     # power cuts, or in real-time mode.
-    _next = None  # (t_ms, outputs, dt): the step after the last one answered or computed ahead
+    _next = None  # (t_ms, outputs, dt, bal): the step after the last one answered or computed ahead
 
-    def _answer(self, t_ms, outputs):
+    def _answer(self, t_ms, outputs, cut_us=-1, bal=0):
         self._pending = None
         q = self._specq
         if q:
             sp = q[0]
-            if sp[0] == t_ms and sp[1] == outputs:
+            if sp[0] == t_ms and sp[1] == outputs and cut_us < 0 and sp[5] == bal:
                 del q[0]
                 self.spec_hits += 1  # the firmware has taken the reply we sent ahead
                 self._record(sp[4])
@@ -166,13 +173,14 @@ class Lockstep:
         if dt > 0:
             for te, kind, args in self.scenario.events_between(plant.t_ms, target):
                 self._event(kind, args, faults)
-            plant.step(dt, bool(outputs & 1))
+        if dt > 0 or cut_us >= 0:  # a cut is accounted even by a 0 ms step
+            plant.step(max(dt, 0), bool(outputs & 1), bool(outputs & 2), bool(outputs & 4), cut_us, bal)
         try:
             os.write(self._rep_w, self._reply(t_ms, faults))
         except OSError:
             pass  # the firmware died between its request and our answer; the loop restarts it
         self._record(self._truth_row(t_ms))
-        self._next = (t_ms + dt, outputs, dt) if dt > 0 else None
+        self._next = (t_ms + dt, outputs, dt, bal) if dt > 0 else None
 
     def _truth_row(self, fw_ms):
         plant = self.plant
@@ -181,7 +189,7 @@ class Lockstep:
             return None
         return (plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
                 plant.temps_dc.tolist(), plant.soc.tolist(), bool(plant.relay_closed), fw_ms & 0x3FFFFFFF,
-                self.boots, float(plant.pack_soc))
+                self.boots, float(plant.pack_soc), plant.path, int(plant.i_avg_ma))
 
     def _record(self, row):
         """Keep the truth after a step the firmware has taken (tests compare telemetry with it)."""
@@ -190,7 +198,7 @@ class Lockstep:
             self.truth.append(row)
 
     def _speculate(self):
-        t_next, outputs, dt = self._next
+        t_next, outputs, dt, bal = self._next
         plant = self.plant
         t0 = plant.t_ms
         if (not self._spec_ok or self.realtime or self._kill_at is not None or self._rep_w is None
@@ -199,11 +207,11 @@ class Lockstep:
             self._next = None
             return
         snap = plant.snapshot()
-        plant.step(dt, bool(outputs & 1))
-        self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row(t_next)))
-        self._next = (t_next + dt, outputs, dt)
-        try:  # sent at once: flags bit 15 = speculative, bit 0 = the relay state assumed
-            os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 1)))
+        plant.step(dt, bool(outputs & 1), bool(outputs & 2), bool(outputs & 4), -1, bal)
+        self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row(t_next), bal))
+        self._next = (t_next + dt, outputs, dt, bal)
+        try:  # sent at once: flags bit 15 = speculative, bits 0-2 = the outputs assumed
+            os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 7)))
         except OSError:
             pass
 
@@ -216,15 +224,15 @@ class Lockstep:
         self._next = None
 
     def _reply(self, t_ms, faults, flags=0):
-        """The step reply: <H length, then t_ms, i_ma, stack, flags, n_cells, n_temps, cells, temps,
-        faults (hal_sim.py reads it)."""
-        cells, temps, i_ma, stack = self.plant.reply_fields()
+        """The step reply: <H length, then t_ms, i_ma, i_avg_ma, stack, flags, n_cells, n_temps, cells,
+        temps, faults (hal_sim.py reads it)."""
+        cells, temps, i_ma, stack, i_avg = self.plant.reply_fields()
         nc, nt, nf = len(cells), len(temps), len(faults)
         st = self._structs.get((nc, nt))
         if st is None:
-            st = self._structs[(nc, nt)] = struct.Struct("<HIiIHBB%dH%dhB" % (nc, nt))
+            st = self._structs[(nc, nt)] = struct.Struct("<HIiiIHBB%dH%dhB" % (nc, nt))
         n = st.size - 2 + 4 * nf
-        out = st.pack(n, t_ms & 0xFFFFFFFF, i_ma, stack, flags, nc, nt, *cells, *temps, nf)
+        out = st.pack(n, t_ms & 0xFFFFFFFF, i_ma, i_avg, stack, flags, nc, nt, *cells, *temps, nf)
         if nf:
             out += b"".join(struct.pack("<BBh", *f) for f in faults)
         return out

@@ -165,12 +165,7 @@ class _Chips(hal_sim.Hal):
         self._uid = ""
         self._t = 0
         self._relay = 1  # as the plant starts (connected), until the firmware drives the pin
-        self._req = bytearray(9)
-        self._req[0] = 83  # 'S'
-        self._len = bytearray(2)
-        self._pkt = bytearray(512)
-        self._pmv = memoryview(self._pkt)
-        self._want = self._pmv[:2]
+        self._pipe()
         self._chips(board, seed)
         self.sim_heap = 0
         self._step(0)
