@@ -101,7 +101,7 @@ def cmd_set(app, args):
     if key not in app.cfg.keys():
         raise ValueError("unknown key: " + key)
     v = _int_arg(args[1:], -0x3FFFFFFF, 0x3FFFFFFF, key)
-    app.cfg.set(key, v)  # checks the key's range and the order of paired limits
+    guarded_set(app, key, v)  # the unlock, the key's range, its hard limits, the order of paired limits
     app.reply("set", True, b"key", key, b"val", v)
 
 
@@ -136,3 +136,111 @@ def cmd_reboot(app, args):
     app.reply("reboot", True)
     app.save()
     app.hal.reset()
+
+
+# --- protection settings behind an unlock (docs/configuration.md, "Unlock") ----------------------
+# Every key but pwfw.config.FREE_KEYS is a protection setting: `set` changes one only within UNLOCK_MS
+# of `unlock <key>` (the board file's unlock_key) and reports the change as an `evt`; UNLOCK_TRIES
+# wrong keys in a row refuse `unlock` for LOCKOUT_MS. The state lives in the Config (unlocked_at,
+# bad_keys, lockout_at): this module is loaded per command line and dropped (pwfw.app).
+def unlocked_ms(app):
+    """ms left of the present unlock (> 0), or 0: locked (never unlocked, timed out, `lock`)."""
+    from pwfw.compat import ticks_diff
+    from pwfw.config import UNLOCK_MS
+
+    c = app.cfg
+    if c.unlocked_at is None:
+        return 0
+    left = UNLOCK_MS - ticks_diff(app.hal.ticks_ms(), c.unlocked_at)
+    if left <= 0:
+        c.unlocked_at = None
+        return 0
+    return left
+
+
+def guarded_set(app, key, v):
+    """cfg.set(key, v) for `set`: a protection key only while unlocked, and then an `evt`
+    {"name":"set","val":new,"setting":key,"old":old} before the command's `ok`."""
+    from pwfw.config import FREE_KEYS, UNLOCK_MS
+
+    cfg = app.cfg
+    guarded = key not in FREE_KEYS
+    if guarded and not unlocked_ms(app):
+        raise ValueError("locked: %s is a protection setting; send `unlock <key>` (the board file's unlock_key) "
+                         "first, then set it within %d s" % (key, UNLOCK_MS // 1000))
+    old = cfg.get(key)
+    cfg.set(key, v)  # the key's range, its hard limits and the order of paired limits
+    if guarded:
+        o = app.out
+        o.begin(b"evt")
+        o.int(b"seq", app._next_seq())
+        o.int(b"ms", app.hal.ticks_ms())
+        o.str(b"name", "set")
+        o.int(b"on", 1)
+        o.int(b"val", v)
+        o.int(b"idx", None)
+        o.str(b"setting", key)
+        o.int(b"old", old)
+        o.end()
+
+
+def cmd_unlock(app, args):
+    if len(args) != 1:
+        raise ValueError("usage: unlock <key> (the board file's unlock_key)")
+    from pwfw.compat import ticks_diff
+    from pwfw.config import LOCKOUT_MS, UNLOCK_MS, UNLOCK_TRIES
+
+    c = app.cfg
+    now = app.hal.ticks_ms()
+    if c.lockout_at is not None:
+        left = LOCKOUT_MS - ticks_diff(now, c.lockout_at)
+        if left > 0:
+            raise ValueError("locked out after %d wrong keys: try again in %d s" % (UNLOCK_TRIES, (left + 999) // 1000))
+        c.lockout_at = None
+    if args[0] != c.unlock_key:
+        c.bad_keys += 1
+        c.unlocked_at = None
+        if c.bad_keys >= UNLOCK_TRIES:
+            c.bad_keys = 0
+            c.lockout_at = now
+            raise ValueError("wrong unlock key: locked out for %d s" % (LOCKOUT_MS // 1000))
+        raise ValueError("wrong unlock key (%d more and unlock is refused for %d s)"
+                         % (UNLOCK_TRIES - c.bad_keys, LOCKOUT_MS // 1000))
+    c.bad_keys = 0
+    c.unlocked_at = now
+    app.reply("unlock", True, b"for_ms", UNLOCK_MS)
+
+
+def cmd_lock(app, args):
+    if args:
+        raise ValueError("takes no arguments")
+    app.cfg.unlocked_at = None
+    app.reply("lock", True)
+
+
+def cmd_afe(app, args):
+    """Every AFE protection read back from the part (pwfw.afe_report, loaded for this and dropped)."""
+    if args:
+        raise ValueError("takes no arguments")
+    gc.collect()
+    try:
+        from pwfw.afe_report import report
+
+        report(app)
+    except MemoryError:
+        raise ValueError("not enough memory to read the AFE now; try again")
+    except OSError as e:  # the bus: the part was re-sealed, or the next sample sees it unsealed and re-configures
+        raise ValueError("the AFE did not answer (%r); if it was left unsealed the next sample re-configures "
+                         "and seals it: try again" % (e,))
+    finally:
+        import sys
+
+        import pwfw
+
+        for m in ("afe_report", "bq76952_units"):
+            sys.modules.pop("pwfw." + m, None)
+            try:
+                delattr(pwfw, m)
+            except (AttributeError, KeyError):
+                pass
+        gc.collect()

@@ -58,14 +58,34 @@ CHEMISTRIES = ("lfp", "nmc")
 CELLS_MIN = 3
 CELLS_MAX = 16
 
-# Cell-voltage limits that make sense per chemistry, narrower than KEYS' ranges: (key, lo, hi).
-# LFP cells charge to 3.60-3.65 V and are cut off at 2.0-2.5 V (A123 ANR26650, EVE LF280K data
-# sheets); NMC cells charge to 4.20 V (4.35 V for high-voltage grades) and stop at 2.5-3.0 V
-# (Samsung INR18650-35E, LG MJ1). A threshold outside these is a typo or the wrong chemistry.
+# Hard limits per chemistry, narrower than KEYS' ranges: (key, lo, hi). No board file, persisted
+# override or `set` gets past them (docs/configuration.md, "Hard limits"); the board adds its own
+# (pwfw.limits: its current ratings and the AFE's thresholds). From the cell makers' data sheets:
+# LFP: A123 ANR26650M1-B charges to 3.6 V, cut-off 2.0 V, operates -30..55 degC; EVE LF280K charges
+# to 3.65 V, cut-off 2.5 V, charge 0..55 degC, discharge -20..60 degC. So cell_ov_mv <= 3750 (one
+# AFE step above the 3.65 V charge voltage), cell_uv_mv >= 2000, charge window inside 0..55 degC,
+# discharge inside -30..60 degC. NMC: Samsung INR18650-35E charges to 4.20 V, cut-off 2.65 V,
+# charge 0..45 degC, discharge -10..60 degC; LG INR18650-MJ1 4.20 V, 2.5 V, charge 0..45 degC,
+# discharge -20..60 degC. So cell_ov_mv <= 4250, cell_uv_mv >= 2500, charge inside 0..45 degC,
+# discharge inside -20..60 degC. The other ends (LFP ov >= 3400, uv <= 3000; NMC ov >= 3900,
+# uv <= 3500) catch a typo or the wrong chemistry.
 CHEM_RANGES = {
-    "lfp": (("cell_ov_mv", 3400, 3900), ("cell_uv_mv", 2000, 3000)),
-    "nmc": (("cell_ov_mv", 3900, 4350), ("cell_uv_mv", 2500, 3500)),
+    "lfp": (("cell_ov_mv", 3400, 3750), ("cell_uv_mv", 2000, 3000), ("chg_tmin_dc", 0, 1000),
+            ("chg_tmax_dc", -400, 550), ("dsg_tmin_dc", -300, 1000), ("dsg_tmax_dc", -400, 600)),
+    "nmc": (("cell_ov_mv", 3900, 4250), ("cell_uv_mv", 2500, 3500), ("chg_tmin_dc", 0, 1000),
+            ("chg_tmax_dc", -400, 450), ("dsg_tmin_dc", -200, 1000), ("dsg_tmax_dc", -400, 600)),
 }
+
+# Keys that are not protection settings: `set` changes them without an unlock (report rate, the
+# estimator's nominal capacity, current calibration). Every other key needs `unlock` first.
+FREE_KEYS = ("report_ms", "capacity_mah", "i_gain_ppm", "i_offset_ma", "zero_max_ma")
+# The board file's "unlock_key" (printable ASCII without spaces), or this documented default.
+DEFAULT_UNLOCK_KEY = "packwatch"
+UNLOCK_KEY_MIN = 4
+UNLOCK_KEY_MAX = 32
+UNLOCK_MS = 60000  # an unlock lasts this long (or until `lock`)
+UNLOCK_TRIES = 3  # wrong keys in a row before a lock-out
+LOCKOUT_MS = 60000
 
 
 def _row(key):
@@ -75,6 +95,29 @@ def _row(key):
     return None
 
 
+def _hard_limits(board, chem):
+    """((key, lo, hi, why lo, why hi), ...): the chemistry's hard limits narrowed by the board's
+    (pwfw.limits, loaded for this and dropped on MicroPython: the running loop keeps only the tuple)."""
+    from pwfw.compat import MICROPYTHON
+
+    try:
+        from pwfw.limits import hard_limits
+
+        return hard_limits(board, chem, CHEM_RANGES[chem])
+    finally:
+        if MICROPYTHON:
+            import sys
+
+            import pwfw
+
+            for m in ("limits", "afe_config", "bq76952_units"):
+                sys.modules.pop("pwfw." + m, None)
+                try:
+                    delattr(pwfw, m)
+                except (AttributeError, KeyError):
+                    pass
+
+
 class Config:
     def __init__(self, board=None):
         board = board or {}
@@ -82,7 +125,15 @@ class Config:
         if chem not in CHEMISTRIES:
             raise ValueError("unknown chemistry %r (known: lfp, nmc)" % (chem,))
         self.chem = chem
-        self._chem_ranges = CHEM_RANGES[chem]
+        self._hard = _hard_limits(board, chem)
+        key = board.get("unlock_key", DEFAULT_UNLOCK_KEY)
+        if type(key) is not str or not UNLOCK_KEY_MIN <= len(key) <= UNLOCK_KEY_MAX or [c for c in key if not "!" <= c <= "~"]:
+            raise ValueError("board file: unlock_key must be %d..%d printable characters without spaces"
+                             % (UNLOCK_KEY_MIN, UNLOCK_KEY_MAX))
+        self.unlock_key = key
+        self.unlocked_at = None  # ticks of the last `unlock`, None while locked (pwfw.commands)
+        self.bad_keys = 0  # wrong unlock keys in a row
+        self.lockout_at = None  # ticks when the last lock-out began
         self.cells = board.get("cells", 16 if chem == "lfp" else 14)
         col = 1 if chem == "lfp" else 2
         self._defaults = {}
@@ -99,6 +150,8 @@ class Config:
         over.update(limits)
         try:
             self.update(over)
+            for h in self._hard:  # the defaults too: a board's AFE or ratings may sit below them
+                self._check_hard(h, getattr(self, h[0]))
         except ValueError as e:
             raise ValueError("board file: %s" % e)
 
@@ -144,11 +197,25 @@ class Config:
             hi = changes.get(hi_key, getattr(self, hi_key))
             if lo >= hi:
                 raise ValueError("%s (%d) must be below %s (%d)" % (lo_key, lo, hi_key, hi))
-        for key, lo, hi in self._chem_ranges:
-            if key in changes and not lo <= changes[key] <= hi:
-                raise ValueError("%s=%d out of range %d..%d %s for %s" % (key, changes[key], lo, hi, _row(key)[5], self.chem))
+        for h in self._hard:
+            if h[0] in changes:
+                self._check_hard(h, changes[h[0]])
         for key in changes:
             setattr(self, key, changes[key])
+
+    def hard(self, key):
+        """(lo, hi) no change of key may leave: its range narrowed by the hard limits."""
+        r = _row(key)
+        for h in self._hard:
+            if h[0] == key:
+                return h[1], h[2]
+        return r[3], r[4]
+
+    @staticmethod
+    def _check_hard(h, v):
+        if not h[1] <= v <= h[2]:
+            raise ValueError("%s=%d beyond its hard limit %d..%d %s (%s)" % (
+                h[0], v, h[1], h[2], _row(h[0])[5].replace("\u00b0", "deg"), h[3] if v < h[1] else h[4]))
 
     def load_overrides(self, d):
         """Apply persisted overrides one by one, skipping bad ones (a newer/older firmware may differ).

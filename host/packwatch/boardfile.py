@@ -220,6 +220,21 @@ def generated_parts():
         "items": {"type": "integer", "minimum": 1, "maximum": 65535},
         "description": "security keys: unseal step 1, 2, full access step 1, 2 (not the factory 0x0414 0x3672 0xFFFF 0xFFFF)",
     }
+    # the unlock key and the power path's current ratings (config.py, pwfw/limits.py: hard limits)
+    parts["/properties/unlock_key"] = {
+        "x-generated": True, "type": "string", "minLength": c.UNLOCK_KEY_MIN, "maxLength": c.UNLOCK_KEY_MAX,
+        "pattern": "^[!-~]+$",
+        "description": "the key `unlock` takes before a protection setting changes: printable ASCII, no "
+                       "spaces (default %r, documented: set your own; docs/configuration.md)" % c.DEFAULT_UNLOCK_KEY,
+    }
+    rating = {"type": "integer", "minimum": 100, "maximum": 2000000, "x-unit": "mA"}
+    parts["/properties/ratings"] = {
+        "x-generated": True, "type": "object", "additionalProperties": False,
+        "description": "what the power path (FETs, wiring, fuse) is rated for: oc_chg_ma / oc_dsg_ma can never "
+                       "be set above these (docs/configuration.md, hard limits)",
+        "properties": {"chg_ma": dict(rating, description="continuous charge current rating"),
+                       "dsg_ma": dict(rating, description="continuous discharge current rating")},
+    }
     parts["/properties/afe/properties/fet_ts"] = {
         "x-generated": True, "type": ["integer", "null"], "minimum": 1, "maximum": 3,
         "description": "the TS pin with the FET thermistor (OTF), or null",

@@ -65,6 +65,7 @@ def test_commands_change_config_and_bad_ones_change_nothing(app):
         t, f = app.cmd(bad)
         assert t == "err" and f["error"], bad
     assert app.cmd("config")[1] == before
+    assert app.cmd("unlock packwatch")[0] == "ok"  # a protection setting (sim.json: the default key)
     assert app.cmd("set cell_ov_mv 3600") == ("ok", {"cmd": "set", "key": "cell_ov_mv", "val": 3600})
     assert app.cfg.cell_ov_mv == 3600
 
@@ -105,6 +106,7 @@ def test_i2c_nacks_set_the_afe_fault_and_the_loop_goes_on(app):
 def test_state_survives_a_restart(app):
     app.run_ms(2000)
     assert app.cmd("soc 731")[0] == "ok"
+    assert app.cmd("unlock packwatch")[0] == "ok"
     assert app.cmd("set cell_uv_mv 2600")[0] == "ok"
     assert app.cmd("save")[0] == "ok"
     again = App(app.fake)

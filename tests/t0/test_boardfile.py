@@ -82,7 +82,7 @@ BAD = [
     ("pico", _set(["limits"], [1]), "limits", "is not an object", True),
     ("pico", _set(["sample_ms"], 5), "sample_ms", "5 is out of range 20..10000 ms", True),
     # LFP cells are charged to 3.65 V: a 4.2 V over-voltage limit is the NMC one, on the wrong pack
-    ("pico", _set(["limits", "cell_ov_mv"], 4200), "limits.cell_ov_mv", "4200 is out of range 3400..3900 mV for lfp",
+    ("pico", _set(["limits", "cell_ov_mv"], 4200), "limits.cell_ov_mv", "4200 is out of range 3400..3750 mV for lfp",
      True),
     ("pico", lambda b: b.update(chemistry="nmc", cells=14, limits={"cell_uv_mv": 2000}), "limits.cell_uv_mv", "2000 is out of range 2500..3500 mV for nmc", True),
     # what only the schema checks (the firmware leaves them to the HAL)
@@ -100,9 +100,12 @@ BAD = [
     ("pico", _set(["ntc", "pins"], [26, 27, 28, 26]), "ntc.pins", "has 4 items, more than 3", False),
     # the current's full scale must clear the highest over-current limit by half (pwfw.ina228.check_headroom):
     # the old esp32.json (150 A full scale, 150 A limit) read a true -200 A as -150 A
-    ("esp32", _set(["current", "max_ma"], 150000), "current.max_ma",
-     "150000 is below 150% of the highest over-current limit (150000 mA)", False),
-    ("esp32", _set(["limits", "oc_dsg_ma"], 250000), "current.max_ma", "set max_ma to at least 375000", False),
+    # (a hard limit since issue 12: the over-current limits can never be set past max_ma / 1.5)
+    ("esp32", _set(["current", "max_ma"], 150000), "limits",
+     "oc_dsg_ma=150000 beyond its hard limit 100..100000 mA (current.max_ma 150000 / 1.5)", False),
+    # and never past the AFE's own OCD1 (esp32.json: 176 A), which acts as the backstop
+    ("esp32", _set(["limits", "oc_dsg_ma"], 250000), "limits",
+     "oc_dsg_ma=250000 beyond its hard limit 100..176000 mA (the AFE's ocd1_ma 176000)", False),
     ("esp32", _set(["current", "shunt_uohm"], 1000), "current.max_ma", "past the INA228's +-163840 uV", False),
     ("pico", _set(["cell_map"], [1, 2, 3]), "cell_map", "[1, 2, 3] must list 16 increasing", False),
     ("pico", _set(["limits", "chg_tmin_dc"], 460), "limits", "chg_tmin_dc (460) must be below chg_tmax_dc (450)", False),
@@ -142,12 +145,12 @@ def test_not_a_board_file_at_all(tmp_path, text, what):
 
 def test_per_chemistry_cell_limits_hold_at_run_time_too():
     lfp = Config({"chemistry": "lfp", "cells": 16})
-    with pytest.raises(ValueError, match="cell_ov_mv=4200 out of range 3400..3900 mV for lfp"):
+    with pytest.raises(ValueError, match=r"cell_ov_mv=4200 beyond its hard limit 3400\.\.3750 mV \(lfp cells\)"):
         lfp.set("cell_ov_mv", 4200)  # the NMC value on an LFP pack
     assert lfp.cell_ov_mv == 3650
     nmc = Config({"chemistry": "nmc", "cells": 14})
     nmc.set("cell_ov_mv", 4200)
-    with pytest.raises(ValueError, match="for nmc"):
+    with pytest.raises(ValueError, match="nmc cells"):
         nmc.set("cell_ov_mv", 3650)
 
 

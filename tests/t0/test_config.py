@@ -77,9 +77,10 @@ def test_set_valid_value():
     c.set("cell_ov_mv", 3600)
     assert c.cell_ov_mv == 3600 and c.get("cell_ov_mv") == 3600 and c.as_dict()["cell_ov_mv"] == 3600
     c.set("oc_latch", 0)
-    c.set("chg_tmin_dc", -400)  # range ends are inclusive
+    c.set("chg_tmin_dc", 0)  # range ends are inclusive: the LFP hard limit (no charging below 0 degC)
+    c.set("dir_ma", 100000)  # and the key's own range
     c.set("i_gain_ppm", 200000)
-    assert (c.oc_latch, c.chg_tmin_dc, c.i_gain_ppm) == (0, -400, 200000)
+    assert (c.oc_latch, c.chg_tmin_dc, c.dir_ma, c.i_gain_ppm) == (0, 0, 100000, 200000)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,78 @@
+# Hard limits a board adds to its chemistry's (pwfw.config.CHEM_RANGES): the power path's current
+# ratings, the current sensor's headroom, and the AFE's own thresholds as the part applies them, so
+# the firmware's protections always act before the AFE's (the AFE is the backstop, docs/hardware.md
+# "Limits you can't talk past"). Loaded by pwfw.config.Config while it is built, then dropped.
+from pwfw.compat import const
+
+_HEADROOM_PCT = const(150)  # pwfw.ina228.HEADROOM_PCT (a T0 test holds them equal): full scale >= 1.5 x limit
+
+# (firmware key, AFE key, side): side 1 the firmware's limit stays at or below the AFE's threshold
+# (it trips first on the way up), -1 at or above it (first on the way down).
+_AFE_PAIRS = (
+    ("cell_ov_mv", "cov_mv", 1),
+    ("cell_uv_mv", "cuv_mv", -1),
+    ("chg_tmax_dc", "otc_dc", 1),
+    ("chg_tmin_dc", "utc_dc", -1),
+    ("dsg_tmax_dc", "otd_dc", 1),
+    ("dsg_tmin_dc", "utd_dc", -1),
+    ("oc_chg_ma", "occ_ma", 1),
+    ("oc_dsg_ma", "ocd1_ma", 1),
+)
+
+
+def hard_limits(board, chem, chem_ranges):
+    """((key, lo, hi, why lo, why hi), ...) for this board: each key's range from its chemistry
+    (chem_ranges), narrowed by the board's ratings ("ratings": {"chg_ma", "dsg_ma"}), the current
+    sensor's full scale (current.max_ma / 1.5) and the AFE's thresholds (afe.protect, quantised as
+    the part applies them: pwfw.bq76952_units.applied)."""
+    from pwfw.config import _row
+
+    board = board or {}
+    lim = {}
+    cells = chem + " cells"
+    for key, lo, hi in chem_ranges:
+        lim[key] = [lo, hi, cells, cells]
+
+    def narrow(key, side, v, why):
+        if key not in lim:
+            r = _row(key)
+            lim[key] = [r[3], r[4], "range", "range"]
+        e = lim[key]
+        if side > 0 and v < e[1]:
+            e[1] = v
+            e[3] = why
+        elif side < 0 and v > e[0]:
+            e[0] = v
+            e[2] = why
+
+    rat = board.get("ratings") or {}
+    for k in rat:
+        if k not in ("chg_ma", "dsg_ma") or type(rat[k]) is not int or rat[k] < 100:
+            raise ValueError("ratings.%s=%r: expected chg_ma / dsg_ma, integers >= 100 mA" % (k, rat[k]))
+    if "chg_ma" in rat:
+        narrow("oc_chg_ma", 1, rat["chg_ma"], "board ratings.chg_ma")
+    if "dsg_ma" in rat:
+        narrow("oc_dsg_ma", 1, rat["dsg_ma"], "board ratings.dsg_ma")
+    cur = board.get("current") or {}
+    mx = cur.get("max_ma")
+    if type(mx) is int:
+        top = mx * 100 // _HEADROOM_PCT
+        why = "current.max_ma %d / 1.5" % mx
+        narrow("oc_chg_ma", 1, top, why)
+        narrow("oc_dsg_ma", 1, top, why)
+    if "afe" in board:
+        from pwfw.afe_config import afe_protect
+        from pwfw.bq76952_units import applied
+
+        p = afe_protect(board)
+        shunt = cur.get("shunt_uohm")
+        for key, afe_key, side in _AFE_PAIRS:
+            if afe_key.endswith("_ma") and type(shunt) is not int:
+                continue  # no shunt, no current thresholds (the AFE set-up refuses such a board)
+            v = applied(afe_key, p[afe_key], shunt)
+            narrow(key, side, v, "the AFE's %s %d" % (afe_key, v))
+    out = []
+    for key in lim:
+        e = lim[key]
+        out.append((key, e[0], e[1], e[2], e[3]))
+    return tuple(out)
