@@ -354,6 +354,15 @@ class BQ76952:
         c[1] = 6  # 2 data bytes + 4
         self._write(_CHK, c)
 
+    def input_mask(self, mask):
+        """Pack cells (bit k = cell k+1) as the cell inputs they are wired to (set_map)."""
+        m = 0
+        mp = self._map
+        for k in range(len(mp)):
+            if mask >> k & 1:
+                m |= 1 << mp[k]
+        return m
+
     def cb_read(self):
         """The inputs the part is balancing now (CB_ACTIVE_CELLS read), checksum-checked."""
         c = self._cmd

@@ -297,6 +297,11 @@ def entries(board, cells, mask):
         yield _e(name + "_delay", a + 1, p["temp_s"], 1)
         yield _e(name + "_recov", a + 2, temp_code(p[name + "_recov_dc"]), 1)
     yield _e("recovery_time", RECOVERY_TIME, p["recovery_s"], 1)
+    # host-controlled balancing (docs/hardware.md "Cell balancing"): no autonomous balancing, SLEEP
+    # held off while cells bleed (CB_NOSLEEP with CB_SLEEP, SLUUBY2B 13.3.11), as many cells at once
+    # as the firmware's policy may ask for (the part's default is 1)
+    yield _e("cb_config", 0x9335, 0x0C, 1)
+    yield _e("cb_max_cells", 0x933A, (board.get("limits") or {}).get("bal_max_cells", 4), 1)
     if afe.get("crc"):
         yield _e("comm_type", COMM_TYPE, 0x12, 1)  # I2C fast with CRC, applied by SWAP_COMM_MODE
 

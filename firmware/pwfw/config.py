@@ -39,6 +39,16 @@ KEYS = (
     ("i_gain_ppm", 0, 0, -200000, 200000, "ppm"),
     ("i_offset_ma", 0, 0, -20000, 20000, "mA"),
     ("zero_max_ma", 50, 50, 0, 20000, "mA"),
+    # cell balancing (pwfw.balance; docs/configuration.md "Balancing")
+    ("bal_start_mv", 3400, 4000, 2000, 4500, "mV"),
+    ("bal_start_dmv", 20, 20, 1, 500, "mV"),
+    ("bal_stop_dmv", 5, 5, 0, 499, "mV"),
+    ("bal_dsg", 0, 0, 0, 1, "0/1"),
+    ("bal_r_ohm", 55, 55, 1, 1000, "ohm"),
+    ("bal_max_cells", 4, 4, 1, 8, "cells"),
+    ("bal_tmax_dc", 500, 500, -400, 1000, "0.1 °C"),
+    ("bal_die_dc", 650, 650, -400, 1200, "0.1 °C"),
+    ("bal_s", 60, 60, 5, 3600, "s"),
 )
 
 # Pairs that must stay ordered (lower key < upper key) whatever is changed.
@@ -47,6 +57,7 @@ _ORDER = (
     ("chg_tmin_dc", "chg_tmax_dc"),
     ("dsg_tmin_dc", "dsg_tmax_dc"),
     ("spike_lo_mv", "spike_hi_mv"),
+    ("bal_stop_dmv", "bal_start_dmv"),
 )
 
 # Board-file top-level fields that are also configuration keys.
