@@ -193,6 +193,10 @@ class Bq76952Fsm(Bq76952Prot):
         self._vtime_us = u(0x924A) * 1000000
         self._wake_ma = self._i(0x924B, 2)
         self._bd_ma = self._i(0x9273, 2)
+        e = self.en[0]  # shunt uV inside which no enabled over-current condition can hold (advance)
+        self._oc_quiet = (max([th for _, b, th, _ in self._oc if th <= 0 and e & b] or [-1 << 30]),
+                          min([th for _, b, th, _ in self._oc if th > 0 and e & b] or [1 << 30]))
+        self._one = [[0, 0]]  # advance()'s profile when none is given: one piece, reused
         # balancing: (config, min cell dC, max cell dC, max internal dC, max cells)
         self._cb = (u(0x9335), self._i(0x9336) * 10, self._i(0x9337) * 10, self._i(0x9338) * 10, u(0x933A))
 
@@ -399,6 +403,16 @@ class Bq76952Fsm(Bq76952Prot):
         r[0x67] = self.alarm_enable >> 8
         r[0x7F] = self.fet_status
 
+    def _fet_key(self):
+        """What advance() can change of _fets()'s inputs, as one int: the status and alert bits, SLEEP,
+        and on which side of Body Diode Threshold the current is (every other input changes only by a
+        command or a write, which call _fets() themselves)."""
+        i = self.measured_ma(self.i_ma)
+        b = self._bd_ma
+        return (self.status_a | self.status_b << 8 | self.status_c << 16 | self.alert_a << 24
+                | self.alert_b << 32 | self.alert_c << 40 | (1 if self.sleeping else 0) << 48
+                | (1 if i > b else 2 if -i > b else 0) << 49 | (1 if self.off else 0) << 51)
+
     def _fets(self):
         """CHG/DSG driver state: FET_EN (autonomous control), FET_CTRL_EN, no host OFF command, not
         in CONFIG_UPDATE, and no Safety Status bit that the CHG/DSG FET Protections masks select."""
@@ -415,6 +429,7 @@ class Bq76952Fsm(Bq76952Prot):
                 self.chg_fet = True  # discharging through CHG's body diode: turn it on
             if self.chg_fet and not self.dsg_fet and not self.host_off & 2 and i > self._bd_ma:
                 self.dsg_fet = True
+        self._fkey = self._fet_key()
         self._status()
 
     def passes(self, i_ma):

@@ -3,8 +3,33 @@
 # board-sized heap (the unix port compiles hil/ from source).
 
 
+from hil.mpcompat import micropython, ptr8
+
+
+@micropython.viper
+def _hilo(reg, vm: int) -> int:
+    """(highest + 32768) << 16 | (lowest + 32768) of the cell registers (i16 at 0x14..0x33) the
+    Vcell Mode bitmask selects (0 = all 16)."""
+    r = ptr8(reg)
+    hi = -32768
+    lo = 32767
+    k = 0
+    while k < 16:
+        if vm == 0 or (vm >> k) & 1:
+            v = r[0x14 + 2 * k] | (r[0x15 + 2 * k] << 8)
+            if v & 0x8000:
+                v -= 0x10000
+            if v > hi:
+                hi = v
+            if v < lo:
+                lo = v
+        k += 1
+    return ((hi + 32768) << 16) | (lo + 32768)
+
+
 class Bq76952Prot:
     # --- the protection state machine, in the chip's own time base ----------------------------
+    @micropython.native
     def advance(self, dt_us, profile=None):
         """Run the part for dt_us of its own time. `profile`: [(duration_us, true mA), ...] for the
         current inside the step (default: the set_truth current for all of it). Over-current and
@@ -14,18 +39,26 @@ class Bq76952Prot:
         if self._shut:
             self._shut = False
             self.off = True
+            self._fets()  # powered down: the FET drivers stop with it
         if self.off:
             return -1
+        key = self._fet_key()
         if profile is None:
-            profile = ((dt_us, self.i_ma),)
+            profile = self._one
+            profile[0][0] = dt_us
+            profile[0][1] = self.i_ma
         cut = -1
         t = 0
         ena = self.en[0]
         r = self._r
+        lo, hi = self._oc_quiet
         for dur, i in profile:
             i = self.passes(i)
             uv = i * r // 1000  # shunt voltage, + charge
-            if not self.cfg_update and ena & 0xF0:
+            # quiet: inside every enabled threshold with no OC condition held (no alert, so no timer)
+            if lo < uv < hi and not self.alert_a & 0xF0:
+                pass
+            elif not self.cfg_update and ena & 0xF0:
                 for name, bit, th, delay in self._oc:
                     if not ena & bit:
                         continue
@@ -58,7 +91,8 @@ class Bq76952Prot:
         self.t_us += dt_us
         self._slow(dt_us)
         self._sleep_step(dt_us)
-        self._fets()
+        if cut >= 0 or self._fet_key() != key or key != self._fkey:
+            self._fets()  # else every input of the FET state and the status registers is as it was
         return cut
 
     def _trip(self, name, bit, reg, at):
@@ -79,31 +113,27 @@ class Bq76952Prot:
         self._tmr[name] = v
         return v >= delay
 
+    @micropython.native
     def _slow(self, dt):
         """Cell-voltage, temperature and recovery checks (once per step: their delays are ms-s)."""
         if self.cfg_update:
             return
-        reg = self.reg
-        hi = -32768
-        lo = 32767
-        vm = self.vcell_mode
-        for k in range(16):
-            if vm and not vm >> k & 1:
-                continue
-            v = reg[0x14 + 2 * k] | (reg[0x15 + 2 * k] << 8)
-            if v & 0x8000:
-                v -= 0x10000
-            hi = v if v > hi else hi
-            lo = v if v < lo else lo
+        x = _hilo(self.reg, self.vcell_mode)
+        hi = (x >> 16) - 32768
+        lo = (x & 0xFFFF) - 32768
         ena, enb = self.en[0], self.en[1]
+        # quiet (not hit, nothing held or latched: alert and timer go together) skips each check
+        held = self.alert_a | self.status_a
         th, hy, dl = self._cov
-        self._cell(ena & 0x08, "cov", 0x08, hi >= th, hi < th - hy, dt, dl)
+        if hi >= th or held & 0x08:
+            self._cell(ena & 0x08, "cov", 0x08, hi >= th, hi < th - hy, dt, dl)
         th, hy, dl = self._cuv
-        self._cell(ena & 0x04, "cuv", 0x04, lo <= th, lo > th + hy, dt, dl)
+        if lo <= th or held & 0x04:
+            self._cell(ena & 0x04, "cuv", 0x04, lo <= th, lo > th + hy, dt, dl)
         # current recoveries (TRM 5.2: OCC when current <= OCC Recovery Threshold, OCD when current >=
         # OCD Recovery Threshold, each for Recovery Time; SCD after SCD Recovery Time)
-        i = self.measured_ma(self.passes(self.i_ma))
-        for name, bit, _, _ in self._oc:
+        i = self.measured_ma(self.passes(self.i_ma)) if self.status_a & 0xF0 else 0
+        for name, bit, _, _ in self._oc if i or self.status_a & 0xF0 else ():
             if self.status_a & bit:
                 if name == "scd":
                     ok = True
@@ -137,6 +167,8 @@ class Bq76952Prot:
             if x in (-9999, 9999):
                 continue
             hit = x >= th if over else x <= th
+            if not hit and not (self.alert_b | self.status_b) & bit:
+                continue  # quiet
             if hit:
                 self.alert_b |= bit
             else:
