@@ -80,6 +80,9 @@ class FakeHal:
     def relay(self, on):
         self.relay_on = on
 
+    def alert(self):
+        return self.bq.alert_pin  # the chip's ALERT output as the board's pin would show it
+
     def wdt_feed(self):
         pass
 

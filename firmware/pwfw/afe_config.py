@@ -67,3 +67,46 @@ def afe_protect(board):
             raise ValueError("afe.protect.%s=%r out of range %d..%d %s" % (k, v, r[3], r[4], r[5]))
         d[k] = v
     return d
+
+
+# What the firmware does when it cannot protect (board file "failsafe": {...}; docs/hardware.md,
+# "Supervision"): (name, default lfp, default nmc, lo, hi, unit). Deep under-voltage: a cell below
+# shutdown_mv with no charge current for shutdown_s sends the AFE to SHUTDOWN. LFP 2000 mV / NMC
+# 2500 mV sit below the firmware's and the AFE's CUV (2500/2479, 2800/2783 mV): only a pack the
+# cut-off did not stop (self-discharge, the MCU's own drain) gets there.
+FAILSAFE_KEYS = (
+    ("shutdown_mv", 2000, 2500, 1000, 3500, "mV"),
+    ("shutdown_s", 600, 600, 1, 86400, "s"),
+)
+# keep_dsg: with the sensors lost (every temperature, the current saturated) the AFE's DSG FET and
+# the relay stay on, so the load keeps power; default off: nothing conducts.
+FAILSAFE_DEFAULTS = {"keep_dsg": False}
+
+
+def failsafe(board):
+    """(keep_dsg, shutdown_mv, shutdown_ms) for a board: the defaults with its "failsafe" overrides,
+    range-checked; ValueError names the first bad one."""
+    board = board or {}
+    col = 1 if board.get("chemistry", "lfp") == "lfp" else 2
+    over = board.get("failsafe") or {}
+    if not isinstance(over, dict):
+        raise ValueError("failsafe must be an object")
+    d = {"keep_dsg": FAILSAFE_DEFAULTS["keep_dsg"]}
+    for r in FAILSAFE_KEYS:
+        d[r[0]] = r[col]
+    for k in over:
+        v = over[k]
+        if k == "keep_dsg":
+            if type(v) is not bool:
+                raise ValueError("failsafe.keep_dsg=%r is not true or false" % (v,))
+        else:
+            r = None
+            for row in FAILSAFE_KEYS:
+                if row[0] == k:
+                    r = row
+            if r is None:
+                raise ValueError("failsafe: unknown key %r" % (k,))
+            if type(v) is not int or not r[3] <= v <= r[4]:
+                raise ValueError("failsafe.%s=%r out of range %d..%d %s" % (k, v, r[3], r[4], r[5]))
+        d[k] = v
+    return d["keep_dsg"], d["shutdown_mv"], d["shutdown_s"] * 1000

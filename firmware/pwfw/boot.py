@@ -73,6 +73,23 @@ def check_board(board, src="board.json"):
             raise ValueError("%s: %s: %r is not an integer or null" % (src, k, v))
         if v is not None:
             _int_in(src, k, v, 0, 255)
+    if "failsafe" in board:
+        from pwfw.afe_config import failsafe  # dropped with the AFE set-up modules (pwfw.pack)
+
+        try:
+            failsafe(board)
+        except ValueError as e:
+            raise ValueError("%s: %s" % (src, e))
+        finally:
+            import sys
+
+            import pwfw
+
+            sys.modules.pop("pwfw.afe_config", None)  # not held while the App is built (heap)
+            try:
+                delattr(pwfw, "afe_config")
+            except (AttributeError, KeyError):
+                pass
     for k in _BOARD_FIELDS:
         if k in board:
             r = _row(k)

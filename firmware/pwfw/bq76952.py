@@ -17,13 +17,16 @@ _SUBCMD = const(0x3E)
 _XBUF = const(0x40)
 _CHK = const(0x60)
 _INT_TEMP = const(0x68)
+_ALARM_STATUS = const(0x62)  # latched; the host writes 1s to clear (TRM 6.6: ALERT follows it & Alarm Enable)
+_CC2_FULL = const(32767)  # CC2 at its 16-bit full scale: the true current may be anything beyond
 _TS1 = const(0x70)
 _USERV_MV = const(10)  # stack/PACK/LD are in userV units, centivolts by default (mV would overflow int16)
 _FRAME = const(_CC2 + 2 - _BAT_STATUS)  # 0x12..0x3B: Battery Status, cells, stack, PACK, LD, CC2 in one read
 _CELLS_AT = const(_CELL1 - _BAT_STATUS)  # where the cells start in the frame
-# Battery Status bits that say the configuration may be gone: CFGUPDATE (0), POR (3), SEC (9:8).
+# Battery Status bits that say the configuration may be gone: CFGUPDATE (0), SLEEP_EN (2: SLEEP allowed,
+# Power Config[SLEEP] and SLEEP_ENABLE; the board's policy keeps it as configured), POR (3), SEC (9:8).
 # Sealed, the part takes no data-memory write, so a setting cannot change without one of these changing.
-BS_WATCH = const(0x0309)
+BS_WATCH = const(0x030D)
 BS_SS = const(0x0800)  # a Safety Status bit is set
 BS_PF = const(0x1000)  # a Permanent Fail Status bit is set
 _POLLS = const(10)  # a subcommand answers in ~2 ms; give up after 10 polls 1 ms apart
@@ -139,6 +142,9 @@ class BQ76952:
         self.ua = 1  # mA per CC2 count (userA); configure() widens it for packs over 32 A
         self.stack_mv = 0  # what read_frame() read besides the cells
         self.cc2_ma = 0
+        self.cc2_sat = False  # the last CC2 reading sat at its full scale (+-32767 counts)
+        self.alarm = 0  # Alarm Status as read_alarm() found it (before clearing)
+        self._clr = bytearray(2)
         self.status = 0  # Battery Status of the last read_frame()
         # Battery Status & BS_WATCH as configure() left it (-1: never configured, nothing to compare)
         self._bs_ok = -1
@@ -250,7 +256,9 @@ class BQ76952:
             self.stale = True
             self.ua = 0
         self.stack_mv = _s16(d, _STACK - _BAT_STATUS) * _USERV_MV
-        self.cc2_ma = _s16(d, _CC2 - _BAT_STATUS) * self.ua
+        raw = _s16(d, _CC2 - _BAT_STATUS)
+        self.cc2_sat = raw >= _CC2_FULL or raw < -_CC2_FULL
+        self.cc2_ma = raw * self.ua
 
     @micropython.native
     def _cells(self, out_mv):
@@ -272,6 +280,28 @@ class BQ76952:
             s[i] = d[i]
         self._read(_FET_STATUS, self._r1, 1)
         self.fet_status = self._d[0]
+
+    def read_alarm(self):
+        """Alarm Status (0x62, latched) into self.alarm, then clear the bits read (write 1s), so the
+        ALERT pin deasserts and asserts again on the next event (a condition that persists latches
+        again at once). On ALERT and with the once-a-second status read."""
+        self._read(_ALARM_STATUS, self._r2, 2)
+        a = self._d[0] | (self._d[1] << 8)
+        self.alarm = a
+        if a:
+            c = self._clr
+            c[0] = a & 0xFF
+            c[1] = a >> 8
+            self._write(_ALARM_STATUS, c)
+        return a
+
+    def shutdown(self):
+        """SHUTDOWN (0x0010), sent twice: SEALED, the part takes it only twice within 4 s (TRM
+        SLUUBY2B 4.x subcommand table); it then powers down REG1/REG2 (so a board's MCU fed from
+        REG1 loses power) and wakes on a charger at LD, TS2 pulled low or RST_SHUT (data sheet
+        SLUSE13 SHUTDOWN mode), with a POR."""
+        self.subcommand(0x0010)
+        self.subcommand(0x0010)
 
     @micropython.native
     def read_stack_mv(self):

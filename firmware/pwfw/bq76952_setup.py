@@ -117,9 +117,16 @@ def pack_configure(pack):
     once per failure, not once per retry). A failure turns every FET off (ALL_FETS_OFF)."""
     board = pack.board
     what = None
+    from pwfw.afe_config import failsafe  # checked by pwfw.boot; a bad value fails the set-up, named
+
     try:
-        n = pack.afe.configure(pack.n_cells, board.get("cell_map"), board["current"].get("max_ma", 32767),
-                               board=board)
+        pack.keep_dsg, pack.shutdown_mv, pack.shutdown_ms = failsafe(board)
+    except ValueError:
+        what = "failsafe"
+    try:
+        if what is None:
+            n = pack.afe.configure(pack.n_cells, board.get("cell_map"), board["current"].get("max_ma", 32767),
+                                   board=board)
     except OSError:
         what = "bus"
     except ValueError as e:  # ConfigError names the step or setting; else a CRC error after retries

@@ -12,6 +12,7 @@ POWER_CONFIG = const(0x9234)  # H2, bit 8 SLEEP (sleep allowed)
 REG12_CONFIG = const(0x9236)  # H1, bit 0 REG1_EN, bits 3:1 REG1V
 REG0_CONFIG = const(0x9237)  # H1, bit 0 REG0_EN
 COMM_TYPE = const(0x9239)  # U1
+ALERT_PIN_CONFIG = const(0x92FC)  # H1: PIN_FXN bits 1:0, OPT5..0 bits 7:2
 TS1_CONFIG = const(0x92FD)  # H1 (TS2 0x92FE, TS3 0x92FF)
 DA_CONFIG = const(0x9303)  # H1, bits 1:0 userA, bit 2 userV = 10 mV
 VCELL_MODE = const(0x9304)  # H2
@@ -277,6 +278,11 @@ def entries(board, cells, mask):
     yield _e("dsg_fet_a", DSG_FET_A, SCD | OCD2 | OCD1 | CUV, 1)
     yield _e("dsg_fet_b", DSG_FET_A + 1, OTF | OTINT | OTD | UTINT | UTD, 1)
     yield _e("default_alarm_mask", DEFAULT_ALARM_MASK, 0xF800, 2)  # ALERT on safety/PF status
+    # ALERT Pin Config: PIN_FXN 0b10 = ALERT, OPT5 (bit 7) = active-low, OPT1 (bit 3) = 0: hi-Z when
+    # not asserted, OPT3 = 0, no internal pull-up/-down: open drain with the board's pull-up to 3V3, which
+    # the MCU reads low while asserted. The family TRMs give 0x00 (pin unused) as the default, so an
+    # unconfigured (or reset) part never drives it (docs/hardware.md, "Supervision").
+    yield _e("alert_pin_config", ALERT_PIN_CONFIG, 0x82, 1)
     yield _e("cuv", CUV_TH, cell_code(p["cuv_mv"], CUV_MIN, CUV_MAX), 1)
     yield _e("cuv_delay", CUV_TH + 1, cell_delay_code(p["cuv_ms"]), 2)
     yield _e("cuv_hyst", 0x927B, hyst_code(p["cuv_hyst_mv"]), 1)

@@ -4,7 +4,10 @@ import time
 
 import machine
 import select
+from micropython import const
 from binascii import hexlify
+
+_ALERT_POLL_MS = const(10)  # the longest an asserted ALERT waits for the loop to notice it
 
 _CAUSES = {
     getattr(machine, "PWRON_RESET", -1): "power",
@@ -36,6 +39,10 @@ class Hal:
         # the default power-save mode's: held high while the ADC converts (Pico data sheet, power chain)
         ps = board.get("ps_pin", 23 if board.get("port") == "rp2" else None)
         self._ps = machine.Pin(ps, machine.Pin.OUT, value=0) if ps is not None else None
+        # BQ76952 ALERT: open drain, active low (the AFE set-up writes ALERT Pin Config 0x82), pulled
+        # up on the board; the MCU's own pull-up too, so a board without the resistor never reads low
+        ap = board.get("alert_pin")
+        self._alert = machine.Pin(ap, machine.Pin.IN, machine.Pin.PULL_UP) if ap is not None else None
         rp = board.get("relay_pin")
         self._relay = machine.Pin(rp, machine.Pin.OUT, value=0) if rp is not None else None
         wdt_ms = board.get("wdt_ms", 8000)
@@ -49,9 +56,24 @@ class Hal:
         return time.ticks_ms()
 
     def sleep_ms(self, ms):
-        # wait in poll so a command byte wakes us at once
-        for _ in self._poll.ipoll(ms):
-            break
+        # wait in poll so a command byte wakes us at once; with an ALERT pin in slices of at most
+        # _ALERT_POLL_MS, returning as soon as the AFE pulls ALERT low (an extra sample: docs/hardware.md)
+        a = self._alert
+        if a is None:
+            for _ in self._poll.ipoll(ms):
+                break
+            return
+        end = time.ticks_add(time.ticks_ms(), ms)
+        while a.value():
+            left = time.ticks_diff(end, time.ticks_ms())
+            if left <= 0:
+                return
+            for _ in self._poll.ipoll(left if left < _ALERT_POLL_MS else _ALERT_POLL_MS):
+                return
+
+    def alert(self):
+        """The AFE's ALERT asserted (pin low); False on a board without one."""
+        return self._alert is not None and not self._alert.value()
 
     def serial_read(self):
         for _ in self._poll.ipoll(0):

@@ -235,6 +235,14 @@ def generated_parts():
         "properties": {"chg_ma": dict(rating, description="continuous charge current rating"),
                        "dsg_ma": dict(rating, description="continuous discharge current rating")},
     }
+    # what the firmware does when it cannot protect (afe_config FAILSAFE_KEYS / FAILSAFE_DEFAULTS)
+    parts["/properties/failsafe"] = {
+        "x-generated": True, "type": "object", "additionalProperties": False,
+        "description": "fail safe and deep-discharge shutdown (docs/hardware.md, Supervision)",
+        "properties": dict({r[0]: _limit_schema(r) for r in afe.FAILSAFE_KEYS}, keep_dsg={
+            "type": "boolean", "description": "with every temperature lost or the current saturated, keep "
+            "the DSG FET and the relay on (default %s: nothing conducts)" % (afe.FAILSAFE_DEFAULTS["keep_dsg"],)}),
+    }
     parts["/properties/afe/properties/fet_ts"] = {
         "x-generated": True, "type": ["integer", "null"], "minimum": 1, "maximum": 3,
         "description": "the TS pin with the FET thermistor (OTF), or null",
