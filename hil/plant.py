@@ -209,12 +209,13 @@ class Plant:
         known (hal_sim corrects the chips' current for that step from the chip's own FET state)."""
         i = self.i_a
         dt_us = self._dt_ms * 1000
-        if not i or cut_us >= dt_us:
+        if not i:
             return
         j = path_passes(i, chg, dsg) if self.relay_closed else 0.0
         if j == i:
             return
-        frac = (dt_us - cut_us) / dt_us  # share of the step after the cut
+        cut_us = min(cut_us, dt_us)  # at the step's very end (a delay that ends with the step)
+        frac = (dt_us - cut_us) / dt_us if dt_us else 0.0  # share of the step after the cut
         di = (j - i) * frac
         dt, a, _, _, _, g1, g2, _ = self._coefs(self._dt_ms)
         soc, v1, v2 = self._soc, self._v1, self._v2

@@ -141,6 +141,13 @@ def mains(i_cc, v_cv, i_tail, t0_s=0.0, t1_s=INF):
     return Charger(i_cc, v_cv, i_tail, t0_s, t1_s)
 
 
+def pushing_charger(i_cc, v_cv, t0_s=0.0, t1_s=INF):
+    """A charger that keeps pushing at end of charge: no tail cut-off, and it resumes whenever the
+    path closes again (a cheap or faulty charger, or one set for another chemistry); only the BMS
+    (the firmware's cell_ov, the AFE's COV) stops it."""
+    return Charger(i_cc, v_cv, 0.0, t0_s, t1_s, stop_on_disconnect=False)
+
+
 class Solar(Charger):
     """PV through an MPPT controller: power = peak * sin-shaped day * cloud shading, absorb voltage
     held as CV, no end of charge (it floats), resumes after a disconnect (next sun)."""

@@ -93,6 +93,12 @@ def _ov_soc0():
     return s
 
 
+def _cov_soc0():
+    s = [0.97] * 16
+    s[5] = 0.995  # one cell ahead: it reaches the over-voltage limits while the others still take charge
+    return s
+
+
 SCENARIOS = {s.name: s for s in [
     Scenario("demo", 3 * H, _demo, about="discharge under inverter loads, then solar + mains charge",
              plant_kw={"soc0": 0.75}),
@@ -131,6 +137,26 @@ SCENARIOS = {s.name: s for s in [
              plant_kw={"soc0": 0.5}),
     Scenario("nmc_day", 24 * H, _day("nmc"), chemistry="nmc", about="24 h day on the 14S NMC pack",
              plant_kw={"soc0": 0.55}),
+    Scenario("short_circuit", 60, lambda seed: [P.InverterLoad(500.0, idle_w=15.0)],
+             events=[(10_000, "short_circuit", (0.003, 50))],
+             about="a 3 mOhm short across the pack at 10 s for 50 ms (~3.7 kA): the AFE's SCD cuts it",
+             plant_kw={"soc0": 0.6}),
+    Scenario("surge", 60, lambda seed: [P.InverterLoad(500.0, idle_w=15.0)],
+             events=[(10_000, "surge", (300.0, 60))],
+             about="a 300 A load surge for 60 ms at 10 s (a motor start): the AFE's OCD2 cuts it",
+             plant_kw={"soc0": 0.6}),
+    Scenario("surge_long", 60, lambda seed: [P.InverterLoad(500.0, idle_w=15.0)],
+             events=[(10_000, "surge", (200.0, 1500))],
+             about="a 200 A overload for 1.5 s at 10 s: the AFE's OCD1 cuts it",
+             plant_kw={"soc0": 0.6}),
+    Scenario("cov_charge", 0.5 * H, lambda seed: [P.pushing_charger(50.0, _cv("lfp", 3.9))],
+             about="a charger that keeps pushing 50 A at end of charge (CV 3.9 V/cell, never stops): "
+                   "one cell near full passes the firmware's cell_ov, then the AFE's COV",
+             plant_kw={"soc0": _cov_soc0(), "h0": 1.0}),
+    Scenario("ripple", 0.5 * H, lambda seed: [P.InverterLoad(1500.0, idle_w=15.0)],
+             events=[(0, "ripple", (30.0, 100.0, 100.0))],
+             about="1.5 kW inverter load with a 30 A 100 Hz ripple, 100 ppm off the BMS clock",
+             plant_kw={"soc0": 0.7}),
     Scenario("deep_discharge", 1 * H, lambda seed: [P.Constant(-60.0)],
              about="a DC load without cut-off runs the pack to under-voltage; only the relay stops it",
              plant_kw={"soc0": 0.15}),

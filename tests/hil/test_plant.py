@@ -7,7 +7,7 @@ import pytest
 
 from hil import profiles as P
 from hil.plant import DATA, Plant, TracePlant, write_trace
-from hil.scenarios import SCENARIOS, Scenario, get
+from hil.scenarios import PLANT_EVENTS, SCENARIOS, Scenario, get
 
 
 def run(plant, seconds, dt_ms=1000, relay=True):
@@ -194,4 +194,4 @@ def test_each_scenario_runs_ten_minutes(name):
         pl.step(100, True)
         assert np.all(np.isfinite(pl.cells_v)) and math.isfinite(pl.i_a)
     assert np.all(np.isfinite(pl.temp_c)) and 0 <= pl.pack_soc <= 1
-    assert handled == sum(1 for t, k, _ in sc.events if t < 10 * 60000 and k in ("ambient", "degrade_cell"))
+    assert handled == sum(1 for t, k, _ in sc.events if t < 10 * 60000 and k in PLANT_EVENTS)
