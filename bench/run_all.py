@@ -20,9 +20,10 @@ BENCHES = [
     ("soc_cost.md", [sys.executable, "-m", "bench.soc.cost"], "SoC estimator cost under real MicroPython"),
     ("host.md", [sys.executable, "bench/host/bench_host.py"], "host tools: decode, log, plot"),
     ("ntc.md", [sys.executable, "bench/hil/bench_ntc.py"], "temperature error vs the NTC's published table, both ports"),
+    ("protection.md", [sys.executable, "bench/hil/bench_protection.py"], "protections: fault onset to current interruption in plant time"),
     ("rp2040.md", [sys.executable, "bench/rp2040/bench_rp2040.py"], "the firmware on the emulated RP2040 (skips without it)"),
 ]
-ORDER = ["vboard.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "soc_cost.md", "soc_accuracy.md", "plant.md"]
+ORDER = ["vboard.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "plant.md"]
 
 
 def run(only=None):

@@ -1,0 +1,114 @@
+"""Fault onset to current interruption, in plant time, for each protection scenario on the virtual board
+(issue 12, Numbers): the firmware configures the simulated BQ76952 from the board file, the chip's
+protections run in its own µs time base every step and its FETs cut the plant's current.
+
+Run: .venv/bin/python bench/hil/bench_protection.py            (3 seeds; writes bench/results/protection.md)
+     .venv/bin/python bench/hil/bench_protection.py --seeds 1 --no-write
+
+Onset: for short_circuit / surge the plant's own fault log (the start of the step the fault current
+flows in); for over-voltage the first step at which the plant's highest cell passes the threshold (the
+firmware's cell_ov, or the AFE's COV at its 50.6 mV step). Interruption: Plant.interruptions (a FET
+cut inside a step at its µs, or the path open at a step's start). Bound: the board file's delay; for the
+firmware's own protection its delay + one sample period.
+"""
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "host"))
+
+from packwatch.vboard import VirtualBoard  # noqa: E402
+
+PROTECT = {"scd_ma": 400_000, "scd_us": 120, "scd_recov_s": 5, "ocd2_ma": 252_000, "ocd2_ms": 20,
+           "ocd1_ma": 176_000, "ocd1_ms": 400, "cov_mv": 3750, "cov_ms": 1000}
+FW_OV_MV, FW_OV_MS, SAMPLE_MS = 3650, 1000, 100  # the firmware's LFP cell_ov default (docs/configuration.md)
+
+# name, scenario, board overrides (afe.protect, limits), run until ms, what is measured, bound (us)
+CASES = (
+    ("SCD (short 3 mOhm, ~3.8 kA)", "short_circuit", {}, {}, 12_000, "fault", PROTECT["scd_us"]),
+    ("OCD2 (surge 300 A)", "surge", {}, {}, 12_000, "fault", PROTECT["ocd2_ms"] * 1000),
+    ("OCD1 (overload 200 A)", "surge_long", {}, {}, 12_000, "fault", PROTECT["ocd1_ms"] * 1000),
+    ("firmware cell_ov (3650 mV) at end of charge", "cov_charge", {}, {}, None, ("ov", FW_OV_MV * 10),
+     (FW_OV_MS + SAMPLE_MS) * 1000),
+    # the simulated part measures the cells once per plant step (the real one every ADC loop, ~ms):
+    # its COV delay starts at the first step that shows the crossing, so one step is added to the bound
+    ("AFE COV (3600 mV; firmware limit 3700)", "cov_charge", {"cov_mv": 3600}, {"cell_ov_mv": 3700}, None,
+     ("ov", round(3600 / 50.6) * 506), (PROTECT["cov_ms"] + SAMPLE_MS) * 1000),
+)
+
+
+def run_case(case, scenario, protect, limits, until_ms, what, seed, tmp):
+    sim = json.loads((ROOT / "boards" / "sim.json").read_text())
+    sim["afe"]["protect"] = dict(PROTECT, **protect)
+    sim["limits"] = dict(sim.get("limits", {}), **limits)
+    bf = Path(tmp) / ("board_%d_%d.json" % (case, seed))
+    bf.write_text(json.dumps(sim))
+    # a fresh flash per case and seed (a board that ran before keeps its settings and state)
+    vb = VirtualBoard(scenario, seed=seed, board_file=bf, truth_every_ms=100, fs_dir=Path(tmp) / ("fs_%d_%d" % (case, seed)))
+    vb.start()
+    try:
+        end = time.monotonic() + 300
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            with vb._lock:
+                cuts = list(vb.plant.interruptions)
+            if until_ms is not None and vb.t_ms >= until_ms:
+                break
+            if until_ms is None and cuts and vb.t_ms > cuts[0][1] // 1000 + 500:
+                break
+        with vb._lock:
+            cuts = list(vb.plant.interruptions)
+            truth = list(vb.truth)
+            faults = list(vb.plant.fault_log)
+    finally:
+        vb.stop()
+    if what == "fault":
+        onset = faults[0][0]
+    else:
+        thr = what[1]
+        onset = next(r[0] for r in truth if max(r[3]) >= thr) * 1000
+    cut = next(c for c in cuts if c[1] >= onset)
+    return cut[1] - onset, cut[3]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, sc, prot, lim, until, what, bound) in enumerate(CASES):
+            took = []
+            for seed in range(1, a.seeds + 1):
+                us, how = run_case(k, sc, prot, lim, until, what, seed, tmp)
+                took.append(us)
+                print("%-48s seed %d: %9d us (%s)" % (name, seed, us, how), flush=True)
+            rows.append((name, statistics.median(took), max(took), bound, max(took) <= bound))
+    lines = ["| scenario | onset → interruption, median | worst | bound | within |", "|---|---:|---:|---:|---|"]
+    for name, med, worst, bound, ok in rows:
+        lines.append("| %s | %s | %s | %s | %s |" % (name, _fmt(med), _fmt(worst), _fmt(bound), "yes" if ok else "**no**"))
+    table = "\n".join(lines)
+    print(table)
+    if not a.no_write:
+        out = ROOT / "bench" / "results" / "protection.md"
+        out.write_text("# protection: fault onset to current interruption (plant time)\n\ncommand: "
+                       "`.venv/bin/python bench/hil/bench_protection.py --seeds %d`\n\n%s\n" % (a.seeds, table))
+        print("wrote", out)
+    if not all(r[4] for r in rows):
+        print("NOTE: a protection took longer than its bound (see the table)")
+    return 0
+
+
+def _fmt(us):
+    return "%d µs" % us if us < 10_000 else "%.1f ms" % (us / 1000.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
