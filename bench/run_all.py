@@ -23,7 +23,7 @@ BENCHES = [
     ("protection.md", [sys.executable, "bench/hil/bench_protection.py"], "protections: fault onset to current interruption in plant time"),
     ("rp2040.md", [sys.executable, "bench/rp2040/bench_rp2040.py"], "the firmware on the emulated RP2040 (skips without it)"),
 ]
-ORDER = ["vboard.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "plant.md"]
+ORDER = ["vboard.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "plant.md"]
 
 
 def run(only=None):

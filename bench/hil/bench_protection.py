@@ -43,6 +43,22 @@ CASES = (
 )
 
 
+NOTES = """# Protection: fault onset to current interruption
+
+command: `.venv/bin/python bench/hil/bench_protection.py --seeds {seeds}` (plant time: it does not depend on
+the machine's load). Board: boards/sim.json with afe.protect SCD 400 A / 120 µs, OCD2 252 A / 20 ms, OCD1
+176 A / 400 ms, COV 3750 mV / 1 s (3600 mV and firmware cell_ov 3700 mV for the AFE-COV row). Onset: the
+plant's fault log, or the first step whose highest cell passes the threshold (the AFE's at its 50.6 mV
+step); interruption: `Plant.interruptions`. Seeds 1–{seeds}.
+
+{table}
+
+The AFE's over-current protections cut at their configured delay inside a step (the simulated part's
+own µs time base). The simulated part measures cell voltages once per plant step (100 ms; the real one
+every ADC loop), so its COV bound adds one step. A firmware protection's bound is its delay + one sample.
+"""
+
+
 def run_case(case, scenario, protect, limits, until_ms, what, seed, tmp):
     sim = json.loads((ROOT / "boards" / "sim.json").read_text())
     sim["afe"]["protect"] = dict(PROTECT, **protect)
@@ -98,8 +114,7 @@ def main(argv=None):
     print(table)
     if not a.no_write:
         out = ROOT / "bench" / "results" / "protection.md"
-        out.write_text("# protection: fault onset to current interruption (plant time)\n\ncommand: "
-                       "`.venv/bin/python bench/hil/bench_protection.py --seeds %d`\n\n%s\n" % (a.seeds, table))
+        out.write_text(NOTES.format(seeds=a.seeds, table=table))
         print("wrote", out)
     if not all(r[4] for r in rows):
         print("NOTE: a protection took longer than its bound (see the table)")
