@@ -4,8 +4,11 @@
 # Units: SoC in ppm (1e6 = full), voltages in uV, current in mA, resistance in uOhm, time in ms.
 from array import array
 
-from pwfw.compat import const, micropython
+from pwfw.compat import MICROPYTHON, const, micropython
 from pwfw.soc_model import load_model  # noqa: F401  (re-exported: pwfw.soc.load_model is API)
+
+if not MICROPYTHON:
+    from pwfw.compat import ptr32
 
 _PPM = const(1000000)
 _DT_MAX = const(250)          # longer steps are split so 10*i*dt stays a small int
@@ -34,8 +37,9 @@ _LEARN_REST = const(600000)   # ... of 10 min or more (relaxed: NMC's slow RC, m
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
 
 
-@micropython.native
-def _isqrt(n):
+@micropython.viper
+def _isqrt(n: int) -> int:
+    # viper (machine words): every caller's argument is below 2**30, so it holds on a 32-bit port
     if n <= 0:
         return 0
     x = 1
@@ -79,14 +83,17 @@ def _gain(p, m):
 # nothing allocated. Sequences are indexed generically (int(x[k]), x[k] = v), so cells_mv may be a
 # list or any int array, and the signs of the 'i' arrays survive on every port.
 @micropython.viper
-def _vmin_in(cells, n: int, lo: int, hi: int) -> int:
-    """The lowest of cells[0:n], or -1 when one lies outside lo..hi (an implausible reading)."""
+def _vmin_in(cells, n: int, lo: int, hi: int, tmp) -> int:
+    """The lowest of cells[0:n], or -1 when one lies outside lo..hi (an implausible reading); the cells
+    copied into tmp (array('i')) for _add_cells: each read once, generically (any int sequence)."""
+    p = ptr32(tmp)
     vmin = 99999
     k = 0
     while k < n:
         v = int(cells[k])
         if v < lo or v > hi:
             return -1
+        p[k] = v
         if v < vmin:
             vmin = v
         k += 1
@@ -95,9 +102,12 @@ def _vmin_in(cells, n: int, lo: int, hi: int) -> int:
 
 @micropython.viper
 def _add_cells(sums, cells, n: int):
+    # both array('i'): 32-bit words, added and stored truncated, so exact on every port
+    s = ptr32(sums)
+    c = ptr32(cells)
     k = 0
     while k < n:
-        sums[k] = int(sums[k]) + int(cells[k])
+        s[k] = s[k] + c[k]
         k += 1
 
 
@@ -140,6 +150,79 @@ def _cell_pm(out, d, n: int, s: int, mm):
     mm[1] = hi
 
 
+# Table lookups in viper: the SoC grid (0..1e6 ppm, never negative, its last point 1e6: the searches
+# stop there) is read as 32-bit words, the same on every port; table values are read generically
+# (int(x[j])) so their signs survive on a 64-bit port.
+@micropython.viper
+def _tab_v(tab, soc, s: int) -> int:
+    """tab interpolated at s (ppm) on the grid soc; the end values outside it."""
+    if s <= 0:
+        return int(tab[0])
+    if s >= 1000000:
+        return int(tab[int(len(tab)) - 1])
+    t = ptr32(soc)
+    j = 1
+    while int(t[j]) < s:
+        j += 1
+    a = int(t[j - 1])
+    v0 = int(tab[j - 1])
+    return v0 + (int(tab[j]) - v0) * ((s - a) // 100) // ((int(t[j]) - a) // 100)
+
+
+@micropython.viper
+def _ocv_v(soc, mid, half, s: int, h: int, slope) -> int:
+    """OCV (uV) at s on the branch h (hysteresis state in Q15 >> 5); this segment's slope in uV per
+    pm into slope[0] (at least 1). One segment search serves the slope and both tables."""
+    c = s
+    if c < 0:
+        c = 0
+    elif c > 1000000:
+        c = 1000000
+    t = ptr32(soc)
+    j = 1
+    while int(t[j]) < c:
+        j += 1
+    a = int(t[j - 1])
+    w = int(t[j]) - a
+    m0 = int(mid[j - 1])
+    m1 = int(mid[j])
+    h0 = int(half[j - 1])
+    h1 = int(half[j])
+    g = ((m1 - m0) + ((h1 - h0) * h >> 10)) * 1000 // w
+    if g < 1:
+        g = 1
+    slope[0] = g
+    if s <= 0:
+        v = m0 + (h0 * h >> 10) + s // 1000 * g  # beyond the table: the end slope keeps the sign
+    elif s >= 1000000:
+        v = m1 + (h1 * h >> 10) + (s - 1000000) // 1000 * g
+    else:
+        f = (s - a) // 100
+        w = w // 100
+        v = m0 + (m1 - m0) * f // w + ((h0 + (h1 - h0) * f // w) * h >> 10)
+    return v
+
+
+@micropython.viper
+def _inv_v(soc, mid, half, v: int, h: int) -> int:
+    """SoC (ppm) where mid + h*half == v (h: the branch in Q15 >> 5)."""
+    t = ptr32(soc)
+    n = int(len(soc))
+    prev = int(mid[0]) + (int(half[0]) * h >> 10)
+    if v <= prev:
+        return 0
+    j = 1
+    while j < n:
+        cur = int(mid[j]) + (int(half[j]) * h >> 10)
+        if v <= cur:
+            if cur <= prev:
+                return int(t[j])
+            return int(t[j - 1]) + (v - prev) * ((int(t[j]) - int(t[j - 1])) // 100) // (cur - prev) * 100
+        prev = cur
+        j += 1
+    return 1000000
+
+
 class Estimator:
     def __init__(self, model, n_cells, capacity_mah):
         m = load_model(model)
@@ -162,6 +245,8 @@ class Estimator:
         self.fault = 0                          # bit0: implausible cell voltage seen (sample skipped)
         self.t_dc = None
         self._slope_uv_pm = 1                   # OCV slope (uV per pm) of the last _ocv() lookup
+        self._slope = array("i", [1])           # where _ocv_v leaves it
+        self._cells = array("i", [0] * n_cells)          # the sample's cells (mV), for the window sums
         self._slope_mean = 1                    # mean cell slope of the last window
         self.syncs = 0
         self.cap_learns = 0
@@ -263,57 +348,22 @@ class Estimator:
 
     # ---- tables ------------------------------------------------------------------------------
     @micropython.native
-    def _seg(self, s):
-        # index j of the grid segment [j-1, j] holding s (ppm)
-        t = self.m.soc
-        j = 1
-        last = len(t) - 1
-        while j < last and t[j] < s:
-            j += 1
-        return j
-
-    @micropython.native
     def _tab(self, tab, s):
-        t = self.m.soc
-        if s <= 0:
-            return tab[0]
-        if s >= _PPM:
-            return tab[len(tab) - 1]
-        j = self._seg(s)
-        a = t[j - 1]
-        return tab[j - 1] + (tab[j] - tab[j - 1]) * ((s - a) // 100) // ((t[j] - a) // 100)
+        return _tab_v(tab, self.m.soc, s)
 
     @micropython.native
     def _ocv(self, s):
         # OCV on the current hysteresis branch (uV); slope of this segment in uV per pm -> self._slope_uv_pm
         m = self.m
-        j = self._seg(max(0, min(_PPM, s)))
-        dv = (m.mid[j] - m.mid[j - 1]) + ((m.half[j] - m.half[j - 1]) * (self._hyst_q15 >> 5) >> 10)
-        self._slope_uv_pm = max(1, dv * 1000 // (m.soc[j] - m.soc[j - 1]))
-        v = self._tab(m.mid, s) + (self._tab(m.half, s) * (self._hyst_q15 >> 5) >> 10)
-        if s < 0:  # beyond the table: extend with the end slope so the innovation keeps its sign
-            v += s // 1000 * self._slope_uv_pm
-        elif s > _PPM:
-            v += (s - _PPM) // 1000 * self._slope_uv_pm
+        v = _ocv_v(m.soc, m.mid, m.half, s, self._hyst_q15 >> 5, self._slope)
+        self._slope_uv_pm = self._slope[0]
         return v
 
     @micropython.native
     def _inv(self, v, hq):
         # SoC (ppm) where mid + h*half == v (hq: h in Q15, +_H1 charge branch, -_H1 discharge)
         m = self.m
-        t = m.soc
-        hq >>= 5
-        prev = m.mid[0] + (m.half[0] * hq >> 10)
-        if v <= prev:
-            return 0
-        for j in range(1, len(t)):
-            cur = m.mid[j] + (m.half[j] * hq >> 10)
-            if v <= cur:
-                if cur <= prev:
-                    return t[j]
-                return t[j - 1] + (v - prev) * ((t[j] - t[j - 1]) // 100) // (cur - prev) * 100
-            prev = cur
-        return _PPM
+        return _inv_v(m.soc, m.mid, m.half, v, hq >> 5)
 
     @micropython.native
     def _lag(self, s):
@@ -351,7 +401,7 @@ class Estimator:
         if len(cells_mv) < n:
             self.fault |= 1
             return False
-        vmin = _vmin_in(cells_mv, n, self.m.v_cut_uv // 1000 - 800, self.m.v_full_uv // 1000 + 800)
+        vmin = _vmin_in(cells_mv, n, self.m.v_cut_uv // 1000 - 800, self.m.v_full_uv // 1000 + 800, self._cells)
         if vmin < 0:
             self.fault |= 1
             return False
@@ -359,9 +409,14 @@ class Estimator:
             self._first(i_ma, cells_mv)
         self._vmin_mv = vmin
         if self._win_n < _WIN_N:
-            _add_cells(self._win_cell_mv, cells_mv, n)
+            _add_cells(self._win_cell_mv, self._cells, n)
             self._win_n += 1
-            self._win_i_q += max(-_I_MAX, min(_I_MAX, i_ma)) // 4
+            x = i_ma
+            if x > _I_MAX:
+                x = _I_MAX
+            elif x < -_I_MAX:
+                x = -_I_MAX
+            self._win_i_q += x // 4
             self._win_rc_uv += self._rc1_uv + self._rc2_uv
             self._win_soc_q += (self._soc_ppm + self._pend_ppm) // 8
         return True
@@ -403,41 +458,67 @@ class Estimator:
         # rest: the raw reading itself is below C/200 (not relative to the learned offset, which could
         # then creep along a slowly ramping small current); the learned offset stays within +-C/200
         if -rest_lim <= i <= rest_lim:
-            self._rest_ms += dt
-            if self._rest_ms >= _REST_MS:                    # the pack rests: what we read is offset
-                self._off_ma1024 += ((i << 10) - self._off_ma1024) * dt // _OFF_TAU
-                self._off_ma1024 = max(-rest_lim << 10, min(rest_lim << 10, self._off_ma1024))
+            r = self._rest_ms + dt
+            if r >= _REST_MS:                                # the pack rests: what we read is offset
+                o = self._off_ma1024
+                o += ((i << 10) - o) * dt // _OFF_TAU
+                lo = rest_lim << 10
+                if o > lo:
+                    o = lo
+                elif o < -lo:
+                    o = -lo
+                self._off_ma1024 = o
+            if r > 1 << 28:
+                r = 1 << 28                                  # stays a small int (≈ 3 days)
+            self._rest_ms = r
         else:
+            r = 0
             self._rest_ms = 0
-        self._rest_ms = min(self._rest_ms, 1 << 28)             # stays a small int (≈ 3 days)
+        # (inline compares instead of min/max/abs: each builtin call costs ~12 us on the RP2040)
         i -= self._off_ma1024 >> 10
-        i = max(-self._i_max_ma, min(self._i_max_ma, i))
-        self._win_di_q += abs(i - self._i_last_ma) // 16
+        lo = self._i_max_ma
+        if i > lo:
+            i = lo
+        elif i < -lo:
+            i = -lo
+        x = i - self._i_last_ma
+        self._win_di_q += (x if x >= 0 else -x) // 16
         self._i_last_ma = i
         self._win_ms += dt
         # coulomb counting, exact in 0.1 mA*ms
-        self._cc_rem += 10 * i * dt
-        ds = self._cc_rem // self._cc_per_ppm
-        self._cc_rem -= ds * self._cc_per_ppm
+        cpp = self._cc_per_ppm
+        x = self._cc_rem + 10 * i * dt
+        ds = x // cpp
+        self._cc_rem = x - ds * cpp
         self._soc_ppm += ds
-        self._cc_ppm = max(-4 * _PPM, min(4 * _PPM, self._cc_ppm + ds))
-        a = abs(ds)
+        x = self._cc_ppm + ds
+        if x > 4 * _PPM:
+            x = 4 * _PPM
+        elif x < -4 * _PPM:
+            x = -4 * _PPM
+        self._cc_ppm = x
+        a = ds if ds >= 0 else -ds
         # systematic error growth: gain/capacity (per |dSoC|) and residual offset (per time)
-        off_unc = 600 if self._rest_ms >= _REST_MS else 280
-        self._sig_acc += a * _K_GAIN + dt * off_unc
-        if self._sig_acc >= _PPM:
-            self._sig_ppm = min(_SIG_MAX, self._sig_ppm + self._sig_acc // _PPM)
-            self._sig_acc %= _PPM
-        self._sig_cell_acc += a * _K_CELL
-        if self._sig_cell_acc >= _PPM:
-            self._sig_cell_ppm = min(_SIGD_MAX, self._sig_cell_ppm + self._sig_cell_acc // _PPM)
-            self._sig_cell_acc %= _PPM
+        x = self._sig_acc + a * _K_GAIN + dt * (600 if r >= _REST_MS else 280)
+        if x >= _PPM:
+            y = self._sig_ppm + x // _PPM
+            self._sig_ppm = y if y < _SIG_MAX else _SIG_MAX
+            x %= _PPM
+        self._sig_acc = x
+        x = self._sig_cell_acc + a * _K_CELL
+        if x >= _PPM:
+            y = self._sig_cell_ppm + x // _PPM
+            self._sig_cell_ppm = y if y < _SIGD_MAX else _SIGD_MAX
+            x %= _PPM
+        self._sig_cell_acc = x
+        m = self.m
         # one-state hysteresis: moves toward the branch of the current's sign
         if i != 0:
             tgt = _H1 if i > 0 else -_H1
-            self._hyst_acc += a * self.m.gamma
-            dh = ((tgt - self._hyst_q15) >> 4) * (min(self._hyst_acc, 250000) >> 2) // 15625
-            if self._hyst_acc >= _PPM:
+            x = self._hyst_acc + a * m.gamma
+            self._hyst_acc = x
+            dh = ((tgt - self._hyst_q15) >> 4) * ((x if x < 250000 else 250000) >> 2) // 15625
+            if x >= _PPM:
                 self._hyst_q15 = tgt
                 self._hyst_acc = 0
             elif dh != 0:
@@ -445,17 +526,34 @@ class Estimator:
                 self._hyst_acc = 0
         # two RC branches, integrated exactly with remainders
         s = self._soc_ppm
-        d = max(-500000, min(500000, i * self._tab(self._r1, s) // 1000 - self._rc1_uv)) * dt + self._rc1_rem
-        q = d // self.m.tau1_ms
-        self._rc1_rem = d - q * self.m.tau1_ms
+        soc = m.soc
+        x = i * _tab_v(self._r1, soc, s) // 1000 - self._rc1_uv
+        if x > 500000:
+            x = 500000
+        elif x < -500000:
+            x = -500000
+        d = x * dt + self._rc1_rem
+        tau = m.tau1_ms
+        q = d // tau
+        self._rc1_rem = d - q * tau
         self._rc1_uv += q
-        d = max(-500000, min(500000, i * self._tab(self._r2, s) // 1000 - self._rc2_uv)) * dt + self._rc2_rem
-        q = d // self.m.tau2_ms
-        self._rc2_rem = d - q * self.m.tau2_ms
+        x = i * _tab_v(self._r2, soc, s) // 1000 - self._rc2_uv
+        if x > 500000:
+            x = 500000
+        elif x < -500000:
+            x = -500000
+        d = x * dt + self._rc2_rem
+        tau = m.tau2_ms
+        q = d // tau
+        self._rc2_rem = d - q * tau
         self._rc2_uv += q
         # apply pending corrections at a bounded rate
         lim = _RATE * dt
-        p = max(-lim, min(lim, self._pend_ppm))
+        p = self._pend_ppm
+        if p > lim:
+            p = lim
+        elif p < -lim:
+            p = -lim
         self._soc_ppm += p
         self._pend_ppm -= p
         _drift(self._cell_d_ppm, self._cell_pend_ppm, self.n, lim)
@@ -724,19 +822,6 @@ class Estimator:
         post = (sd >> 5) * _sqrt1m(fm) >> 10
         self._sig_cell_ppm = max(_SIG_MIN, post, min(sd, m.ocv_err_uv * 1000 // g))
 
-    def bled(self, k, mas):
-        """Cell k lost mas mA.s through its balancing resistor: a charge the pack current never saw
-        (it flows inside the pack). That cell's SoC falls by it; the pack mean by 1/n of it."""
-        q = mas * 250 // (self.cap_nom * 9 // 10)  # ppm = mas * 1e6 / (cap_mah * 3600), no big ints
-        if q <= 0:
-            return
-        d = self._cell_d_ppm
-        m = q // self.n
-        d[k] -= q
-        for j in range(self.n):
-            d[j] += m
-        self._soc_ppm -= m
-
     @micropython.native
     def _report(self):
         n = self.n
@@ -749,4 +834,5 @@ class Estimator:
         self.soc_pm = smin * 1000 // den if den > 0 else 0
         sp = self._sig_ppm // 100
         sd = self._sig_cell_ppm // 100 if n > 1 else 0
-        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + abs(self._pend_ppm)) // 1000
+        p = self._pend_ppm
+        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + (p if p >= 0 else -p)) // 1000
