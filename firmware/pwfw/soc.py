@@ -822,6 +822,19 @@ class Estimator:
         post = (sd >> 5) * _sqrt1m(fm) >> 10
         self._sig_cell_ppm = max(_SIG_MIN, post, min(sd, m.ocv_err_uv * 1000 // g))
 
+    def bled(self, k, mas):
+        """Cell k lost mas mA.s through its balancing resistor: a charge the pack current never saw
+        (it flows inside the pack). That cell's SoC falls by it; the pack mean by 1/n of it."""
+        q = mas * 250 // (self.cap_nom * 9 // 10)  # ppm = mas * 1e6 / (cap_mah * 3600), no big ints
+        if q <= 0:
+            return
+        d = self._cell_d_ppm
+        m = q // self.n
+        d[k] -= q
+        for j in range(self.n):
+            d[j] += m
+        self._soc_ppm -= m
+
     @micropython.native
     def _report(self):
         n = self.n
