@@ -21,9 +21,10 @@ BENCHES = [
     ("host.md", [sys.executable, "bench/host/bench_host.py"], "host tools: decode, log, plot"),
     ("ntc.md", [sys.executable, "bench/hil/bench_ntc.py"], "temperature error vs the NTC's published table, both ports"),
     ("protection.md", [sys.executable, "bench/hil/bench_protection.py"], "protections: fault onset to current interruption in plant time"),
+    ("counting.md", [sys.executable, "bench/hil/bench_counting.py"], "coulomb counting under inverter ripple: samples vs the hardware accumulators"),
     ("rp2040.md", [sys.executable, "bench/rp2040/bench_rp2040.py"], "the firmware on the emulated RP2040 (skips without it)"),
 ]
-ORDER = ["vboard.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "plant.md"]
+ORDER = ["vboard.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "counting.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "plant.md"]
 
 
 def run(only=None):

@@ -6,7 +6,7 @@ import json
 
 from pwfw import FORMAT, VERSION
 from pwfw.compat import const, micropython, ticks_add, ticks_diff
-from pwfw.pack import F_CMD, F_STORE, FAULT_NAMES, PROT_NAMES, Pack
+from pwfw.pack import F_CAL, F_CMD, F_STORE, FAULT_NAMES, PROT_NAMES, Pack
 from pwfw.protect import ALARM_NAMES
 from pwfw.protocol import FrameWriter, LineReader
 
@@ -48,6 +48,7 @@ class App:
         self.prot = Protect(self.cfg)
         self.reset_cause = self._reset_cause()
         self._restore()
+        self._load_cal()
         gc.collect()  # start the loop with set-up garbage gone: the steady state allocates nothing
         now = hal.ticks_ms()
         self.next_sample = now
@@ -94,6 +95,26 @@ class App:
         self.boots += 1
         self._boot_save = True  # after the first sample: the estimator's state means something then
 
+    def _load_cal(self):
+        """The current calibration from its own record (pwfw.cal, loaded for this and dropped)."""
+        from pwfw import cal
+
+        try:
+            self.cal = cal.load(self.cfg, self.hal.board)
+        except MemoryError:
+            self.cal = "bad"
+        if self.cal == "bad":
+            self.pack.fault |= F_CAL
+        import sys
+
+        import pwfw
+
+        sys.modules.pop("pwfw.cal", None)
+        try:
+            delattr(pwfw, "cal")
+        except (AttributeError, KeyError):
+            pass
+
     def save(self, now=None):
         d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()}
         if not self.store.save(d, now, self.est.soc_pm):
@@ -117,6 +138,9 @@ class App:
         o.str(b"reset", self.reset_cause)
         o.int(b"boots", self.boots)
         o.str(b"uid", self.hal.uid())
+        o.str(b"cal", self.cal)  # the current calibration: none / ok / bad (pwfw.cal)
+        o.int(b"i_offset_ma", self.cfg.i_offset_ma)
+        o.int(b"i_gain_ppm", self.cfg.i_gain_ppm)
         o.end()
 
     @micropython.native
@@ -226,7 +250,8 @@ class App:
         fault0 = p.fault
         prot0 = p.prot
         if p.read(now):  # the AFE answered: the estimator and the protections judge fresh readings
-            self.est.update(dt, p.i_ma, p.cells, p.temps[0])
+            self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
+            self.prot.i_sat = p.i_sat  # a saturated reading is an over-current at once (pwfw.protect)
             self.prot.check(now, p.cells, p.stack_mv, p.i_ma, p.temps)
         while True:
             ev = self.prot.pop_event()

@@ -154,6 +154,13 @@ class BQ76952:
         self._map = b""
         self._map2 = b""  # the same, for the cells at _CELLS_AT in read_frame's block
         self.fets_enabled = False  # setup() handed the FETs to the AFE (FET_EN) and sealed it
+        self.pack_mv = 0  # PACK and LD pins (read_frame): the power path's side of the FETs
+        self.ld_mv = 0
+        self._wc = bytearray(4)  # a 2-byte subcommand with its CRCs
+        self._wreg = 0
+        self._wbuf = self._wc
+        self._acc_ok = False  # read_acc_mas(): a baseline was taken
+        self._acc_w = self._acc_fh = self._acc_fl = self._acc_t = self._acc_lo = self._acc_rem = 0
         self.set_map(16)
 
     # --- bus transfers ------------------------------------------------------------------------
@@ -256,6 +263,8 @@ class BQ76952:
             self.stale = True
             self.ua = 0
         self.stack_mv = _s16(d, _STACK - _BAT_STATUS) * _USERV_MV
+        self.pack_mv = _s16(d, _PACK - _BAT_STATUS) * _USERV_MV
+        self.ld_mv = _s16(d, _LD - _BAT_STATUS) * _USERV_MV
         raw = _s16(d, _CC2 - _BAT_STATUS)
         self.cc2_sat = raw >= _CC2_FULL or raw < -_CC2_FULL
         self.cc2_ma = raw * self.ua
@@ -328,6 +337,117 @@ class BQ76952:
 
     def read_status(self):
         return self._read16(_BAT_STATUS) & 0xFFFF
+
+    # --- accumulated charge (DASTATUS6 0x0076, TRM SLUUBY2B 12.4.3): the part integrates every CC1
+    # conversion continuously, so a ripple the 3 ms CC2 aliases is counted as it flows.
+    # Allocation-free: pre-allocated buffers, integers below 2**30 (the I4/U4 fields are taken 16 bits at a time).
+    def acc_reset(self):
+        """Forget the baseline: the next read_acc_mas() only takes one (after POR, reconfiguration)."""
+        self._acc_ok = False
+
+    def read_acc_mas(self):
+        """Charge in mA*s the part accumulated since the previous call (+ charging), or None when there
+        is no baseline (the first call, or the accumulator restarted: POR or RESET_PASSQ set its time
+        back to 0; the caller counts that interval another way, so a reset is never a jump). The
+        rounding remainder is carried: the sum of the returns is the part's charge without drift."""
+        self._send76()
+        self._poll(0x0076)
+        self._read(_CHK, self._r2, 2)
+        self._resp76(self._d[0], self._d[1] - 4)
+        return self._acc_delta()
+
+    def _send76(self):
+        if self.crc:  # the CRCs of a 2-byte write: (addr W, reg, byte 0), then byte 1 alone
+            w = self._wc
+            w[1] = _T[_T[self._crc_w ^ _SUBCMD] ^ 0x76]
+            w[3] = _T[0]
+        else:
+            w = self._cmd
+            w[1] = 0
+        w[0] = 0x76
+        w[2 if self.crc else 1] = 0
+        self._wr(_SUBCMD, w)
+
+    def _resp76(self, chk, n):
+        # the data sheet's 32 response bytes; 16 if a part sends just the fields
+        if n == 32:
+            self._read(_XBUF, self._r32, 32)
+        elif n == 16:
+            self._read(_XBUF, self._r16, 16)
+        else:
+            raise ValueError("bq76952 length")
+        if not self._sum(chk, n):
+            self.crc_errors += 1
+            raise ValueError("bq76952 checksum")
+
+    def _wr(self, reg, buf):
+        # a write with retries in small frames (MicroPython heap-allocates frames over ~11 words)
+        self._wreg = reg
+        self._wbuf = buf
+        tries = self.retries
+        while tries:
+            tries -= 1
+            if self._try_w():
+                return
+        self.i2c.writeto_mem(self.addr, reg, buf)
+
+    def _try_w(self):
+        try:
+            self.i2c.writeto_mem(self.addr, self._wreg, self._wbuf)
+        except OSError:
+            self.nacks += 1
+            return False
+        return True
+
+    def _poll(self, cmd):
+        n = _POLLS
+        while n:
+            n -= 1
+            if self._read16(_SUBCMD) & 0xFFFF == cmd:
+                return
+            self._sleep(1)
+        raise OSError(110)
+
+    @micropython.native
+    def _sum(self, chk, n: int):
+        s = 0x76
+        d = self._d
+        for i in range(n):
+            s += d[i]
+        return (~s & 0xFF) == chk
+
+    @micropython.native
+    def _acc_delta(self):
+        d = self._d
+        w16 = d[0] | (d[1] << 8)  # low 16 bits of the I4 whole userAh: enough for a delta under 2**15
+        fhi = d[6] | (d[7] << 8)  # the U4 fraction of a userAh, high and low halves
+        flo = d[4] | (d[5] << 8)
+        t16 = d[8] | (d[9] << 8)  # accumulated time, s (low 16 bits)
+        ok = self._acc_ok
+        self._acc_ok = True
+        lw = self._acc_w
+        lh = self._acc_fh
+        ll = self._acc_fl
+        lt = self._acc_t
+        self._acc_w = w16
+        self._acc_fh = fhi
+        self._acc_fl = flo
+        self._acc_t = t16
+        if not ok or ((t16 - lt) & 0xFFFF) >= 0x8000 or not self.ua:
+            self._acc_lo = 0
+            return None  # no baseline, or the time went back: the accumulator restarted at 0
+        dw = (w16 - lw) & 0xFFFF
+        if dw >= 0x8000:
+            dw -= 0x10000
+        lo = self._acc_lo + flo - ll  # 2**-32 userAh, carried into the 2**-16 units below
+        self._acc_lo = lo & 0xFFFF
+        u = dw * 65536 + (fhi - lh) + (lo >> 16)  # 2**-16 userAh
+        # mA*s = u * ua * 3600 / 65536 = u * (ua * 225) / 4096, split at bit 8 (products < 2**30)
+        k = self.ua * 225
+        a = (u >> 8) * k  # 1/16 mA*s
+        x = ((a & 15) << 8) + (u & 0xFF) * k + self._acc_rem  # 1/4096 mA*s
+        self._acc_rem = x & 0xFFF
+        return (a >> 4) + (x >> 12)
 
     # --- subcommands and data memory ------------------------------------------------------
     def subcommand(self, cmd, nread=0):

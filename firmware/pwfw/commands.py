@@ -2,7 +2,7 @@
 # command, `cmd_<name>(app, args)`. Each answers through app.reply (or another App message) exactly once.
 import gc
 
-from pwfw.pack import F_CMD
+from pwfw.pack import F_CAL, F_CMD, F_STORE
 
 
 def run(app, text):
@@ -78,8 +78,52 @@ def cmd_soc(app, args):
     app.reply("soc", True, b"soc_pm", app.est.soc_pm)
 
 
-def cmd_zero(app, args):
-    _no_args(args)
+def cmd_cal(app, args):
+    """`cal`: the calibration in use; `cal zero`: the offset, at rest only; `cal current <A>`: the gain
+    from a known current (a clamp meter's reading, + charging). Stored in its own CRC'd record."""
+    from pwfw import cal
+
+    if not args:
+        app.reply("cal", True, b"offset_ma", app.cfg.i_offset_ma, b"gain_ppm", app.cfg.i_gain_ppm)
+    elif args == ["zero"]:
+        _zero(app, "cal")
+    elif len(args) == 2 and args[0] == "current":
+        ref = cal.parse_amps(args[1])
+        raw = app.pack.raw_avg_ma
+        if raw is None:
+            raise ValueError("no current reading yet: wait a second and try again")
+        g = cal.current(app.cfg, ref, raw)
+        app.cfg.set("i_gain_ppm", g)
+        _cal_saved(app, cal.save(app.cfg, app.hal.board, ref, raw))
+        app.reply("cal", True, b"gain_ppm", g, b"ref_ma", ref)
+    else:
+        raise ValueError("usage: cal | cal zero | cal current <amps>")
+    _drop("cal")
+
+
+def _cal_saved(app, ok):
+    if ok:
+        app.cal = "ok"
+        app.pack.fault &= ~F_CAL
+    else:
+        app.pack.fault |= F_STORE
+
+
+def _drop(name):
+    import sys
+
+    import pwfw
+
+    sys.modules.pop("pwfw." + name, None)
+    try:
+        delattr(pwfw, name)
+    except (AttributeError, KeyError):
+        pass
+
+
+def _zero(app, name):
+    from pwfw import cal
+
     raw = app.pack.raw_i_ma
     if raw is None:
         raise ValueError("no current reading yet")
@@ -90,8 +134,15 @@ def cmd_zero(app, args):
         raise ValueError("pack is not at rest: %d mA measured, more than zero_max_ma %d mA with the power path "
                          "closed; stop the load and the charger, then zero again" % (raw, lim))
     app.cfg.set("i_offset_ma", raw)  # range-checked: a wild reading raises ValueError
-    app.save()
-    app.reply("zero", True, b"offset_ma", raw)
+    _cal_saved(app, cal.save(app.cfg, app.hal.board))
+    app.reply(name, True, b"offset_ma", raw)
+
+
+def cmd_zero(app, args):
+    # the old name of `cal zero` (the same rest check, the same record)
+    _no_args(args)
+    _zero(app, "zero")
+    _drop("cal")
 
 
 def cmd_set(app, args):
@@ -100,6 +151,8 @@ def cmd_set(app, args):
     key = args[0]
     if key not in app.cfg.keys():
         raise ValueError("unknown key: " + key)
+    if key in ("i_offset_ma", "i_gain_ppm"):
+        raise ValueError(key + " is the calibration: set it with `cal zero` / `cal current <amps>`")
     v = _int_arg(args[1:], -0x3FFFFFFF, 0x3FFFFFFF, key)
     guarded_set(app, key, v)  # the unlock, the key's range, its hard limits, the order of paired limits
     app.reply("set", True, b"key", key, b"val", v)

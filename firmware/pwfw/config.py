@@ -51,6 +51,9 @@ KEYS = (
     ("bal_s", 60, 60, 5, 3600, "s"),
 )
 
+# The current calibration: set only by `cal` and kept in its own record (pwfw.cal), not in the state's overrides.
+CAL_KEYS = ("i_gain_ppm", "i_offset_ma")
+
 # Pairs that must stay ordered (lower key < upper key) whatever is changed.
 _ORDER = (
     ("cell_uv_mv", "cell_ov_mv"),
@@ -185,7 +188,7 @@ class Config:
         d = {}
         for r in KEYS:
             v = getattr(self, r[0])
-            if v != self._defaults[r[0]]:
+            if v != self._defaults[r[0]] and r[0] not in CAL_KEYS:
                 d[r[0]] = v
         return d
 

@@ -8,13 +8,24 @@ from pwfw.compat import const, micropython, ticks_add, ticks_diff
 
 # `fault` in `rep` and the fault `evt` names: bit k is FAULT_NAMES[k] (docs/protocol.md, protocol_vectors.json;
 # tests/t0/test_contract_names.py holds the bits below, the host's table and the spec to it)
-FAULT_NAMES = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
+FAULT_NAMES = ("afe", "afe_crc", "current", "ntc", "store", "cmd", "no_temp", "cal", "v_stack", "v_pack", "i_cross",
+               "i_stuck", "t_cross")
 _F_AFE = const(1)
 _F_AFE_CRC = const(2)
 _F_CURRENT = const(4)
 _F_NTC = const(8)
 F_STORE = const(16)  # set by App (persistence) and pwfw.commands, on this sample's fault word
 F_CMD = const(32)
+_F_NO_TEMP = const(64)  # every temperature sensor lost: the power path opens (fail safe)
+F_CAL = const(128)  # the calibration record was corrupt or for another sensor: defaults used (App, commands)
+# plausibility faults (pwfw.plaus: the checks and their thresholds, from the parts' accuracies)
+_F_V_STACK = const(256)
+_F_V_PACK = const(512)
+_F_I_CROSS = const(1024)
+_F_I_STUCK = const(2048)
+_F_T_CROSS = const(4096)
+_CRC_RECONF = const(3)  # samples in a row with CRC errors on a CRC board: the part may have reset into plain I2C
+_CHARGE_MA = const(100)  # above this the pack is charging (a charger is there): no deep-discharge shutdown
 _AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection
 _TEMP_MS = const(1000)  # temperatures are read once a second: thermal time constants are minutes
 _STUCK_READS = const(60)  # an NTC whose raw code never moves for a minute is stuck
@@ -63,6 +74,11 @@ class Pack:
         self.raw_i_ma = None
         self.fault = 0
         self.afe_misses = 0
+        self.raw_avg_ma = None  # the mean raw current of the last whole second (`cal current`)
+        self._raw_sum = 0
+        self._raw_n = 0
+        self.i_sat = 0  # +1 / -1: this sample's current is at the sensor's full scale, in that direction
+        self.i_avg_ma = 0  # the mean current since the last sample from the part's charge accumulator
         self.next_temp = hal.ticks_ms()
         self.board = board
         # the AFE's configuration is written and verified (the power path may close only then)
@@ -78,6 +94,10 @@ class Pack:
         # (name, on, val, setting) events for App to send: configuration results and AFE resets (rare)
         self.notes = []
         self._make_sensors(board)
+        from pwfw.plaus import Counter, Plaus
+
+        self.count = Counter(self)  # charge from the hardware accumulators -> i_avg_ma
+        self.plaus = Plaus(self)
 
     def _make_sensors(self, board):
         from pwfw.bq76952 import BQ76952
@@ -123,11 +143,15 @@ class Pack:
     @micropython.native
     def read(self, now):
         """Take one sample; True when the AFE answered (cells, stack and the CC2 current are fresh)."""
+        dt = ticks_diff(now, self._now)
         self._now = now
         afe_ok = self._read_afe()
         if not self.afe_ready and ticks_diff(now, self._next_conf) >= 0:
             self._reconfigure(now)
         self._read_current(afe_ok)
+        self.count.sample(dt, afe_ok)
+        if afe_ok:
+            self.plaus.check(now)
         if ticks_diff(now, self.next_temp) >= 0:
             self.next_temp = ticks_add(now, _TEMP_MS)
             self._read_temps()
@@ -170,6 +194,7 @@ class Pack:
         sample's readings are not used."""
         if self.afe_ready:
             self.afe_ready = False
+            self.afe.acc_reset()  # a POR restarts the accumulator at 0: take a new baseline, no jump
             self.notes.append(("afe_reset", 1, self.afe.status, None))
             self._next_conf = self._now
         return False
@@ -220,6 +245,7 @@ class Pack:
 
     @micropython.native
     def _read_current(self, afe_ok):
+        self.i_sat = 0
         if self.ina is None:
             if not afe_ok:  # the coulomb counter's reading came with the AFE read that failed
                 if self.afe_misses or not self.afe_ready:
@@ -235,9 +261,19 @@ class Pack:
             except (OSError, ValueError):
                 self.fault |= _F_CURRENT
                 return
-        self.fault &= ~_F_CURRENT
+        self._raw_sum += raw
+        self._raw_n += 1
+        if self._raw_n >= 10:
+            self.raw_avg_ma = self._raw_sum // self._raw_n
+            self._raw_sum = 0
+            self._raw_n = 0
         self.raw_i_ma = raw
         self.i_ma = self.cfg.current_ma(raw)
+        if self.afe.cc2_sat if self.ina is None else self.ina.saturated:
+            self.fault |= _F_CURRENT
+            self.i_sat = 1 if raw > 0 else -1  # at least full scale: an over-current (pwfw.protect)
+            return
+        self.fault &= ~_F_CURRENT
 
     @micropython.native
     def _read_temps(self):

@@ -98,6 +98,9 @@ class Protect:
         self._bad_t = 0
         self._have = 0  # temperature sensors with a reading this sample
         self._dir = 0  # 1 charging, -1 discharging, 0 at rest (|i| <= dir_ma)
+        # +1 / -1: the current sensor is at its full scale in that direction (set by App each sample):
+        # the true current is at least that, so over-current is raised without waiting for oc_ms
+        self.i_sat = 0
 
     @micropython.native
     def relay_ok(self):
@@ -336,5 +339,11 @@ class Protect:
             self._hold |= _OC_BITS
             return
         cfg = self.cfg
-        self._arm(OC_CHG, i, cfg.oc_chg_ma, cfg.oc_hyst_ma, i, -1, cfg.oc_ms)
-        self._arm(OC_DSG, -i, cfg.oc_dsg_ma, cfg.oc_hyst_ma, i, -1, cfg.oc_ms)
+        s = self.i_sat
+        d = 0 if s else cfg.oc_ms
+        self._arm(OC_CHG, i, cfg.oc_chg_ma, cfg.oc_hyst_ma, i, -1, d)
+        self._arm(OC_DSG, -i, cfg.oc_dsg_ma, cfg.oc_hyst_ma, i, -1, d)
+        if s > 0:
+            self._on[OC_CHG] = 1
+        elif s < 0:
+            self._on[OC_DSG] = 1

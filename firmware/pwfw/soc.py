@@ -380,13 +380,17 @@ class Estimator:
 
     # ---- the update --------------------------------------------------------------------------
     @micropython.native
-    def update(self, dt_ms, i_ma, cells_mv, t_dc):
-        """One sample: dt_ms since the last one, pack current (mA, + = charging), cell voltages (mV)."""
+    def update(self, dt_ms, i_ma, cells_mv, t_dc, i_avg_ma=None):
+        """One sample: dt_ms since the last one, pack current (mA, + = charging), cell voltages (mV).
+        i_avg_ma: the mean current over dt_ms from a charge accumulator (pwfw.plaus.Counter), which is
+        what is counted; i_ma, the current at the sample, stays for the voltage correction (IR drop)."""
         self.t_dc = t_dc
         ok = self._sample(i_ma, cells_mv)
         if dt_ms <= 0:
             self._report()
             return
+        if i_avg_ma is not None:
+            i_ma = i_avg_ma
         while dt_ms > _DT_MAX:
             self._step(_DT_MAX, i_ma)
             dt_ms -= _DT_MAX

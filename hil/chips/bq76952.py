@@ -122,6 +122,7 @@ class BQ76952Sim(Bq76952Fsm):
         self.noise_mv = 1  # 1 sigma, mV
         self.offset_mv = array("h", [0] * 16)  # per input
         self.gain_ppm = 0
+        self.pack_drop_mv = 0  # PACK/LD this far below the stack (fault injection: v_pack)
         self.busy_reads = 1  # reads of 0x3E/0x3F that return 0xFF after a subcommand
         self._busy = 0
         self._corrupt = 0
@@ -212,8 +213,8 @@ class BQ76952Sim(Bq76952Fsm):
         st = stack_mv10 + stack_mv10 * g // 1000000
         st = (st + 50) // 100  # userV = 10 mV
         _put(r, 0x34, st)
-        _put(r, 0x36, st)  # PACK and LD equal the stack: FETs on, no load drop modelled
-        _put(r, 0x38, st)
+        _put(r, 0x36, st - self.pack_drop_mv // 10)  # PACK and LD: the stack (FETs on, no load drop
+        _put(r, 0x38, st - self.pack_drop_mv // 10)  # modelled) less an injected drop (a FET that does not conduct)
         _put(r, 0x3A, self._user_amps(i_ma))
         nt = len(ts_dc)
         for k in range(3):
@@ -280,6 +281,17 @@ class BQ76952Sim(Bq76952Fsm):
             buf[1] ^= 0xFF
 
     def write(self, reg, data):
+        # DASTATUS6 (the firmware reads it once a second) in a frame small enough for MicroPython's C
+        # stack: T1 counts what the simulated chips allocate too
+        if reg == _SUBCMD and not self.crc and not self.off and len(data) == 2 and data[0] == 0x76 and not data[1]:
+            r = self.reg
+            r[_SUBCMD] = 0x76
+            r[_SUBCMD + 1] = 0
+            self._respond(self.dastatus6())
+            return
+        self._write(reg, data)
+
+    def _write(self, reg, data):
         if self.off:
             raise OSError(_ENODEV)
         n = len(data)

@@ -121,6 +121,27 @@ class Bq76952Fsm(Bq76952Prot):
         self.chg_fet = self.dsg_fet = False
         self._fets()
 
+    def dastatus6(self):
+        """DASTATUS6's 32 response bytes into the subcommand buffer: accumulated charge as I4 whole
+        userAh + U4 fraction (floor: a negative charge has a positive fraction), time in U4 s. Its own
+        small function: the firmware reads it once a second and T1 counts what the chips allocate too."""
+        d = _MAH_US * self._ua10 // 10
+        whole = self.q // d
+        self._put4(_XBUF, whole)
+        self._put4(_XBUF + 4, (self.q - whole * d) * (1 << 32) // d)
+        self._put4(_XBUF + 8, self.q_t // 1000000)
+        r = self.reg
+        for i in range(_XBUF + 12, _XBUF + 32):
+            r[i] = 0
+        return 32
+
+    def _put4(self, a, v):
+        r = self.reg
+        r[a] = v & 0xFF
+        r[a + 1] = (v >> 8) & 0xFF
+        r[a + 2] = (v >> 16) & 0xFF
+        r[a + 3] = (v >> 24) & 0xFF
+
     def brownout(self):
         self.por()
 
@@ -235,15 +256,7 @@ class Bq76952Fsm(Bq76952Prot):
                 r[_XBUF + 2 * i + 1] = self.keys[i] >> 8
             n = 8
         elif cmd == 0x0076:  # DASTATUS6: accumulated charge (I4 userAh + U4 fraction), time (U4 s)
-            d = _MAH_US * self._ua10 // 10
-            whole = self.q // d  # floor: a negative charge has a positive fraction
-            frac = (self.q - whole * d) * (1 << 32) // d
-            for i, v in enumerate((whole & _M32, frac & _M32, (self.q_t // 1000000) & _M32)):
-                for j in range(4):
-                    r[_XBUF + 4 * i + j] = (v >> (8 * j)) & 0xFF
-            for i in range(12, 32):
-                r[_XBUF + i] = 0
-            n = 32
+            n = self.dastatus6()
         elif cmd == _CB_ACTIVE_CELLS:  # read: the cells being balanced (any security mode, SLUAA81A)
             m = self.bal_mask
             r[_XBUF] = m & 0xFF

@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover  (still works without it, at half the sp
 # bit k of `alarm`, `fault`, `fet` in `rep` is the k-th name (docs/protocol.md; tests/t0/test_contract_names.py
 # holds these, the firmware's tables and protocol_vectors.json's "bits" to each other)
 ALARM_BITS = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
-FAULT_BITS = ("afe", "afe_crc", "current", "ntc", "store", "cmd")
+FAULT_BITS = ("afe", "afe_crc", "current", "ntc", "store", "cmd", "no_temp", "cal", "v_stack", "v_pack", "i_cross",
+              "i_stuck", "t_cross")
 FET_BITS = ("chg", "dsg", "afe_chg", "afe_dsg")  # `fet`: bit set = that power path closed / that AFE FET on
 FET_WORDS = ("charge", "discharge", "AFE charge", "AFE discharge")  # how live and plot name the FET_BITS
 # `prot`: the AFE's latched protections (BQ76952 Safety Status A/B, packed; Battery Status PF)

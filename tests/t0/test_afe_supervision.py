@@ -114,13 +114,16 @@ def test_the_afes_latched_protection_and_fet_state_are_reported_and_named(rig):
     frames = r.run(200)
     trip = evts(frames, "scd")
     assert [e["on"] for e in trip] == [1]
+    # CC2 read full scale in that sample: the firmware's own over-current latched at once (pwfw.protect)
+    assert [e["on"] for e in evts(frames, "oc_dsg")] == [1]
     hal.set(i_ma=0)
     frames = r.run(1000)
     rep = reps(frames)[-1]
     assert rep["prot"] == 1 << 5  # `prot` bit 5: scd (docs/protocol.md)
     assert rep["fet"] & (AFE_CHG | AFE_DSG) == 0  # the part's drivers are off
+    r.app.prot.clear()
     hal.bq.advance(6000000)  # SCD Recovery Time (5 s) at rest: the part releases it
-    frames = r.run(1000)
+    frames = r.run(2000)  # (the FETs allowed again after the clear: FET Status is read once a second)
     assert [e["on"] for e in evts(frames, "scd")] == [0]
     assert reps(frames)[-1]["prot"] == 0 and reps(frames)[-1]["fet"] & (AFE_CHG | AFE_DSG) == AFE_CHG | AFE_DSG
 

@@ -187,7 +187,10 @@ def test_rep_carries_the_power_path_state(app):
     (-25000, -40000, -39000),
 ])
 def test_current_gain_sign_end_to_end(app, gain, i_ma, want):
-    # docs/configuration.md: i = (raw - i_offset_ma) * (1 + i_gain_ppm / 1e6); CC2 reads exact 10 mA steps
-    assert app.send(b"set i_gain_ppm %d\n" % gain)[0][0] == "ok"
+    # docs/configuration.md: i = (raw - i_offset_ma) * (1 + i_gain_ppm / 1e6); CC2 reads exact 10 mA steps.
+    # The gain comes from `cal current`: a clamp meter reading `want` where the sensor reads `i_ma`.
     app.fake.set(i_ma=i_ma)
+    app.run_ms(2000)
+    (t, f), = app.send(b"cal current %s\n" % ("%.3f" % (want / 1000)).encode())
+    assert (t, f["gain_ppm"]) == ("ok", gain)
     assert reports(app, 2000)[-1]["i_ma"] == want
