@@ -1,12 +1,12 @@
 # The `afe` command (docs/protocol.md): every protection the BQ76952 holds, read back from its data
-# memory and decoded with pwfw.bq76952_units' one table (AFE_REGS, decode), plus FET Status, the
+# memory and decoded with pwfw.afe_regs (AFE_REGS, decode: pwfw.bq76952_units' conversions), plus FET Status, the
 # security mode, Safety Status A-C and PF Status A-D. Loaded on demand by pwfw.commands.cmd_afe and
 # dropped afterwards. Data memory cannot be read SEALED (TRM SLUUBY2B 9.3): the part is unsealed
 # with the board's keys (to UNSEALED only: reads need no FULL ACCESS, and no write can happen) for
 # three block reads, and sealed again in a `finally`. Should the seal itself fail on the bus, the
 # next sample sees the changed security mode in Battery Status and re-configures, which seals it.
 from pwfw.bq76952 import DEFAULT_KEYS, SEAL, SEC_SEALED, SEC_UNSEALED
-from pwfw.bq76952_units import AFE_REGS, decode
+from pwfw.afe_regs import AFE_REGS, decode
 from pwfw.compat import const, ticks_diff
 
 _SUBCMD = const(0x3E)

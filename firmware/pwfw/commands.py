@@ -171,17 +171,10 @@ def cmd_clear(app, args):
 
 
 def cmd_mem(app, args):
-    # live heap after a collection: what the firmware holds, to watch for growth over days
+    # a bare `mem` is answered by App.mem before this module loads (so it is not counted); here only
+    # its argument check
     _no_args(args)
-    gc.collect()
-    sim = getattr(app.hal, "sim_heap", 0)
-    o = app.out
-    o.begin(b"ok")
-    o.str(b"cmd", "mem")
-    o.int(b"alloc", gc.mem_alloc() - sim)
-    o.int(b"free", gc.mem_free())
-    o.int(b"sim", sim)
-    o.end()
+    app.mem()
 
 
 def cmd_reboot(app, args):
@@ -192,15 +185,21 @@ def cmd_reboot(app, args):
 
 
 # --- protection settings behind an unlock (docs/configuration.md, "Unlock") ----------------------
-# Every key but pwfw.config.FREE_KEYS is a protection setting: `set` changes one only within UNLOCK_MS
+# Every key but FREE_KEYS is a protection setting: `set` changes one only within UNLOCK_MS
 # of `unlock <key>` (the board file's unlock_key) and reports the change as an `evt`; UNLOCK_TRIES
 # wrong keys in a row refuse `unlock` for LOCKOUT_MS. The state lives in the Config (unlocked_at,
 # bad_keys, lockout_at): this module is loaded per command line and dropped (pwfw.app).
+# Keys that are not protection settings (report rate, the estimator's nominal capacity, current
+# calibration): `set` changes them without an unlock.
+FREE_KEYS = ("report_ms", "capacity_mah", "i_gain_ppm", "i_offset_ma", "zero_max_ma")
+UNLOCK_MS = 60000  # an unlock lasts this long (or until `lock`)
+UNLOCK_TRIES = 3  # wrong keys in a row before a lock-out
+LOCKOUT_MS = 60000  # after UNLOCK_TRIES wrong keys, `unlock` is refused this long
+
+
 def unlocked_ms(app):
     """ms left of the present unlock (> 0), or 0: locked (never unlocked, timed out, `lock`)."""
     from pwfw.compat import ticks_diff
-    from pwfw.config import UNLOCK_MS
-
     c = app.cfg
     if c.unlocked_at is None:
         return 0
@@ -214,10 +213,9 @@ def unlocked_ms(app):
 def guarded_set(app, key, v):
     """cfg.set(key, v) for `set`: a protection key only while unlocked, and then an `evt`
     {"name":"set","val":new,"setting":key,"old":old} before the command's `ok`."""
-    from pwfw.config import FREE_KEYS, UNLOCK_MS
-
     cfg = app.cfg
     guarded = key not in FREE_KEYS
+    cfg.update({key: v}, False)  # a value that would be refused anyway says why, locked or not
     if guarded and not unlocked_ms(app):
         raise ValueError("locked: %s is a protection setting; send `unlock <key>` (the board file's unlock_key) "
                          "first, then set it within %d s" % (key, UNLOCK_MS // 1000))
@@ -241,8 +239,6 @@ def cmd_unlock(app, args):
     if len(args) != 1:
         raise ValueError("usage: unlock <key> (the board file's unlock_key)")
     from pwfw.compat import ticks_diff
-    from pwfw.config import LOCKOUT_MS, UNLOCK_MS, UNLOCK_TRIES
-
     c = app.cfg
     now = app.hal.ticks_ms()
     if c.lockout_at is not None:
@@ -290,7 +286,7 @@ def cmd_afe(app, args):
 
         import pwfw
 
-        for m in ("afe_report", "bq76952_units"):
+        for m in ("afe_report", "afe_regs", "bq76952_units"):
             sys.modules.pop("pwfw." + m, None)
             try:
                 delattr(pwfw, m)

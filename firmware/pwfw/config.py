@@ -90,18 +90,6 @@ CHEM_RANGES = {
             ("chg_tmax_dc", -400, 450), ("dsg_tmin_dc", -200, 1000), ("dsg_tmax_dc", -400, 600)),
 }
 
-# Keys that are not protection settings: `set` changes them without an unlock (report rate, the
-# estimator's nominal capacity, current calibration). Every other key needs `unlock` first.
-FREE_KEYS = ("report_ms", "capacity_mah", "i_gain_ppm", "i_offset_ma", "zero_max_ma")
-# The board file's "unlock_key" (printable ASCII without spaces), or this documented default.
-DEFAULT_UNLOCK_KEY = "packwatch"
-UNLOCK_KEY_MIN = 4
-UNLOCK_KEY_MAX = 32
-UNLOCK_MS = 60000  # an unlock lasts this long (or until `lock`)
-UNLOCK_TRIES = 3  # wrong keys in a row before a lock-out
-LOCKOUT_MS = 60000
-
-
 def _row(key):
     for r in KEYS:
         if r[0] == key:
@@ -109,27 +97,7 @@ def _row(key):
     return None
 
 
-def _hard_limits(board, chem):
-    """((key, lo, hi, why lo, why hi), ...): the chemistry's hard limits narrowed by the board's
-    (pwfw.limits, loaded for this and dropped on MicroPython: the running loop keeps only the tuple)."""
-    from pwfw.compat import MICROPYTHON
-
-    try:
-        from pwfw.limits import hard_limits
-
-        return hard_limits(board, chem, CHEM_RANGES[chem])
-    finally:
-        if MICROPYTHON:
-            import sys
-
-            import pwfw
-
-            for m in ("limits", "afe_config", "bq76952_units"):
-                sys.modules.pop("pwfw." + m, None)
-                try:
-                    delattr(pwfw, m)
-                except (AttributeError, KeyError):
-                    pass
+from pwfw.compat import MICROPYTHON  # noqa: E402
 
 
 class Config:
@@ -139,12 +107,12 @@ class Config:
         if chem not in CHEMISTRIES:
             raise ValueError("unknown chemistry %r (known: lfp, nmc)" % (chem,))
         self.chem = chem
-        self._hard = _hard_limits(board, chem)
-        key = board.get("unlock_key", DEFAULT_UNLOCK_KEY)
-        if type(key) is not str or not UNLOCK_KEY_MIN <= len(key) <= UNLOCK_KEY_MAX or [c for c in key if not "!" <= c <= "~"]:
-            raise ValueError("board file: unlock_key must be %d..%d printable characters without spaces"
-                             % (UNLOCK_KEY_MIN, UNLOCK_KEY_MAX))
-        self.unlock_key = key
+        # the hard limits ((key, lo, hi, why lo, why hi), ...: pwfw.limits) and the unlock key. On a
+        # board they come with hard_limits(), which App calls once the AFE set-up has loaded (and
+        # interned the names of) the modules they need: loaded here they would take heap the HAL and
+        # the simulated chips still need (pwfw.boot.check_board holds the board's limits to CHEM_RANGES)
+        self._hard = ()
+        self.unlock_key = None
         self.unlocked_at = None  # ticks of the last `unlock`, None while locked (pwfw.commands)
         self.bad_keys = 0  # wrong unlock keys in a row
         self.lockout_at = None  # ticks when the last lock-out began
@@ -164,10 +132,10 @@ class Config:
         over.update(limits)
         try:
             self.update(over)
-            for h in self._hard:  # the defaults too: a board's AFE or ratings may sit below them
-                self._check_hard(h, getattr(self, h[0]))
         except ValueError as e:
             raise ValueError("board file: %s" % e)
+        if not MICROPYTHON:
+            self.hard_limits(board)
 
     def keys(self):
         return [r[0] for r in KEYS]
@@ -195,8 +163,8 @@ class Config:
     def set(self, key, value):
         self.update({key: value})
 
-    def update(self, changes):
-        """Apply all of changes or none: ValueError names the first problem."""
+    def update(self, changes, apply=True):
+        """Apply all of changes or none: ValueError names the first problem (apply=False: check only)."""
         for key in changes:
             value = changes[key]
             r = _row(key)
@@ -214,16 +182,22 @@ class Config:
         for h in self._hard:
             if h[0] in changes:
                 self._check_hard(h, changes[h[0]])
-        for key in changes:
-            setattr(self, key, changes[key])
+        if apply:
+            for key in changes:
+                setattr(self, key, changes[key])
 
-    def hard(self, key):
-        """(lo, hi) no change of key may leave: its range narrowed by the hard limits."""
-        r = _row(key)
-        for h in self._hard:
-            if h[0] == key:
-                return h[1], h[2]
-        return r[3], r[4]
+    def hard_limits(self, board):
+        """The chemistry's and the board's hard limits (pwfw.limits, loaded for this and dropped),
+        the present values checked against them, and the unlock key: ValueError names the first
+        problem."""
+        from pwfw.limits import load
+
+        self._hard, self.unlock_key = load(board, self.chem, CHEM_RANGES[self.chem])
+        try:
+            for h in self._hard:
+                self._check_hard(h, getattr(self, h[0]))
+        except ValueError as e:
+            raise ValueError("board file: %s" % e)
 
     @staticmethod
     def _check_hard(h, v):

@@ -1,9 +1,14 @@
 # Hard limits a board adds to its chemistry's (pwfw.config.CHEM_RANGES): the power path's current
 # ratings, the current sensor's headroom, and the AFE's own thresholds as the part applies them, so
 # the firmware's protections always act before the AFE's (the AFE is the backstop, docs/hardware.md
-# "Limits you can't talk past"). Loaded by pwfw.config.Config while it is built, then dropped.
+# "Limits you can't talk past"). Loaded by pwfw.config.Config.hard_limits (on a board: App, after the AFE
+# set-up) and dropped again.
 from pwfw.compat import const
 
+# The board file's "unlock_key" (printable ASCII without spaces), or this documented default.
+DEFAULT_UNLOCK_KEY = "packwatch"
+UNLOCK_KEY_MIN = 4
+UNLOCK_KEY_MAX = 32
 _HEADROOM_PCT = const(150)  # pwfw.ina228.HEADROOM_PCT (a T0 test holds them equal): full scale >= 1.5 x limit
 
 # (firmware key, AFE key, side): side 1 the firmware's limit stays at or below the AFE's threshold
@@ -20,11 +25,11 @@ _AFE_PAIRS = (
 )
 
 
-def hard_limits(board, chem, chem_ranges):
+def hard_limits(board, chem, chem_ranges, afe=True):
     """((key, lo, hi, why lo, why hi), ...) for this board: each key's range from its chemistry
     (chem_ranges), narrowed by the board's ratings ("ratings": {"chg_ma", "dsg_ma"}), the current
     sensor's full scale (current.max_ma / 1.5) and the AFE's thresholds (afe.protect, quantised as
-    the part applies them: pwfw.bq76952_units.applied)."""
+    the part applies them: pwfw.afe_regs.applied)."""
     from pwfw.config import _row
 
     board = board or {}
@@ -60,9 +65,9 @@ def hard_limits(board, chem, chem_ranges):
         why = "current.max_ma %d / 1.5" % mx
         narrow("oc_chg_ma", 1, top, why)
         narrow("oc_dsg_ma", 1, top, why)
-    if "afe" in board:
+    if afe and "afe" in board:
         from pwfw.afe_config import afe_protect
-        from pwfw.bq76952_units import applied
+        from pwfw.afe_regs import applied
 
         p = afe_protect(board)
         shunt = cur.get("shunt_uohm")
@@ -76,3 +81,33 @@ def hard_limits(board, chem, chem_ranges):
         e = lim[key]
         out.append((key, e[0], e[1], e[2], e[3]))
     return tuple(out)
+
+
+def unlock_key(board):
+    key = board.get("unlock_key", DEFAULT_UNLOCK_KEY)
+    if type(key) is not str or not UNLOCK_KEY_MIN <= len(key) <= UNLOCK_KEY_MAX or [1 for c in key if not "!" <= c <= "~"]:
+        raise ValueError("board file: unlock_key must be %d..%d printable characters without spaces"
+                         % (UNLOCK_KEY_MIN, UNLOCK_KEY_MAX))
+    return key
+
+
+def load(board, chem, chem_ranges):
+    """(hard_limits(), unlock_key()) for pwfw.config.Config; then (on MicroPython) this module and
+    what it loaded are dropped again."""
+    from pwfw.compat import MICROPYTHON
+
+    try:
+        board = board or {}
+        return hard_limits(board, chem, chem_ranges), unlock_key(board)
+    finally:
+        if MICROPYTHON:
+            import sys
+
+            import pwfw
+
+            for m in ("limits", "afe_config", "afe_regs", "bq76952_units"):
+                sys.modules.pop("pwfw." + m, None)
+                try:
+                    delattr(pwfw, m)
+                except (AttributeError, KeyError):
+                    pass

@@ -220,12 +220,14 @@ def generated_parts():
         "items": {"type": "integer", "minimum": 1, "maximum": 65535},
         "description": "security keys: unseal step 1, 2, full access step 1, 2 (not the factory 0x0414 0x3672 0xFFFF 0xFFFF)",
     }
-    # the unlock key and the power path's current ratings (config.py, pwfw/limits.py: hard limits)
+    # the unlock key and the power path's current ratings (pwfw/limits.py: hard limits)
+    from pwfw import limits as lim
+
     parts["/properties/unlock_key"] = {
-        "x-generated": True, "type": "string", "minLength": c.UNLOCK_KEY_MIN, "maxLength": c.UNLOCK_KEY_MAX,
+        "x-generated": True, "type": "string", "minLength": lim.UNLOCK_KEY_MIN, "maxLength": lim.UNLOCK_KEY_MAX,
         "pattern": "^[!-~]+$",
         "description": "the key `unlock` takes before a protection setting changes: printable ASCII, no "
-                       "spaces (default %r, documented: set your own; docs/configuration.md)" % c.DEFAULT_UNLOCK_KEY,
+                       "spaces (default %r, documented: set your own; docs/configuration.md)" % lim.DEFAULT_UNLOCK_KEY,
     }
     rating = {"type": "integer", "minimum": 100, "maximum": 2000000, "x-unit": "mA"}
     parts["/properties/ratings"] = {

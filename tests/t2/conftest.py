@@ -117,6 +117,17 @@ class Client:
                     return t, f
         raise AssertionError("no reply to %r within %d virtual ms" % (text, max_ms))
 
+    def unlocked(self, text, key="packwatch"):
+        """`unlock <key>` (sim.json has none: the documented default) and then the command `text` at
+        two defined virtual times 100 ms apart (the board frozen meanwhile): in lockstep, the 60 s an
+        unlock lasts could otherwise pass between the two lines. Returns the command's reply."""
+        self.freeze()
+        t, f = self.cmd_frozen("unlock " + key)
+        assert t == "ok", f
+        reply = self.cmd_frozen(text)
+        self.vb.hold_at_ms = None
+        return reply
+
     def reports(self, since=0):
         return [f for t, f in self.frames[since:] if t == "rep"]
 

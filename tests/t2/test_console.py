@@ -38,12 +38,12 @@ def test_cmd_several_commands_rc_from_replies(board):
     c = board("demo")
     wait_rep_after(c, "telemetry")
     c.close()  # one host on the port at a time, as with a real board
-    r = pw_cmd(c.vb.port, "--json", "set cell_ov_mv 3640", "save", "config")
+    r = pw_cmd(c.vb.port, "--json", "set report_ms 2000", "save", "config")  # not a protection: no unlock
     assert r.returncode == 0, r.stderr
     got = frames(r.stdout)
     assert [(f["topic"], f.get("cmd")) for f in got] == [("ok", "set"), ("ok", "save"), ("cfg", None), ("ok", "config")]
-    assert got[0]["key"] == "cell_ov_mv" and got[0]["val"] == 3640
-    assert got[2]["cell_ov_mv"] == 3640  # the board's config now holds it
+    assert got[0]["key"] == "report_ms" and got[0]["val"] == 2000
+    assert got[2]["report_ms"] == 2000  # the board's config now holds it
     assert isinstance(got[1]["writes"], int) and got[1]["writes"] >= 1
     # readable form: one line per reply
     r = pw_cmd(c.vb.port, "ping", "set nosuchkey 1", "ping")
@@ -113,8 +113,8 @@ def test_interactive_console_on_a_pty(board, tmp_path):
         # type only at a prompt, as a person does (readline has the terminal in raw mode by then)
         buf = _read_until(m, b"ok  info", bytearray())  # the console says which board it is on
         buf = _read_until(m, b"pw> ", buf, start=buf.index(b"ok  info"))
-        os.write(m, b"set cell_ov_mv 3630\r")
-        buf = _read_until(m, b"ok  set  key=cell_ov_mv val=3630", buf)
+        os.write(m, b"set report_ms 1500\r")
+        buf = _read_until(m, b"ok  set  key=report_ms val=1500", buf)
         buf = _read_until(m, b"pw> ", buf, start=buf.index(b"ok  set"))
         os.write(m, b"set cell_ov_mv 99999\r")
         buf = _read_until(m, b"err set  ", buf)
@@ -133,7 +133,7 @@ def test_interactive_console_on_a_pty(board, tmp_path):
             p.kill()
             p.wait()
         os.close(m)
-    assert "set cell_ov_mv 3630" in hist.read_text()  # readline history kept
+    assert "set report_ms 1500" in hist.read_text()  # readline history kept
 
 
 def _mpremote(port, *args):

@@ -27,7 +27,7 @@ def test_every_command_answers(board):
     c.ser.write(b"config\n")
     cfg = c.until(lambda t, f: t == "cfg", what="cfg line")
     assert cfg["cell_ov_mv"] == 3650 and cfg["cell_uv_mv"] == 2500
-    t, f = c.cmd("set cell_ov_mv 3600")
+    t, f = c.unlocked("set cell_ov_mv 3600")  # a protection setting: unlock first
     assert t == "ok" and f["key"] == "cell_ov_mv" and f["val"] == 3600
     c.ser.write(b"config\n")
     assert c.until(lambda t, f: t == "cfg")["cell_ov_mv"] == 3600

@@ -42,7 +42,7 @@ def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
     c = board("charge_ov")
     c.until(lambda t, f: t == "rep")
     # trip below the high cell's full-charge rest voltage (~3.47 V) so the test controls the release
-    assert c.cmd("set cell_ov_mv 3500")[0] == "ok"
+    assert c.unlocked("set cell_ov_mv 3500")[0] == "ok"  # a protection setting: unlock first
     on = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 1, what="cell_ov trip")
     assert on["val"] > 3500 and on["idx"] == 5  # the high cell (0-based), as the plant has it
     charging = [r for r in c.reports() if r["ms"] < on["ms"] - 2000]
@@ -55,7 +55,7 @@ def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
     assert all(3450 < max(r["cell_mv"]) <= 3500 for r in held[-10:])
     assert not [f for f in events(c, "cell_ov") if f["on"] == 0]
     # a narrower hysteresis puts the release threshold above the cell: released after release_ms
-    assert c.cmd("set cell_ov_hyst_mv 20")[0] == "ok"
+    assert c.unlocked("set cell_ov_hyst_mv 20")[0] == "ok"  # the first unlock has timed out (60 s)
     off = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 0, what="cell_ov release")
     assert off["val"] < 3500 - 20
     r = c.until(lambda t, f: t == "rep" and f["ms"] > off["ms"])
@@ -356,7 +356,7 @@ def test_soc_within_3_points_once_full(board):
     # issue 15 target: LFP within 3 points after a full charge, from a minute after the trip on
     c = board("charge_ov")
     c.until(lambda t, f: t == "rep")
-    assert c.cmd("set cell_ov_mv 3500")[0] == "ok"
+    assert c.unlocked("set cell_ov_mv 3500")[0] == "ok"
     on = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 1, what="cell_ov trip")
     c.wait_t(c.vb.t_ms + 120_000)
     s = soc_against_plant(c, t0_ms=on["ms"] + 60_000)
