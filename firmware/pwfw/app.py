@@ -320,6 +320,9 @@ class App:
     def _command(self, text):
         # commands are rare: pwfw.commands is loaded for the line and dropped after it, so the loop
         # does not hold its code (docs/architecture.md, Memory)
+        if text == "mem":
+            self.mem()  # the live heap as the loop holds it: measured before loading the commands
+            return
         gc.collect()
         try:
             from pwfw import commands
@@ -336,6 +339,19 @@ class App:
             commands = None
             _unload("commands")
             gc.collect()
+
+    def mem(self):
+        """The `mem` reply: the live heap after a collection (what the firmware holds, to watch for
+        growth over days); the virtual board's simulated chips (hal.sim_heap) are not the firmware's."""
+        gc.collect()
+        sim = getattr(self.hal, "sim_heap", 0)
+        o = self.out
+        o.begin(b"ok")
+        o.str(b"cmd", "mem")
+        o.int(b"alloc", gc.mem_alloc() - sim)
+        o.int(b"free", gc.mem_free())
+        o.int(b"sim", sim)
+        o.end()
 
 
 def _unload(name):
