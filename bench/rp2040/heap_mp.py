@@ -27,9 +27,13 @@ import json  # noqa: E402
 if UNIX:
     from hil.hal_fake import FakeHal  # noqa: F401
 mark()
-for m in ("pwfw", "pwfw.compat", "pwfw.protocol", "pwfw.config", "pwfw.protect", "pwfw.store", "pwfw.bq76952",
-          "pwfw.ina228", "pwfw.ntc", "pwfw.pack", "pwfw.soc_model", "pwfw.soc", "pwfw.app"):
-    __import__(m)
+for m in ("pwfw", "pwfw.compat", "pwfw.protocol", "pwfw.limits", "pwfw.config", "pwfw.protect", "pwfw.store",
+          "pwfw.bq76952", "pwfw.ina228", "pwfw.ntc", "pwfw.plaus", "pwfw.pack", "pwfw.soc_model", "pwfw.soc",
+          "pwfw.cal", "pwfw.balance", "pwfw.app"):
+    try:
+        __import__(m)
+    except ImportError:  # a module this firmware version does not have
+        continue
     row("module " + m, mark())
 from pwfw.boot import load_board  # noqa: E402
 
@@ -50,8 +54,10 @@ app = App(hal)
 total = mark()
 row("App(hal): objects", total)
 parts = [("estimator (tables, state)", "est"), ("pack (drivers, buffers)", "pack"), ("protections", "prot"),
-         ("config", "cfg"), ("store", "store"), ("frame writer + line reader", "out")]
+         ("config", "cfg"), ("store", "store"), ("frame writer + line reader", "out"), ("balancer", "bal")]
 for name, attr in parts:
+    if not hasattr(app, attr):
+        continue
     setattr(app, attr, None)
     if attr == "out":
         app.lines = None
