@@ -2,11 +2,10 @@
 # how its code reads in engineering units, with pwfw.bq76952_units' conversions (the one table of
 # them). Used by the `afe` command (pwfw.afe_report) and the hard limits (pwfw.limits: what the part
 # applies); pwfw.bq76952_units.entries() writes the same addresses (a T0 test holds them together).
-# Loaded only by those two, and dropped after them.
-from pwfw.bq76952_units import (COV_TH, CUV_MAX, CUV_MIN, CUV_TH, OCC_MAX, OCC_TH, OCD1_TH, OCD2_TH, OTC_TH,
-                                POWER_CONFIG, RECOVERY_TIME, SCD_MV, SCD_RECOV_TIME, SCD_TH, UTC_TH, cell_code,
-                                cell_delay_us, cell_mv, oc_code, oc_delay_us, oc_ma, scd_delay_us, scd_ma,
-                                temp_code, temp_dc)
+# Loaded only by it, and dropped after it.
+from pwfw.bq76952_units import (COV_TH, CUV_TH, OCC_TH, OCD1_TH, OCD2_TH, OTC_TH,
+                                POWER_CONFIG, RECOVERY_TIME, SCD_MV, SCD_RECOV_TIME, SCD_TH, UTC_TH,
+                                cell_delay_us, cell_mv, oc_delay_us, oc_ma, scd_delay_us, scd_ma, temp_dc)
 from pwfw.compat import const
 
 K_CELL = const(0)  # U1, 50.6 mV steps: COV/CUV thresholds and hystereses
@@ -72,19 +71,3 @@ def decode(kind, code, shunt_uohm):
         return (code >> 8) & 1
     return code
 
-
-def applied(name, v, shunt_uohm):
-    """The threshold the part applies when AFE setting `name` is asked as v (entries() encodes it so):
-    the code decoded back, rounded toward the firmware's side (an upper threshold down, a lower one
-    up), so a firmware limit at it trips no later than the part: cov_mv 3750 -> code 74 -> 3744 mV."""
-    if name == "cov_mv":
-        return cell_code(v) * 506 // 10
-    if name == "cuv_mv":
-        return -(-cell_code(v, CUV_MIN, CUV_MAX) * 506 // 10)
-    if name == "occ_ma":
-        return oc_code(v, shunt_uohm, OCC_MAX) * 2000000 // shunt_uohm
-    if name == "ocd1_ma" or name == "ocd2_ma":
-        return oc_code(v, shunt_uohm) * 2000000 // shunt_uohm
-    if name[-3:] == "_dc":
-        return temp_dc(temp_code(v) & 0xFF)
-    return v

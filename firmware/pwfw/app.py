@@ -39,7 +39,6 @@ class App:
         # the pack first: configuring the AFE loads its set-up modules, which need the heap the
         # estimator takes once loaded
         self.pack = Pack(hal, board, self.cfg)
-        self.cfg.hard_limits(board)  # the chemistry's, the board's and its AFE's (pwfw.limits)
         gc.collect()
         from pwfw.soc import Estimator, load_model
 

@@ -215,6 +215,8 @@ def guarded_set(app, key, v):
     {"name":"set","val":new,"setting":key,"old":old} before the command's `ok`."""
     cfg = app.cfg
     guarded = key not in FREE_KEYS
+    if guarded and cfg.unlock_key is None:  # pwfw.limits did not load (memory): nothing checks the limits
+        raise ValueError("hard limits not loaded yet (the AFE set-up is retried every 5 s): try again later")
     cfg.update({key: v}, False)  # a value that would be refused anyway says why, locked or not
     if guarded and not unlocked_ms(app):
         raise ValueError("locked: %s is a protection setting; send `unlock <key>` (the board file's unlock_key) "

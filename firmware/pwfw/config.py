@@ -202,8 +202,12 @@ class Config:
     @staticmethod
     def _check_hard(h, v):
         if not h[1] <= v <= h[2]:
+            w = h[3] if v < h[1] else h[4]  # see pwfw.limits.hard_limits
+            b = h[1] if v < h[1] else h[2]
+            w = (w + " cells" if w in CHEMISTRIES else "board " + w + (" / 1.5" if w[0] == "c" else "")
+                 if "." in w else "the AFE's %s %d" % (w, b))
             raise ValueError("%s=%d beyond its hard limit %d..%d %s (%s)" % (
-                h[0], v, h[1], h[2], _row(h[0])[5].replace("\u00b0", "deg"), h[3] if v < h[1] else h[4]))
+                h[0], v, h[1], h[2], _row(h[0])[5].replace("\u00b0", "deg"), w))
 
     def load_overrides(self, d):
         """Apply persisted overrides one by one, skipping bad ones (a newer/older firmware may differ).

@@ -1,8 +1,8 @@
 # Hard limits a board adds to its chemistry's (pwfw.config.CHEM_RANGES): the power path's current
 # ratings, the current sensor's headroom, and the AFE's own thresholds as the part applies them, so
 # the firmware's protections always act before the AFE's (the AFE is the backstop, docs/hardware.md
-# "Limits you can't talk past"). Loaded by pwfw.config.Config.hard_limits (on a board: App, after the AFE
-# set-up) and dropped again.
+# "Limits you can't talk past"). Loaded by pwfw.config.Config.hard_limits (on a board: pwfw.pack, while
+# the AFE set-up's modules, which it uses, are loaded) and dropped again.
 from pwfw.compat import const
 
 # The board file's "unlock_key" (printable ASCII without spaces), or this documented default.
@@ -29,19 +29,21 @@ def hard_limits(board, chem, chem_ranges, afe=True):
     """((key, lo, hi, why lo, why hi), ...) for this board: each key's range from its chemistry
     (chem_ranges), narrowed by the board's ratings ("ratings": {"chg_ma", "dsg_ma"}), the current
     sensor's full scale (current.max_ma / 1.5) and the AFE's thresholds (afe.protect, quantised as
-    the part applies them: pwfw.afe_regs.applied)."""
+    the part applies them: applied() below)."""
     from pwfw.config import _row
 
     board = board or {}
+    # why a bound is where it is, as a name that is interned anyway (no string per bound on the heap):
+    # the chemistry, a board-file key ("ratings.chg_ma", "current.max_ma") or the AFE setting's name;
+    # pwfw.config.Config._check_hard words it
     lim = {}
-    cells = chem + " cells"
     for key, lo, hi in chem_ranges:
-        lim[key] = [lo, hi, cells, cells]
+        lim[key] = [lo, hi, chem, chem]
 
     def narrow(key, side, v, why):
         if key not in lim:
             r = _row(key)
-            lim[key] = [r[3], r[4], "range", "range"]
+            lim[key] = [r[3], r[4], "range", "range"]  # (never shown: the key's own range is checked first)
         e = lim[key]
         if side > 0 and v < e[1]:
             e[1] = v
@@ -53,34 +55,50 @@ def hard_limits(board, chem, chem_ranges, afe=True):
     rat = board.get("ratings") or {}
     for k in rat:
         if k not in ("chg_ma", "dsg_ma") or type(rat[k]) is not int or rat[k] < 100:
-            raise ValueError("ratings.%s=%r: expected chg_ma / dsg_ma, integers >= 100 mA" % (k, rat[k]))
+            raise ValueError("ratings.%s=%r: chg_ma, dsg_ma >= 100 mA" % (k, rat[k]))
     if "chg_ma" in rat:
-        narrow("oc_chg_ma", 1, rat["chg_ma"], "board ratings.chg_ma")
+        narrow("oc_chg_ma", 1, rat["chg_ma"], "ratings.chg_ma")
     if "dsg_ma" in rat:
-        narrow("oc_dsg_ma", 1, rat["dsg_ma"], "board ratings.dsg_ma")
+        narrow("oc_dsg_ma", 1, rat["dsg_ma"], "ratings.dsg_ma")
     cur = board.get("current") or {}
     mx = cur.get("max_ma")
     if type(mx) is int:
         top = mx * 100 // _HEADROOM_PCT
-        why = "current.max_ma %d / 1.5" % mx
-        narrow("oc_chg_ma", 1, top, why)
-        narrow("oc_dsg_ma", 1, top, why)
+        narrow("oc_chg_ma", 1, top, "current.max_ma")
+        narrow("oc_dsg_ma", 1, top, "current.max_ma")
     if afe and "afe" in board:
         from pwfw.afe_config import afe_protect
-        from pwfw.afe_regs import applied
 
         p = afe_protect(board)
         shunt = cur.get("shunt_uohm")
         for key, afe_key, side in _AFE_PAIRS:
             if afe_key.endswith("_ma") and type(shunt) is not int:
                 continue  # no shunt, no current thresholds (the AFE set-up refuses such a board)
-            v = applied(afe_key, p[afe_key], shunt)
-            narrow(key, side, v, "the AFE's %s %d" % (afe_key, v))
+            narrow(key, side, applied(afe_key, p[afe_key], shunt), afe_key)
     out = []
     for key in lim:
         e = lim[key]
         out.append((key, e[0], e[1], e[2], e[3]))
     return tuple(out)
+
+
+def applied(name, v, shunt_uohm):
+    """The threshold the part applies when AFE setting `name` is asked as v (entries() encodes it so):
+    the code decoded back, rounded toward the firmware's side (an upper threshold down, a lower one
+    up), so a firmware limit at it trips no later than the part: cov_mv 3750 -> code 74 -> 3744 mV (pwfw.bq76952_units' encoders)."""
+    from pwfw.bq76952_units import CUV_MAX, CUV_MIN, OCC_MAX, cell_code, oc_code, temp_code, temp_dc
+
+    if name == "cov_mv":
+        return cell_code(v) * 506 // 10
+    if name == "cuv_mv":
+        return -(-cell_code(v, CUV_MIN, CUV_MAX) * 506 // 10)
+    if name == "occ_ma":
+        return oc_code(v, shunt_uohm, OCC_MAX) * 2000000 // shunt_uohm
+    if name == "ocd1_ma" or name == "ocd2_ma":
+        return oc_code(v, shunt_uohm) * 2000000 // shunt_uohm
+    if name[-3:] == "_dc":
+        return temp_dc(temp_code(v) & 0xFF)
+    return v
 
 
 def unlock_key(board):
@@ -105,7 +123,7 @@ def load(board, chem, chem_ranges):
 
             import pwfw
 
-            for m in ("limits", "afe_config", "afe_regs", "bq76952_units"):
+            for m in ("limits", "afe_config", "bq76952_units"):
                 sys.modules.pop("pwfw." + m, None)
                 try:
                     delattr(pwfw, m)

@@ -131,6 +131,8 @@ class Pack:
             from pwfw.bq76952_setup import pack_configure
 
             pack_configure(self)
+            if self.cfg.unlock_key is None:  # once, while the AFE set-up's modules are loaded (pwfw.limits)
+                self.cfg.hard_limits(self.board)
         except MemoryError:  # the set-up modules did not fit: fail safe, try again later
             self.afe_ready = False
             self.fault |= _F_AFE

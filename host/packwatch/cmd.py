@@ -28,7 +28,7 @@ SOFT_REBOOT = b"soft reboot"   # "MPY: soft reboot", printed by MicroPython on e
 RAW_BANNER = b"raw REPL; CTRL-B to exit"  # printed on entering the raw REPL (Ctrl-A)
 LOCAL = ("restart", "quit", "exit", "help")
 HELP = ("board commands (docs/protocol.md): ping, info, config, rate MS, soc PM, soc reset, zero, "
-        "set KEY INT, save, clear, mem, reboot\nlocal: restart (soft-reset the board so its firmware "
+        "set KEY INT, unlock KEY, lock, afe, save, clear, mem, reboot\nlocal: restart (soft-reset the board so its firmware "
         "runs again, e.g. after mpremote), quit (or Ctrl-D)")
 
 
@@ -144,9 +144,25 @@ def _val(v):
     return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
 
 
-def format_frame(topic, f):
+def afe_table(f, intended=None):
+    """The `afe` frame (docs/protocol.md) as a table: setting, value read back from the chip, unit,
+    and what the board file asks for (``intended``: pwfw.afe_config.afe_protect(board)) when known."""
+    from pwfw.afe_config import AFE_KEYS
+
+    units = {r[0]: r[5] for r in AFE_KEYS}
+    rows = [("setting", "chip", "unit") + (("board file",) if intended else ())]
+    for k, v in f.items():
+        rows.append((k, _val(v), units.get(k, "")) + ((_val(intended.get(k, "")),) if intended else ()))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "afe\n" + "\n".join("  " + "  ".join(c.ljust(w[i]) if i != 1 else c.rjust(w[i]) for i, c in enumerate(r)).rstrip()
+                                for r in rows)
+
+
+def format_frame(topic, f, intended=None):
     """One frame as a person reads it: ``ok  set  key=cell_ov_mv val=3650``, ``err set  <why>``,
-    ``cfg`` one key per line, other topics ``topic  key=value ...``."""
+    ``cfg`` one key per line, ``afe`` a table, other topics ``topic  key=value ...``."""
+    if topic == "afe":
+        return afe_table(f, intended)
     if topic in ("ok", "err"):
         head = "%-3s %s" % (topic, f.get("cmd") or "-")
         if topic == "err":
@@ -163,8 +179,9 @@ class Printer:
     """What is shown: replies and the cfg/hdr lines of a command; telemetry (rep, cell) only with
     --show-telemetry; outside a command only in the console (events, a hdr after a reboot)."""
 
-    def __init__(self, out=None, show_telemetry=False, as_json=False, console=False):
+    def __init__(self, out=None, show_telemetry=False, as_json=False, console=False, intended=None):
         self.out = out or sys.stdout
+        self.intended = intended  # the board file's AFE settings, shown beside `afe`'s read-back
         self.show_telemetry, self.as_json, self.console = show_telemetry, as_json, console
         self.active = False
         self.quiet = False       # nothing shown (restart's probe)
@@ -191,7 +208,7 @@ class Printer:
             self._hdr = {k: v for k, v in f.items()}
         elif topic == "ok" and self._hdr is not None and {k: v for k, v in f.items() if k != "cmd"} == self._hdr:
             f = {"cmd": f.get("cmd")}  # `info`: its fields were just shown on the hdr line
-        self.line(format_frame(topic, f))
+        self.line(format_frame(topic, f, self.intended))
 
     def line(self, text):
         with self._lock:
@@ -445,7 +462,17 @@ def default_history():
 
 def main(args):
     console = not args.commands
-    printer = Printer(show_telemetry=args.show_telemetry, as_json=args.json, console=console)
+    intended = None
+    if getattr(args, "board_file", None):
+        from pwfw.afe_config import afe_protect
+
+        from .boardfile import BoardFileError, load_board
+        try:
+            intended = afe_protect(load_board(args.board_file))
+        except (BoardFileError, ValueError) as e:
+            _say(str(e))
+            return EXIT_NO_BOARD
+    printer = Printer(show_telemetry=args.show_telemetry, as_json=args.json, console=console, intended=intended)
     link, why = connect(args.port, args.serial, args.baud, printer.frame)
     if link is None:
         _say(why)
@@ -480,5 +507,7 @@ def register(sub):
     p.add_argument("--show-telemetry", action="store_true", help="also print rep/cell lines")
     p.add_argument("--json", action="store_true", help="print each frame as one JSON object per line")
     p.add_argument("--history", default=default_history(), help="console history file (default %(default)s)")
+    p.add_argument("--board-file", default=None, metavar="JSON",
+                   help="the board's file: `afe` shows what it asks for beside what the chip holds")
     p.set_defaults(func=main)
     return p

@@ -102,7 +102,7 @@ BAD = [
     # the old esp32.json (150 A full scale, 150 A limit) read a true -200 A as -150 A
     # (a hard limit since issue 12: the over-current limits can never be set past max_ma / 1.5)
     ("esp32", _set(["current", "max_ma"], 150000), "limits",
-     "oc_dsg_ma=150000 beyond its hard limit 100..100000 mA (current.max_ma 150000 / 1.5)", False),
+     "oc_dsg_ma=150000 beyond its hard limit 100..100000 mA (board current.max_ma / 1.5)", False),
     # and never past the AFE's own OCD1 (esp32.json: 176 A), which acts as the backstop
     ("esp32", _set(["limits", "oc_dsg_ma"], 250000), "limits",
      "oc_dsg_ma=250000 beyond its hard limit 100..176000 mA (the AFE's ocd1_ma 176000)", False),

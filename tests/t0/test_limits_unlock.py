@@ -87,7 +87,7 @@ def test_current_limits_follow_the_board_ratings_and_the_sensor_headroom():
     c = Config(b)
     assert ina228.HEADROOM_PCT == 150
     c.set("oc_dsg_ma", 160000)
-    with pytest.raises(ValueError, match=r"current.max_ma 240000 / 1\.5"):
+    with pytest.raises(ValueError, match=r"\(board current\.max_ma / 1\.5\)"):
         c.set("oc_dsg_ma", 160001)
 
 
@@ -223,3 +223,16 @@ def test_afe_never_leaves_the_part_unsealed_on_a_bus_error(rig):
     evts = [f["name"] for t, f in r.run(3000) if t == "evt"]
     assert sim.sec == 3 and "afe_reset" in evts and "afe_config" in evts
     assert not r.app.pack.fault & 32  # no `cmd` fault: a bus error is not a firmware bug
+
+
+def test_host_prints_afe_as_a_table_beside_the_board_files_ask():
+    from packwatch.cmd import format_frame
+    from pwfw.afe_config import afe_protect
+
+    b = copy.deepcopy(SIM)
+    b["afe"]["protect"] = {"cov_mv": 3700}
+    out = format_frame("afe", {"cov_mv": 3694, "otc_dc": 450}, afe_protect(b)).splitlines()
+    assert out[0] == "afe" and out[1].split() == ["setting", "chip", "unit", "board", "file"]
+    assert out[2].split() == ["cov_mv", "3694", "mV", "3700"]  # asked 3700, the part holds 73 x 50.6 mV
+    assert out[3].split()[:2] == ["otc_dc", "450"] and out[3].split()[-1] == "450"
+    assert format_frame("afe", {"cov_mv": 3694}).splitlines()[2].split() == ["cov_mv", "3694", "mV"]
