@@ -15,6 +15,7 @@ _FET_CHG = const(1)  # `fet` bits in `rep`: charge path closed, discharge path c
 _FET_DSG = const(2)
 _FET_AFE_CHG = const(4)  # the AFE's CHG / DSG drivers on (FET Status, read once a second)
 _FET_AFE_DSG = const(8)
+_OPEN_WIRE = const(128)  # pwfw.protect's open_wire alarm: a sense wire, not a deep cell
 RESET_FILE = "reset.txt"
 
 
@@ -54,6 +55,8 @@ class App:
         self.next_sample = now
         self.next_report = now
         self._last_sample = now
+        self._alert = False  # the ALERT pin as last seen (an extra sample on each assertion)
+        self._shut_said = False
         self.samples = 0
         self.hdr()
 
@@ -217,11 +220,19 @@ class App:
         self.poll_commands()
         now = hal.ticks_ms()
         wait = ticks_diff(self.next_sample, now)
-        if wait > 0:
+        if wait > 0 and not self._alerted():
             hal.sleep_ms(wait)  # commands that arrive meanwhile wait for the next step (< one sample)
             now = hal.ticks_ms()
-            if ticks_diff(self.next_sample, now) > 0:
+            if ticks_diff(self.next_sample, now) > 0 and not self._alerted():
                 return  # woken early (a port's sleep may be short)
+        if ticks_diff(self.next_sample, now) > 0:
+            # the AFE asserted ALERT (a protection, PF or safety alert latched): an extra sample now,
+            # its status read at once; the sample grid and the reports stay as they are
+            self.pack.alert = True
+            self.sample(now)
+            self.pack.alert = False
+            hal.wdt_feed()
+            return
         sample_ms = self.cfg.sample_ms
         self.next_sample = ticks_add(self.next_sample, sample_ms)
         if ticks_diff(now, self.next_sample) > 10 * sample_ms:
@@ -242,6 +253,14 @@ class App:
                 self.save(now)
         hal.wdt_feed()
 
+    def _alerted(self):
+        """ALERT newly asserted since the last look (the part latches it until the status read clears
+        it; a condition that persists latches again at once, so only an assertion counts)."""
+        a = self.hal.alert()
+        new = a and not self._alert
+        self._alert = a
+        return new
+
     @micropython.native
     def sample(self, now):
         dt = ticks_diff(now, self._last_sample)
@@ -253,6 +272,8 @@ class App:
             self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
             self.prot.i_sat = p.i_sat  # a saturated reading is an over-current at once (pwfw.protect)
             self.prot.check(now, p.cells, p.stack_mv, p.i_ma, p.temps)
+            if p.deep_uv(dt) and not self.prot.alarm & _OPEN_WIRE and not p.shut:
+                self._shutdown(now)
         while True:
             ev = self.prot.pop_event()
             if ev is None:
@@ -275,6 +296,16 @@ class App:
         p.drive(self.prot.fets_ok())
         self.hal.relay(self.path() != 0)
 
+    def _shutdown(self, now):
+        """Deep under-voltage with no charger for the board's failsafe.shutdown_s: save the state, say
+        so, then SHUTDOWN the AFE, whose REG1 feeds this MCU: the board goes dark until a charger
+        wakes the part (docs/hardware.md, "Supervision")."""
+        if not self._shut_said:  # once, however many samples the commands take to get through
+            self._shut_said = True
+            self.save(now)
+            self.event(now, "shutdown", 1, self.pack.low_mv, None)
+        self.pack.shutdown()
+
     def _notes(self, now):
         n = self.pack.notes
         while n:
@@ -287,6 +318,8 @@ class App:
         configured and verified, answering, and no alarm that opens it (fail safe)."""
         p = self.pack
         if p.afe_ready and self.prot.relay_ok() and not p.afe_lost():
+            if p.safe_off:  # sensors lost: open, unless the board keeps discharge on (failsafe.keep_dsg)
+                return _FET_DSG if p.keep_dsg else 0
             return _FET_CHG | _FET_DSG  # one relay switches both paths
         return 0
 

@@ -91,6 +91,19 @@ class Pack:
         self._now = 0
         self._conf_err = None  # the step or setting the last configuration failed at
         self._want = -1  # the AFE FET state last commanded (drive()); -1: none yet
+        self.alert = False  # App: the ALERT pin asserted (an extra sample): read the status at once
+        self._crc_bad = 0
+        # fail safe: sensors lost -> power path off (keep_dsg: the DSG FET and relay stay on); deep
+        # under-voltage -> SHUTDOWN. The board's values (pwfw.afe_config.failsafe) are read by the
+        # set-up (bq76952_setup.pack_configure), which loads that module anyway: none before it
+        self.keep_dsg = False
+        self.shutdown_mv = 0
+        self.shutdown_ms = 0
+        self.safe_off = False  # this sample: every temperature lost or the current saturated
+        self._i_sat = False
+        self.low_mv = 0  # the lowest cell of the last sample that had one below shutdown_mv, else 0
+        self._low_ms = 0  # how long (ms of samples) a cell has been below shutdown_mv with no charger
+        self.shut = False  # SHUTDOWN sent
         # (name, on, val, setting) events for App to send: configuration results and AFE resets (rare)
         self.notes = []
         self._make_sensors(board)
@@ -157,7 +170,34 @@ class Pack:
         if ticks_diff(now, self.next_temp) >= 0:
             self.next_temp = ticks_add(now, _TEMP_MS)
             self._read_temps()
+        self.safe_off = bool(self.fault & _F_NO_TEMP) or self._i_sat
         return afe_ok
+
+    @micropython.native
+    def deep_uv(self, dt):
+        """After a sample the AFE answered: True once a cell has been below shutdown_mv with no charge
+        current for shutdown_s (the caller rules out an open sense wire)."""
+        lo = 32767
+        for v in self.cells:
+            if v < lo:
+                lo = v
+        if lo < self.shutdown_mv and self.i_ma < _CHARGE_MA:
+            self.low_mv = lo
+            self._low_ms += dt
+            return self._low_ms >= self.shutdown_ms
+        self.low_mv = 0
+        self._low_ms = 0
+        return False
+
+    def shutdown(self):
+        """Send the AFE to SHUTDOWN (the caller has saved the state and sent `evt shutdown`); True when
+        the part took the commands. Its REG1 stops, so a board powered from it stops here too."""
+        try:
+            self.afe.shutdown()
+        except (OSError, ValueError):
+            return False  # the next sample tries again
+        self.shut = True
+        return True
 
     @micropython.native
     def afe_lost(self):
@@ -176,6 +216,7 @@ class Pack:
             self.stack_mv = afe.stack_mv
             self.fault &= ~_F_AFE_CRC
             self.afe_misses = 0
+            self._crc_bad = 0
             if afe.stale:  # reset or out of its configuration: nothing measured now is trusted
                 return self._lost_config()
             if self.afe_ready:
@@ -188,7 +229,18 @@ class Pack:
         except ValueError:  # CRC errors after the driver's retries
             self.fault |= _F_AFE_CRC
             self.afe_misses += 1
+            self._crc_lost()
         return False
+
+    def _crc_lost(self):
+        """A CRC board whose part keeps failing CRC: a POR brings it back in plain I2C (Comm Type is
+        RAM, OTP unprogrammed: TRM 10.2), which no CRC read can see. Re-configure: setup() finds the
+        part in the other framing, switches it back with SWAP_COMM_MODE and verifies everything."""
+        if self.afe.crc and self.afe_ready:
+            self._crc_bad += 1
+            if self._crc_bad >= _CRC_RECONF:
+                self._crc_bad = 0
+                self._lost_config()
 
     def _lost_config(self):
         """Battery Status says POR, CONFIG_UPDATE or another security mode: the settings (the current's
@@ -206,7 +258,7 @@ class Pack:
         changes and every _SAFETY_EVERY samples."""
         bs = self.afe.status & _BS_SSPF
         n = self._safety_n - 1
-        if bs != self._bs or n < 0:
+        if bs != self._bs or n < 0 or self.alert:
             self._bs = bs
             n = _SAFETY_EVERY - 1
             self._read_safety()
@@ -217,6 +269,7 @@ class Pack:
         afe = self.afe
         try:
             afe.read_safety()
+            afe.read_alarm()  # and clear it: ALERT asserts again on the next event
         except (OSError, ValueError):
             return  # the next sample tries again (the frame read decides the afe faults)
         s = afe.safety
@@ -230,6 +283,8 @@ class Pack:
         """The AFE's FETs as the firmware's own protections allow them: bit 0 charge, bit 1 discharge
         (ALL_FETS_ON / CHG_PCHG_OFF / DSG_PDSG_OFF / ALL_FETS_OFF, TRM 12.5: the host can only turn a
         FET off; the AFE's protections still rule). A subcommand only when the wish changes."""
+        if self.safe_off:  # sensors lost: nothing conducts, or (board failsafe.keep_dsg) discharge only
+            want &= 2 if self.keep_dsg else 0
         if want != self._want and self.afe_ready:
             self._fets(want)
 
@@ -247,6 +302,7 @@ class Pack:
 
     @micropython.native
     def _read_current(self, afe_ok):
+        self._i_sat = False
         self.i_sat = 0
         if self.ina is None:
             if not afe_ok:  # the coulomb counter's reading came with the AFE read that failed
@@ -257,12 +313,16 @@ class Pack:
                 self.fault |= _F_CURRENT
                 return
             raw = self.afe.cc2_ma
+            if self.afe.cc2_sat:  # at full scale: the true current may be far beyond it (fail safe)
+                self._i_sat = True
         else:
             try:
                 raw = self.ina.read_current_ma()
             except (OSError, ValueError):
                 self.fault |= _F_CURRENT
                 return
+            if self.ina.saturated:
+                self._i_sat = True
         self._raw_sum += raw
         self._raw_n += 1
         if self._raw_n >= 10:
@@ -271,10 +331,11 @@ class Pack:
             self._raw_n = 0
         self.raw_i_ma = raw
         self.i_ma = self.cfg.current_ma(raw)
-        if self.afe.cc2_sat if self.ina is None else self.ina.saturated:
+        if self._i_sat:
             self.fault |= _F_CURRENT
             self.i_sat = 1 if raw > 0 else -1  # at least full scale: an over-current (pwfw.protect)
             return
+        self.i_sat = 0
         self.fault &= ~_F_CURRENT
 
     @micropython.native
@@ -309,3 +370,9 @@ class Pack:
             self.fault |= _F_NTC
         else:
             self.fault &= ~_F_NTC
+        for t in temps:
+            if t is not None:
+                self.fault &= ~_F_NO_TEMP
+                return
+        if temps:
+            self.fault |= _F_NO_TEMP
