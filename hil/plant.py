@@ -16,6 +16,12 @@ rule (hil.chips.bq76952_fsm.path_passes). A FET the AFE opens inside a step (its
 timed in us) is accounted when the next step says so (`cut_us`): see `_interrupt`. Fault events
 (`short_circuit`, `surge`, `ripple`) add to what the profile asks; `interruptions` logs every time
 the path stopped a current that was flowing, in plant us.
+
+Balancing: the step request's `bal` mask (bit k = cell k; hal_sim maps the AFE's inputs to cells)
+bleeds each of those cells through the board's balancing resistor (`bal_r_ohm`, the board file's
+`limits` key, default in pwfw.config): I = V / R of that cell alone, inside the pack, so the pack
+current and the other cells do not see it. `bled_as` counts each cell's bled charge (A.s); the
+resistors' heat V^2 / R warms the board (the BQ76952's die and its TS3 area sensor).
 """
 import csv
 import json
@@ -36,6 +42,10 @@ _G_NB = 1.0                # W/K between neighbouring cells
 _R_TEMP_K = 0.02           # R(T) = R25 * exp(-k (T - 25)): about x1.65 at 0 C, x0.5 at 60 C
 _SELF_DIS_MONTH = 0.02     # fraction of capacity per month, mean
 _MONTH_S = 30 * 86400.0
+# the board under balancing: its rise over the ambient relaxes to P * _BOARD_K_W with _BOARD_TAU_S
+# (a small BMS board with the AFE and its resistors: ~15 K/W, minutes; our assumption, not measured)
+_BOARD_K_W = 15.0
+_BOARD_TAU_S = 300.0
 # sensor map of temps_dc: which cell (index as a fraction of the stack) or the ambient each sees
 SENSORS = ("mcu_ntc0", "mcu_ntc1", "mcu_ntc2", "bq_ts1", "bq_ts2", "bq_ts3", "bq_die")
 
@@ -75,7 +85,7 @@ class Plant:
     is faster than ~20 numpy calls at ~1.5 us each (see bench/hil/bench_plant.py)."""
 
     def __init__(self, chemistry="lfp", n_cells=None, seed=0, profile=None, capacity_ah=100.0,
-                 ambient_c=25.0, spread=True, soc0=0.6, h0=-1.0):
+                 ambient_c=25.0, spread=True, soc0=0.6, h0=-1.0, bal_r_ohm=None):
         if chemistry not in CHEMISTRY:
             raise ValueError("chemistry must be one of %s" % sorted(CHEMISTRY))
         n = n_cells or CHEMISTRY[chemistry]
@@ -118,7 +128,17 @@ class Plant:
         self.i_inst_a = 0.0  # the current at the step's end (the sample instant): differs under ripple or a cut
         self.relay_closed = True
         self.chg = self.dsg = True  # the AFE's CHG/DSG FETs as the last step request had them
-        self.bal_mask = 0  # cells being balanced (bit k = cell k), from the step request (helper G bleeds them)
+        self.bal_mask = 0  # cells being balanced (bit k = cell k), from the step request: see _bleed
+        if bal_r_ohm is None:
+            from pwfw.config import KEYS  # the firmware's default for the board's balancing resistor
+
+            bal_r_ohm = [k[1] for k in KEYS if k[0] == "bal_r_ohm"][0]
+        if not bal_r_ohm > 0:
+            raise ValueError("bal_r_ohm must be > 0, got %r" % (bal_r_ohm,))
+        self.bal_r_ohm = float(bal_r_ohm)
+        self.bled_as = [0.0] * n  # charge bled per cell through its balancing resistor, A.s
+        self._bal_j = 0.0  # heat of the balancing resistors since the last thermal update, J
+        self.board_rise_c = 0.0  # the board over the ambient (balancing heat)
         self._dt_ms = 0  # length of the last step (a cut inside it is accounted on the next one)
         self._faults = []  # active fault loads: [kind, amps or ohm, unit, end_ms]
         self._ripple = None  # (amps_pk, rad per ms)
@@ -194,6 +214,8 @@ class Plant:
         self._dt_ms = dt_ms
         c = self._coefs(dt_ms)
         self._advance(i, c)
+        if bal_mask:
+            self._bleed(bal_mask, c)
         self._q_heat += i * i * c[0]
         self._heat_ms += dt_ms
         self.t_ms += dt_ms
@@ -306,8 +328,37 @@ class Plant:
         self._v0sum = sum(v) - i * self.r0_stack
         self._out = None
 
+    def _bleed(self, mask, c):
+        """The bled cells' own discharge V / R over the step (V: the cell's terminal voltage this step):
+        SoC, RC and R0 drop as if that cell alone carried -V/R more (the hysteresis state is not moved:
+        60 mA on a 100 Ah cell). The terminal voltage misses this step's OCV change (seen next step)."""
+        dt, a, _, _, _, g1, g2, _ = c
+        soc, v1, v2, r0, v, mv10, bled = self._soc, self._v1, self._v2, self._r0, self._v, self._mv10, self.bled_as
+        r = self.bal_r_ohm
+        dsum = 0.0
+        k = 0
+        while mask and k < self.n_cells:
+            if mask & 1:
+                x = v[k]
+                ib = x / r if x > 0.0 else 0.0
+                soc[k] -= a[k] * ib
+                v1[k] -= g1[k] * ib
+                v2[k] -= g2[k] * ib
+                bled[k] += ib * dt
+                self._bal_j += x * ib * dt
+                d = (g1[k] + g2[k] + r0[k]) * ib
+                v[k] = x - d
+                mv10[k] = int(v[k] * 10000.0 + 0.5)
+                dsum += d - r0[k] * ib
+            mask >>= 1
+            k += 1
+        self._v0sum -= dsum  # OCV + RC: the bleed's RC part, not its R0 drop
+
     def _thermal(self):
         dt = self._heat_ms / 1000.0
+        p = self._bal_j / dt if dt else 0.0  # mean balancing power since the last update, W
+        self._bal_j = 0.0
+        self.board_rise_c += (p * _BOARD_K_W - self.board_rise_c) * (1.0 - math.exp(-dt / _BOARD_TAU_S))
         t = self.temp_c
         heat = self._q_heat * (self.r0 + self.r12[0] + self.r12[1])
         flow = self._g_amb * (self.ambient_c - t) * dt
@@ -332,13 +383,15 @@ class Plant:
                 self._v1[:], self._v2[:], self._h[:], self._v, self._mv10, self._v0sum, self._out,
                 self.temp_c.copy(), self._temps, self.r0, self.r12, self.r0_stack, self._r0, parts,
                 (self.i_inst_a, self.chg, self.dsg, self.bal_mask, self._dt_ms, self._faults,
-                 self._onset_us, len(self.interruptions)))
+                 self._onset_us, len(self.interruptions)),
+                (self.bled_as[:], self._bal_j, self.board_rise_c))
 
     def restore(self, snap):
         (self.t_ms, self.i_a, self.relay_closed, self._q_heat, self._heat_ms, self._soc, self._v1,
          self._v2, self._h, self._v, self._mv10, self._v0sum, self._out, temp_c, self._temps, r0, r12,
-         self.r0_stack, self._r0, parts, path) = snap
+         self.r0_stack, self._r0, parts, path, bal) = snap
         (self.i_inst_a, self.chg, self.dsg, self.bal_mask, self._dt_ms, self._faults, self._onset_us, n) = path
+        self.bled_as, self._bal_j, self.board_rise_c = bal
         del self.interruptions[n:]
         for q, d in parts:
             q.__dict__.update(d)
@@ -401,7 +454,8 @@ class Plant:
     @property
     def temps_c(self):
         t = self.temp_c
-        out = [self.ambient_c if k is None else float(t[k]) for k in sensor_cells(self.n_cells)]
+        b = self.ambient_c + self.board_rise_c  # the board (balancing heat) where no cell is near
+        out = [b if k is None else float(t[k]) for k in sensor_cells(self.n_cells)]
         out[6] += 3.0  # die self-heating
         return out
 
@@ -472,6 +526,8 @@ class TracePlant:
         self.t_ms = int(self._t[0])
         self.relay_closed = True
         self.chg = self.dsg = True
+        self.bal_mask = 0  # as asked; a recording cannot bleed
+        self.bled_as = [0.0] * self.n_cells
         self.interruptions = []
         self.ambient_c = float(self._temp[0])
         self._seek()
@@ -495,6 +551,7 @@ class TracePlant:
         """As Plant.step; the path: an open relay, CHG or DSG off zero the current they block."""
         self.relay_closed = relay_closed
         self.chg, self.dsg = chg, dsg
+        self.bal_mask = bal_mask
         self.t_ms += dt_ms
         self._seek()
         self.i_a = float(path_passes(self.i_a, chg, dsg))

@@ -43,9 +43,13 @@ class Scenario:
         self.events = sorted(((int(t), k, a) for t, k, a in events), key=lambda e: e[0])
         self._times = [e[0] for e in self.events]
 
-    def make_plant(self, seed=0):
+    def make_plant(self, seed=0, bal_r_ohm=None):
+        """bal_r_ohm: the board's balancing resistor (its limits' bal_r_ohm; None: the firmware's default)."""
+        kw = dict(self._plant_kw)
+        if bal_r_ohm is not None:
+            kw["bal_r_ohm"] = bal_r_ohm
         return Plant(self.chemistry, CHEMISTRY[self.chemistry], seed=seed,
-                     profile=P.Mix(*self._parts(seed)), **self._plant_kw)
+                     profile=P.Mix(*self._parts(seed)), **kw)
 
     def events_between(self, t0_ms, t1_ms):
         """Events with t0_ms <= t < t1_ms."""

@@ -99,6 +99,7 @@ class Hal:
         self._bal_sent = 0
         self._prof = [[0, 0]]  # advance()'s current profile for the step: one piece, reused
         self.bal = 0  # cells being balanced (bit k = cell k): the plant bleeds them (set from the chip)
+        self._bal_chip = 0  # the chip's bal_mask (inputs) self.bal was mapped from
 
     def _chips(self, board, seed):
         """The simulated chips on their bus, as the board file wires them, and what _apply fills."""
@@ -152,6 +153,15 @@ class Hal:
         r[10] = (c >> 8) & 255
         r[11] = (c >> 16) & 255
         r[12] = (c >> 24) & 255
+        cm = bq.bal_mask  # the part's balancing FETs (inputs) as the plant's cells (its wiring)
+        if cm != self._bal_chip:
+            self._bal_chip = cm
+            b = 0
+            w = bq.wiring
+            for k in range(len(w)):
+                if cm >> w[k] & 1:
+                    b |= 1 << k
+            self.bal = b
         b = self.bal
         r[13] = b & 255
         r[14] = (b >> 8) & 255

@@ -38,13 +38,15 @@ class Lockstep:
     def _init_lockstep(self, realtime, speed, truth_every_ms, pipeline):
         self.realtime = realtime
         self.speed = speed
-        self.plant = self.scenario.make_plant(self.seed)
+        # the board file's balancing resistor sets the plant's bleed current (one source: limits.bal_r_ohm)
+        self.plant = self.scenario.make_plant(self.seed, (self.board.get("limits") or {}).get("bal_r_ohm"))
         self.truth_every_ms = truth_every_ms
         # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc], relay_closed, fw_ms, boot, pack_soc,
-        # path, i_avg_ma) rows for tests and `packwatch sim --truth` (packwatch.truth); fw_ms = the
+        # path, i_avg_ma, bal) rows for tests and `packwatch sim --truth` (packwatch.truth); fw_ms = the
         # firmware's clock (ticks_ms, wrapping at 2**30: the `ms` of a report sampled at that step),
         # boot = self.boots, path = Plant.path (bit 0 relay, 1 CHG, 2 DSG as that step had them);
-        # i_ma is the current at the step's end, i_avg_ma its mean
+        # i_ma is the current at the step's end, i_avg_ma its mean; bal = the cells bled in that step
+        # (bit k = cell k; each cell's bled charge so far is plant.bled_as)
         self.truth = []
         self.hold_at_ms = None  # freeze virtual time here (tests)
         self._pending = None  # a step request waiting for wall time or for the hold to lift
@@ -189,7 +191,7 @@ class Lockstep:
             return None
         return (plant.t_ms, int(plant.i_ma), int(plant.stack_mv10), plant.cells_mv10.tolist(),
                 plant.temps_dc.tolist(), plant.soc.tolist(), bool(plant.relay_closed), fw_ms & 0x3FFFFFFF,
-                self.boots, float(plant.pack_soc), plant.path, int(plant.i_avg_ma))
+                self.boots, float(plant.pack_soc), plant.path, int(plant.i_avg_ma), plant.bal_mask)
 
     def _record(self, row):
         """Keep the truth after a step the firmware has taken (tests compare telemetry with it)."""
