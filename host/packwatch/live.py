@@ -7,7 +7,7 @@ import time
 
 from .api import Board
 from .cli import POSITIVE
-from .protocol import ALARM_BITS, FAULT_BITS, PROT_BITS, afe_fets, bits_names, power_path
+from .protocol import ALARM_BITS, FAULT_BITS, PROT_BITS, afe_fets, balancing_cells, bits_names, power_path
 
 HDR_WAIT_S = 2.0  # --once: how long a report waits for the hdr (board, fw, uid) before it is shown
 CHEM_RANGE_MV = {"lfp": (2500, 3650), "nmc": (3000, 4200)}
@@ -31,12 +31,15 @@ def render(rep, hdr=None, width=80, color=False, stats=None):
     out.append(title[:width])
     red, grn, off = ("\x1b[31m", "\x1b[32m", "\x1b[0m") if color else ("", "", "")
     vmax, vmin = (max(valid), min(valid)) if valid else (None, None)
-    barw = max(10, width - 24)
+    barw = max(10, width - 28)
+    bal = balancing_cells(rep.get("bal"))
     for i, c in enumerate(cells):
         if not isinstance(c, int):
             out.append("cell%02d    ---- V  %s" % (i + 1, "?" * barw))
             continue
         mark = " max" if c == vmax else " min" if c == vmin else ""
+        if bal and i + 1 in bal:
+            mark += " bal"  # bleeding through its balancing resistor
         col = red if (c == vmax or c == vmin) and vmax - vmin > 30 else grn
         out.append("cell%02d  %6.3f V  %s%s%s%s" % (i + 1, c / 1000, col, _bar((c - lo) / (hi - lo), barw), off, mark))
     if valid:
@@ -61,6 +64,8 @@ def render(rep, hdr=None, width=80, color=False, stats=None):
         if pr is not None:  # a firmware before `prot` does not report the AFE's own state
             out.append("AFE     " + (afe if rep["fet"] & 12 == 12 else red + afe + off) + "   protections "
                        + (red + " ".join(pr) + off if pr else "none"))
+    if bal is not None:  # a firmware before `bal` does not balance (or does not say)
+        out.append("balance " + ("cells " + " ".join("%d" % k for k in bal) if bal else "none"))
     out.append("alarms  " + (red + " ".join(al) + off if al else "none"))
     out.append("faults  " + (red + " ".join(fl) + off if fl else "none"))
     out.append("seq %s  ms %s%s" % (rep.get("seq"), rep.get("ms"), "  " + stats if stats else ""))

@@ -3,7 +3,7 @@
 Schema: ``t_s`` (s since log start), ``current_a`` (+ = charging), ``cell01_v`` … ``cellNN_v``,
 optional ``temp1_c`` …, then logger columns (``host_utc`` ISO text, ``dev_ms``, ``seq``, ``stack_v``,
 ``soc_pct``, ``soc_sigma_pct``, ``alarm``, ``fault``, ``fet``: power-path and AFE FET bits, ``prot``: the
-AFE's latched protections; empty/nan in logs of a firmware without them). ``# key: value`` comment lines before the
+AFE's latched protections, ``bal``: the cells balancing (bit k = cell k+1); empty/nan in logs of a firmware without them). ``# key: value`` comment lines before the
 header carry metadata (``fmt``, ``fw``, ``units`` …). Readers ignore columns they do not know.
 
 The reader parses in blocks of whole lines with numpy's C parser so a week of 10 Hz data
@@ -20,10 +20,10 @@ LOG_FORMAT = 1          # version of this CSV layout (meta key ``log_format``)
 PROTOCOL_FORMATS = (1,)  # wire format versions (``fmt`` from the device hdr) this package understands
 CORE = ("t_s", "current_a")
 # a new column needs no new LOG_FORMAT: readers ignore what they do not know, and take a log without it
-LOGGER_COLS = ("host_utc", "dev_ms", "seq", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet", "prot")
+LOGGER_COLS = ("host_utc", "dev_ms", "seq", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet", "prot", "bal")
 UNITS = {"t_s": "s", "current_a": "A", "cell": "V", "temp": "degC", "host_utc": "ISO8601",
          "dev_ms": "ms", "seq": "count", "stack_v": "V", "soc_pct": "%", "soc_sigma_pct": "%",
-         "alarm": "bitmask", "fault": "bitmask", "fet": "bitmask", "prot": "bitmask"}
+         "alarm": "bitmask", "fault": "bitmask", "fet": "bitmask", "prot": "bitmask", "bal": "bitmask"}
 _CELL_RE = re.compile(r"^cell(\d+)_v$")
 _TEMP_RE = re.compile(r"^temp(\d+)_c$")
 _BLOCK = 8 << 20  # bytes per parse block
@@ -363,7 +363,7 @@ class LogWriter:
 
 
 _EXTRA_FMT = {"host_utc": "%s", "dev_ms": "%d", "seq": "%d", "stack_v": "%.3f", "soc_pct": "%.1f",
-              "soc_sigma_pct": "%.1f", "alarm": "%d", "fault": "%d", "fet": "%d", "prot": "%d"}
+              "soc_sigma_pct": "%.1f", "alarm": "%d", "fault": "%d", "fet": "%d", "prot": "%d", "bal": "%d"}
 
 
 def _unit(col):

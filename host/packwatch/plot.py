@@ -15,7 +15,7 @@ from .logcsv import cell_columns, temp_columns, read_header, iter_chunks
 from .protocol import ALARM_BITS, FAULT_BITS, FET_WORDS
 
 MAX_POINTS = 4000      # bins drawn per quantity
-_WANT = ("t_s", "current_a", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet")
+_WANT = ("t_s", "current_a", "stack_v", "soc_pct", "soc_sigma_pct", "alarm", "fault", "fet", "bal")
 # One colour per alarm and fault bit (alarms first, then faults, in protocol bit order): Kelly's 20
 # colours of maximum contrast (K. L. Kelly, "Twenty-two colors of maximum contrast", 1965; white and
 # black left out), so overlapping or neighbouring spans stay distinguishable.
@@ -59,7 +59,7 @@ def _reduce(cols, cells, temps, k):
         sig = cols.get("soc_sigma_pct", np.zeros_like(soc))
         r["soc"], r["soc_lo"], r["soc_hi"] = mean(soc), mn(soc - sig), mx(soc + sig)
         r["soc_lo3"], r["soc_hi3"] = mn(soc - 3 * sig), mx(soc + 3 * sig)
-    for key in ("alarm", "fault"):
+    for key in ("alarm", "fault", "bal"):  # a bin shows a bit if any of its rows had it
         if key in cols:
             a = np.nan_to_num(cols[key]).astype(np.int64)
             r[key] = np.bitwise_or.reduceat(a, starts)
@@ -145,7 +145,8 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS, truth=None):
 
     Artists carry gids so callers (and tests) can find them: lines ``cellNN`` (mean per bin),
     ``vmin``/``vmax``, ``spread``, ``pack``, ``current``, ``tempN``, ``soc``, ``fet_charge``/``fet_discharge``
-    (1 = path closed, 0 = open, nan = not logged); with ``truth`` (a truth file of `packwatch sim --truth`,
+    (1 = path closed, 0 = open, nan = not logged); ``bal:cellNN`` (the broken bars of the times cell NN
+    balanced, in the ``balance`` panel, from the log's ``bal`` column); with ``truth`` (a truth file of `packwatch sim --truth`,
     packwatch.truth) also ``soc_truth`` (the plant's pack SoC at the log's times); the broken bars of each alarm/fault ``alarm:NAME`` /
     ``fault:NAME`` in the events panel (labelled NAME, one legend entry each). The axes are in
     ``fig.panels`` (dict name → Axes)."""
@@ -163,11 +164,15 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS, truth=None):
     has_fet = "fet" in b and bool(np.any(b["fet"] >= 0))
     events = [(kind, bit) for kind in ("alarm", "fault") if kind in b
               for bit in range(int(np.bitwise_or.reduce(b[kind])).bit_length()) if np.any(b[kind] >> bit & 1)]
+    bal_cells = []
+    if "bal" in b:
+        ever = int(np.bitwise_or.reduce(b["bal"])) if len(b["bal"]) else 0
+        bal_cells = [k for k in range(ever.bit_length()) if ever >> k & 1]
     panels = (["cells", "spread", "pack", "current"] + (["temp"] if has_t else []) + (["soc"] if has_soc else [])
-              + (["events"] if events or has_fet else []))
+              + (["balance"] if bal_cells else []) + (["events"] if events or has_fet else []))
     n_rows = len(events) + (len(FET_WORDS) if has_fet else 0)
     ratios = {"cells": 3, "spread": 1.2, "pack": 1.6, "current": 1.6, "temp": 1.6, "soc": 1.8,
-              "events": 0.5 + 0.35 * n_rows}
+              "events": 0.5 + 0.35 * n_rows, "balance": 0.5 + 0.25 * len(bal_cells)}
     fig = Figure(figsize=(13, 1.6 + 1.45 * len(panels)))
     # legends sit in the right margin, beside their panel, so none covers a trace
     side = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "fontsize": 7, "frameon": False}
@@ -219,10 +224,23 @@ def figure(path, title=None, workers=None, max_points=MAX_POINTS, truth=None):
         a.set_ylim(-2, 102)
         a.set_ylabel("SoC [%]")
         a.legend(**side)
+    # bins are drawn from their first row to the next bin's first row
+    edges = np.append(b["t_min"], b["t_min"][-1] + (b["t_min"][-1] - b["t_min"][0]) / max(1, len(t) - 1)) / div
+    if bal_cells:
+        a = ax["balance"]
+        cm = colormaps["viridis"]
+        for row, k in enumerate(reversed(bal_cells)):  # cell 1 at the top, as in the cells panel's order
+            on = (b["bal"] >> k) & 1 == 1
+            bars = [(edges[s], edges[e + 1] - edges[s]) for s, e in _runs(on)]
+            a.broken_barh(bars, (row + 0.15, 0.7), facecolors=cm(k / max(1, len(cells) - 1)),
+                          gid="bal:cell%02d" % (k + 1))
+        a.set_ylim(0, len(bal_cells))
+        a.set_yticks([r + 0.5 for r in range(len(bal_cells))],
+                     ["cell%02d" % (k + 1) for k in reversed(bal_cells)], fontsize=6)
+        a.tick_params(axis="y", length=0)
+        a.set_ylabel("balancing")
     if "events" in ax:
         a = ax["events"]
-        # bins are drawn from their first row to the next bin's first row
-        edges = np.append(b["t_min"], b["t_min"][-1] + (b["t_min"][-1] - b["t_min"][0]) / max(1, len(t) - 1)) / div
         ticks = []
         row = n_rows - 1
         if has_fet:

@@ -38,6 +38,14 @@ def power_path(fet):
     return ", ".join("%s %s" % (n, "closed" if fet >> i & 1 else "open") for i, n in enumerate(FET_WORDS[:2]))
 
 
+def balancing_cells(bal):
+    """`bal` in `rep` (bit k = cell k+1 bleeding through its balancing resistor) as 1-based cell
+    numbers, () when none; None when the report has no valid `bal` (a firmware from before the field)."""
+    if type(bal) is not int or not 0 <= bal < 1 << 32:
+        return None
+    return tuple(k + 1 for k in range(bal.bit_length()) if bal >> k & 1)
+
+
 def afe_fets(fet):
     """The AFE's CHG/DSG drivers from `fet` bits 2-3, as words ('CHG on, DSG off'); None without `fet`."""
     if type(fet) is not int or not 0 <= fet <= 15:

@@ -161,7 +161,8 @@ class Session:
              "soc_pct": num("soc_pm", 10.0), "soc_sigma_pct": num("sig_pm", 10.0),
              "alarm": f.get("alarm"), "fault": f.get("fault"),
              "fet": f.get("fet") if type(f.get("fet")) is int else None,
-             "prot": f.get("prot") if type(f.get("prot")) is int else None})
+             "prot": f.get("prot") if type(f.get("prot")) is int else None,
+             "bal": f.get("bal") if type(f.get("bal")) is int else None})
 
     def stale(self, now):
         return self.last_t is None or now - self.last_t > max(STALE_MIN_S, 3 * self.period_s)
