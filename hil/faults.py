@@ -9,6 +9,7 @@ INA_NACK = 4  # ina_nack(n): the INA228 NACKs its next n transactions
 NTC = 5  # ntc(ch, mode): MCU NTC channel ch 0 ok / 1 open / 2 short / 3 stuck
 OPEN_WIRE = 6  # open_wire(cell, on): a sense wire (cell index from 0) opens (on=1) or closes again
 CURRENT_OFFSET = 7  # current_offset(ma): an offset added to the measured current
+AFE_BROWNOUT = 8  # afe_brownout(): the BQ76952's supply dips: a power-on reset (RAM settings lost, FETs off)
 
 # scenario event name -> code
 CODES = {
@@ -19,4 +20,5 @@ CODES = {
     "ntc": NTC,
     "open_wire": OPEN_WIRE,
     "current_offset": CURRENT_OFFSET,
+    "afe_brownout": AFE_BROWNOUT,
 }

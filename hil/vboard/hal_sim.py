@@ -17,7 +17,7 @@ from hil.chips.bq76952 import BQ76952Sim
 from hil.chips.bus import SimI2C
 from hil.chips.ina228 import INA228Sim
 # fault kinds sent with a step reply (scenario events), each as <BBh: one table, hil/faults.py
-from hil.faults import AFE_CRC, AFE_NACK, AFE_TIMEOUT, CURRENT_OFFSET, INA_NACK, NTC, OPEN_WIRE
+from hil.faults import AFE_BROWNOUT, AFE_CRC, AFE_NACK, AFE_TIMEOUT, CURRENT_OFFSET, INA_NACK, NTC, OPEN_WIRE
 from hil.mpcompat import micropython, ptr8, ptr32
 
 # The plant pipe (docs/architecture.md, host/packwatch/vboard/lockstep.py), little-endian.
@@ -109,7 +109,9 @@ class Hal:
         self.i2c = SimI2C()
         afe = board["afe"]
         cur = board["current"]
-        self.bq = BQ76952Sim(cells=board["cells"], crc=afe.get("crc", False), seed=seed,
+        # a stock part (OTP unprogrammed): it powers up, and comes back from every POR, in plain I2C
+        # whatever the board asks; the firmware's set-up switches a CRC board's part to CRC (TRM 10.2)
+        self.bq = BQ76952Sim(cells=board["cells"], crc=False, seed=seed,
                              shunt_uohm=cur.get("shunt_uohm", 1000))  # the firmware sets CC Gain for it
         self.i2c.attach(afe.get("addr", 8), self.bq)
         self.ina = None
@@ -286,6 +288,8 @@ class Hal:
             self.bq.open_wire(a + 1 if b else 0)  # events count cells from 0, the chip from 1
         elif kind == CURRENT_OFFSET:
             self._i_offset = b
+        elif kind == AFE_BROWNOUT:
+            self.bq.brownout()  # a POR: RAM settings and comm mode back to the part's defaults, FETs off
 
     # --- the rest of the HAL contract -------------------------------------------------------
     def serial_read(self):
