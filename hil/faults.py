@@ -10,6 +10,9 @@ NTC = 5  # ntc(ch, mode): MCU NTC channel ch 0 ok / 1 open / 2 short / 3 stuck
 OPEN_WIRE = 6  # open_wire(cell, on): a sense wire (cell index from 0) opens (on=1) or closes again
 CURRENT_OFFSET = 7  # current_offset(ma): an offset added to the measured current
 AFE_BROWNOUT = 8  # afe_brownout(): the BQ76952's supply dips: a power-on reset (RAM settings lost, FETs off)
+PACK_DROP = 9  # pack_drop(mv): the BQ76952's PACK and LD read this far below the stack (a FET that does not conduct)
+CURRENT_STUCK = 10  # current_stuck(on): the BQ76952's CC2 current keeps its last reading (1) or measures again (0)
+CURRENT_GAIN = 11  # current_gain(ppm): the sense resistor is ppm off the board file's shunt_uohm (the chips' gain)
 
 # scenario event name -> code
 CODES = {
@@ -21,4 +24,7 @@ CODES = {
     "open_wire": OPEN_WIRE,
     "current_offset": CURRENT_OFFSET,
     "afe_brownout": AFE_BROWNOUT,
+    "pack_drop": PACK_DROP,
+    "current_stuck": CURRENT_STUCK,
+    "current_gain": CURRENT_GAIN,
 }

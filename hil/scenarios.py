@@ -2,7 +2,8 @@
 
 Events are `(t_ms, kind, args)` tuples, sorted by time. Kinds:
   chip faults (hil/faults.py): afe_nack(n) afe_timeout(n) afe_crc(n) ina_nack(n) ntc(ch, mode) with mode
-                          0 ok / 1 open / 2 short / 3 stuck, open_wire(cell, on), current_offset(ma)
+                          0 ok / 1 open / 2 short / 3 stuck, open_wire(cell, on), current_offset(ma),
+                          pack_drop(mv), current_stuck(on), current_gain(ppm)
   runner actions:         power_loss() serial_garbage(nbytes) unplug() replug()
   plant actions (here):   degrade_cell(idx, cap_factor, r_factor) ambient(c)
   plant faults (hil/plant.py; they start at the start of the step the event falls in, which the plant
@@ -161,6 +162,23 @@ SCENARIOS = {s.name: s for s in [
              events=[(0, "ripple", (30.0, 100.0, 100.0))],
              about="1.5 kW inverter load with a 30 A 100 Hz ripple, 100 ppm off the BMS clock",
              plant_kw={"soc0": 0.7}),
+    Scenario("inverter_ripple", 5 * MIN, lambda seed: [P.InverterLoad(1000.0)],
+             events=[(0, "ripple", (20.0, 100.0, 100.0))],
+             about="1 kW single-phase inverter: ~21 A mean with its 100 Hz power pulsation (20 A peak), "
+                   "100 ppm off the BMS clock: the samples alias, the accumulators count it",
+             plant_kw={"soc0": 0.6}),
+    Scenario("pack_drop", 3 * MIN, lambda seed: [P.InverterLoad(1000.0)],
+             events=[(60_000, "pack_drop", (2000,)), (120_000, "pack_drop", (0,))],
+             about="PACK and LD read 2 V below the stack from 1 to 2 min (a FET that does not conduct): "
+                   "the v_pack plausibility fault", plant_kw={"soc0": 0.6}),
+    Scenario("current_stuck", 3 * MIN, lambda seed: [P.InverterLoad(1000.0), P.kettle(45, 1)],
+             events=[(30_000, "current_stuck", (1,)), (120_000, "current_stuck", (0,))],
+             about="the AFE's CC2 current frozen from 30 s to 2 min while a 2 kW kettle starts at 45 s: "
+                   "the i_stuck plausibility fault", plant_kw={"soc0": 0.6}),
+    Scenario("current_cal", 8 * MIN, lambda seed: [P.Constant(-40.0, 60, 240), P.Constant(25.0, 240, 420)],
+             events=[(0, "current_offset", (40,)), (0, "current_gain", (10000,))],
+             about="a current sensor 40 mA and 1 % off: rest for 1 min (cal zero), a 40 A discharge to "
+                   "4 min (cal current), a 25 A charge to 7 min", plant_kw={"soc0": 0.6}),
     Scenario("deep_discharge", 1 * H, lambda seed: [P.Constant(-60.0)],
              about="a DC load without cut-off runs the pack to under-voltage; only the relay stops it",
              plant_kw={"soc0": 0.15}),

@@ -123,6 +123,7 @@ class BQ76952Sim(Bq76952Fsm):
         self.offset_mv = array("h", [0] * 16)  # per input
         self.gain_ppm = 0
         self.pack_drop_mv = 0  # PACK/LD this far below the stack (fault injection: v_pack)
+        self.cc2_stuck = False  # CC2 keeps its last reading (fault injection: i_stuck); the accumulator counts on
         self.busy_reads = 1  # reads of 0x3E/0x3F that return 0xFF after a subcommand
         self._busy = 0
         self._corrupt = 0
@@ -168,7 +169,8 @@ class BQ76952Sim(Bq76952Fsm):
         self.i_ma = i_ma
         self._ts = ts_dc
         if self.sleeping and self.hold_voltages:  # SLEEP: no voltage measurement this time
-            _put(self.reg, 0x3A, self._user_amps(i_ma))
+            if not self.cc2_stuck:
+                _put(self.reg, 0x3A, self._user_amps(i_ma))
             return
         v = self._vin
         n = len(cells_mv10)
@@ -215,7 +217,8 @@ class BQ76952Sim(Bq76952Fsm):
         _put(r, 0x34, st)
         _put(r, 0x36, st - self.pack_drop_mv // 10)  # PACK and LD: the stack (FETs on, no load drop
         _put(r, 0x38, st - self.pack_drop_mv // 10)  # modelled) less an injected drop (a FET that does not conduct)
-        _put(r, 0x3A, self._user_amps(i_ma))
+        if not self.cc2_stuck:
+            _put(r, 0x3A, self._user_amps(i_ma))
         nt = len(ts_dc)
         for k in range(3):
             _put(r, 0x70 + 2 * k, ts_dc[k] + 2732 if k < nt and ts_dc[k] is not None else 0)
