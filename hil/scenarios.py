@@ -3,7 +3,11 @@
 Events are `(t_ms, kind, args)` tuples, sorted by time. Kinds:
   chip faults (hil/faults.py): afe_nack(n) afe_timeout(n) afe_crc(n) ina_nack(n) ntc(ch, mode) with mode
                           0 ok / 1 open / 2 short / 3 stuck, open_wire(cell, on), current_offset(ma),
-                          pack_drop(mv), current_stuck(on), current_gain(ppm)
+                          pack_drop(mv), current_stuck(on), current_gain(ppm), afe_brownout() the
+                          BQ76952's supply dips (a POR: RAM settings, comm mode and FETs back to the
+                          part's defaults); afe_nack(0) / afe_timeout(0) end a burst early
+  A charger in the profile that is active (and has not given up) counts as a charger at LD even with
+  the path open: it wakes a BQ76952 in SHUTDOWN, and with it the board (hal_sim._dark).
   runner actions:         power_loss() serial_garbage(nbytes) unplug() replug()
   plant actions (here):   degrade_cell(idx, cap_factor, r_factor) ambient(c)
   plant faults (hil/plant.py; they start at the start of the step the event falls in, which the plant

@@ -133,10 +133,21 @@ class Hal:
 
     def _dark(self):
         """The AFE is in SHUTDOWN: its REG1, this MCU's supply, is off, so nothing runs any more; the
-        plant goes on with the path open (wake on a charger is the chip's, not modelled here)."""
+        plant goes on with the path open until a charger at LD (reply flags bit 3) wakes the part
+        (data sheet, SHUTDOWN mode: a POR), whose REG1 powers this MCU again: the runner starts the
+        firmware afresh, on a part fresh from its POR (a new process: new chips)."""
         self._relay = 0
         while True:
             self._step(1000)
+            if self._pkt[18] & 0x08:
+                self._power_on()
+
+    def _power_on(self):
+        r = self._req
+        r[0] = 87  # 'W' (+ 16 bytes the runner ignores): a power-on, reset cause 'power'
+        self._tx.write(r)
+        while True:
+            self._read_exact(memoryview(self._len), 0)  # never answered: the runner kills this process
 
     def _step(self, ms):
         self._t += ms

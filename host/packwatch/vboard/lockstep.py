@@ -4,8 +4,9 @@ the wall clock has caught up; scenario events, holds, power cuts and the truth r
 The plant pipe (hal_sim, or the emulated RP2040's bridge, ↔ this side), little-endian: a request
 of 17 bytes `<cIIiI` = (b'S', t_ms, outputs: bit0 relay, bit1 AFE CHG FET on, bit2 AFE DSG FET on;
 cut_us: us into the previous step when an AFE FET opened, -1 none; bal: cell mask being balanced),
-or b'R' + 16 bytes (the board asks to be reset); a reply `<H` length + `<IiiIHBB` (t_ms, i_ma at the
-step's end, i_avg_ma the step's mean, stack in 0.1 mV, flags, n_cells, n_temps) + n_cells × `<H` cell
+or b'R' + 16 bytes (the board asks to be reset), or b'W' + 16 (its supply is back: a power-on); a
+reply `<H` length + `<IiiIHBB` (t_ms, i_ma at the step's end, i_avg_ma the step's mean, stack in
+0.1 mV, flags: bit 3 a charger at LD, bit 15 and 0-2 see _speculate; n_cells, n_temps) + n_cells × `<H` cell
 voltage in 0.1 mV + n_temps × `<h` 0.1 °C + `B` fault count + faults as `<BBh` (hil/faults.py).
 docs/architecture.md has the same layout.
 """
@@ -19,6 +20,7 @@ from hil.plant import Plant
 
 _SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
 _REQ = struct.Struct("<cIIiI")  # kind, t_ms, outputs, cut_us, bal (hal_sim._step)
+_LD_CHARGER = 0x0008  # reply flags bit 3: a charger at PACK+/LD (wakes the AFE from SHUTDOWN)
 
 
 def _plain_profile(profile):
@@ -114,9 +116,9 @@ class Lockstep:
         while len(self._reqbuf) >= n and self._pending is None:
             kind, t_ms, outputs, cut_us, bal = _REQ.unpack_from(self._reqbuf)
             del self._reqbuf[:n]
-            if kind == b"R":
+            if kind in (b"R", b"W"):  # reset, or (W) the board's supply came back: power-on
                 self._kill()
-                self._cause_next = "soft"
+                self._cause_next = "soft" if kind == b"R" else "power"
                 self._spawn()
                 return
             self._pending = (t_ms, outputs, cut_us, bal)
@@ -229,6 +231,8 @@ class Lockstep:
         """The step reply: <H length, then t_ms, i_ma, i_avg_ma, stack, flags, n_cells, n_temps, cells,
         temps, faults (hal_sim.py reads it)."""
         cells, temps, i_ma, stack, i_avg = self.plant.reply_fields()
+        if self._ld_charger():
+            flags |= _LD_CHARGER
         nc, nt, nf = len(cells), len(temps), len(faults)
         st = self._structs.get((nc, nt))
         if st is None:
@@ -238,6 +242,16 @@ class Lockstep:
         if nf:
             out += b"".join(struct.pack("<BBh", *f) for f in faults)
         return out
+
+    def _ld_charger(self):
+        """A charger is connected at PACK+/LD (active, not given up), whether or not the path lets it
+        charge: its voltage there is what wakes a BQ76952 from SHUTDOWN (hal_sim._dark)."""
+        prof = self.plant.profile
+        t_s = self.plant.t_ms / 1000.0
+        for c in getattr(prof, "chargers", ()):
+            if not c.done and c.active(t_s):
+                return True
+        return False
 
     def _event(self, kind, args, faults):
         if self.scenario.apply_plant_event(self.plant, kind, args):
