@@ -108,6 +108,13 @@ def _cov_soc0():
     return s
 
 
+def _sensor_errors(duration_s, offset_ma, gain_ppm, every_s=5):
+    """A current sensor's offset and gain error, from 0 s and again every `every_s`: they belong to the
+    board's parts, but the virtual board's chips start afresh with each board process (a power cut)."""
+    return [(t * 1000, kind, (v,)) for t in range(0, int(duration_s), every_s)
+            for kind, v in (("current_offset", offset_ma), ("current_gain", gain_ppm))]
+
+
 SCENARIOS = {s.name: s for s in [
     Scenario("demo", 3 * H, _demo, about="discharge under inverter loads, then solar + mains charge",
              plant_kw={"soc0": 0.75}),
@@ -180,7 +187,7 @@ SCENARIOS = {s.name: s for s in [
              about="the AFE's CC2 current frozen from 30 s to 2 min while a 2 kW kettle starts at 45 s: "
                    "the i_stuck plausibility fault", plant_kw={"soc0": 0.6}),
     Scenario("current_cal", 8 * MIN, lambda seed: [P.Constant(-40.0, 60, 240), P.Constant(25.0, 240, 420)],
-             events=[(0, "current_offset", (40,)), (0, "current_gain", (10000,))],
+             events=_sensor_errors(8 * MIN, 40, 10000),
              about="a current sensor 40 mA and 1 % off: rest for 1 min (cal zero), a 40 A discharge to "
                    "4 min (cal current), a 25 A charge to 7 min", plant_kw={"soc0": 0.6}),
     Scenario("deep_discharge", 1 * H, lambda seed: [P.Constant(-60.0)],

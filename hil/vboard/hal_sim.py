@@ -18,6 +18,7 @@ from hil.chips.bus import SimI2C
 from hil.chips.ina228 import INA228Sim
 # fault kinds sent with a step reply (scenario events), each as <BBh: one table, hil/faults.py
 from hil.faults import AFE_BROWNOUT, AFE_CRC, AFE_NACK, AFE_TIMEOUT, CURRENT_OFFSET, INA_NACK, NTC, OPEN_WIRE
+from hil.faults import CURRENT_GAIN, CURRENT_STUCK, PACK_DROP
 from hil.mpcompat import micropython, ptr8, ptr32
 
 # The plant pipe (docs/architecture.md, host/packwatch/vboard/lockstep.py), little-endian.
@@ -301,6 +302,16 @@ class Hal:
             self._i_offset = b
         elif kind == AFE_BROWNOUT:
             self.bq.brownout()  # a POR: RAM settings and comm mode back to the part's defaults, FETs off
+        elif kind == PACK_DROP:
+            self.bq.pack_drop_mv = b
+        elif kind == CURRENT_STUCK:
+            self.bq.cc2_stuck = bool(b)
+        elif kind == CURRENT_GAIN:  # the sense resistor ppm off its nominal value: every chip reads that much more
+            r = self.board["current"].get("shunt_uohm", 1000)
+            self.bq.shunt_uohm = (r * (1000000 + b) + 500000) // 1000000  # the part's CC Gain was set for r
+            self.bq._derive()
+            if self.ina is not None:
+                self.ina.gain_ppm = b
 
     # --- the rest of the HAL contract -------------------------------------------------------
     def serial_read(self):
