@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 OUT    ?= out/demo
 
-.PHONY: demo test venv bench bench-soc bench-check typecheck wheel-smoke clean
+.PHONY: demo test venv bench bench-balancing bench-soc bench-check typecheck wheel-smoke clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "packwatch needs Python 3.11+"'
@@ -61,6 +61,11 @@ bench-check: $(BSTAMP)
 
 bench: bench-check
 	$(BIN)/python -m bench.run_all
+
+# multi-day balancing on the virtual board (~2.5 min of wall time per simulated day: its own target)
+bench-balancing: $(BSTAMP)
+	$(BIN)/python bench/hil/bench_balancing.py --days 7
+	$(BIN)/python -c 'import bench.run_all as b; b.stitch()'
 
 bench-soc: bench-check
 	PYBAMM_DISABLE_TELEMETRY=true $(BIN)/python -m bench.soc.run

@@ -1,0 +1,230 @@
+"""Multi-day balancing on the virtual board (issue 14, Numbers): a 16S LFP pack with a +-3 % SoC spread
+and a +-2 % capacity spread (uniform, seeded) goes through one cycle a day - a CC-CV charge in the
+morning (0.2 C to 3.50 V per cell on average, tail 0.02 C), a rest in the afternoon, an inverter load
+in the evening (down to about 35 %), a rest at night - while the unmodified firmware balances through
+the simulated BQ76952 (CB_ACTIVE_CELLS) and the plant bleeds each balanced cell through the board's
+resistor (bal_r_ohm 55 ohm: ~60 mA at 3.3 V).
+
+Per day, from the plant's truth (not the firmware's view): the top-of-charge spread (max - min cell
+voltage at the end of the charge: the last step with charge current), the usable capacity (the charge
+left until the first cell is empty, at that moment: min over cells of SoC x capacity), and the charge
+bled; from the firmware: its cell_ov alarms (evt cell_ov on=1) and the AFE's COV (prot bit 1). Target
+(issue 14): spread < 10 mV at top of charge within 7 days; no cell-ov trip after day 2.
+
+The firmware samples every --sample-ms (default 1000 ms; the board's default is 100): balancing acts on
+minutes and hours, and at 100 ms a simulated day costs ten times the wall time. Pass --sample-ms 100
+for the board's own rate.
+
+Run: .venv/bin/python bench/hil/bench_balancing.py --days 7        (writes bench/results/balancing.md
+     and docs/balancing.png; make bench-balancing)
+     .venv/bin/python bench/hil/bench_balancing.py --days 1 --no-write
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "host"))
+
+from hil import profiles as P  # noqa: E402
+from hil.plant import Plant  # noqa: E402
+from hil.scenarios import Scenario  # noqa: E402
+from packwatch.protocol import Decoder  # noqa: E402
+from packwatch.vboard import VirtualBoard  # noqa: E402
+
+H = 3600.0
+DAY = 24 * H
+N = 16
+V_CV = 3.50  # per cell, the charger's CV (56.0 V): a high cell runs past cell_ov (3.65 V) while out of balance
+SOC_SPREAD, CAP_SPREAD = 0.03, 0.02
+TARGET_MV = 10
+
+
+class BenchScenario(Scenario):
+    """Daily cycles on a pack with a uniform +-3 % SoC and +-2 % capacity spread (seeded)."""
+
+    def __init__(self, days, cap_ah, soc0=0.5):
+        self.cap_ah = cap_ah
+        self.soc0 = soc0
+
+        def parts(seed):
+            out = []
+            c = cap_ah
+            for d in range(days):
+                t = d * DAY
+                out.append(P.mains(0.2 * c, N * V_CV, 0.02 * c, t + 8 * H, t + 16 * H))
+                # ~65 % of the pack in 5 h: 0.13 C at ~52 V through a 90 % inverter
+                out.append(P.InverterLoad(0.13 * c * 52.0 / 0.9 * 0.9, t + 18 * H, t + 23 * H))
+            return out
+        super().__init__("balancing_bench", days * DAY, parts, plant_kw={"spread": False, "h0": -1.0,
+                                                                         "capacity_ah": cap_ah})
+
+    def make_plant(self, seed=0, bal_r_ohm=None):
+        pl = super().make_plant(seed, bal_r_ohm)
+        rng = np.random.default_rng(1000 + seed)
+        pl.cap_ah = self.cap_ah * (1.0 + rng.uniform(-CAP_SPREAD, CAP_SPREAD, N))
+        pl._coef.clear()  # the SoC gain per step depends on the capacity
+        pl._soc = list(self.soc0 + rng.uniform(-SOC_SPREAD, SOC_SPREAD, N))
+        pl._advance(0.0, pl._coefs(0))
+        return pl
+
+
+def run(days, cap_ah, seed, sample_ms, heap, log=print):
+    import serial
+
+    sc = BenchScenario(days, cap_ah)
+    board = json.loads((ROOT / "boards" / "sim.json").read_text())
+    board["capacity_mah"] = int(cap_ah * 1000)
+    board["sample_ms"] = sample_ms
+    board["report_ms"] = max(1000, sample_ms)
+    with tempfile.TemporaryDirectory() as d:
+        bf = Path(d) / "board.json"
+        bf.write_text(json.dumps(board))
+        vb = VirtualBoard(sc, seed=seed, board_file=bf, fs_dir=Path(d) / "fs", truth_every_ms=10000,
+                          heap=heap)
+        pl = vb.plant
+        cap_k = pl.cap_ah.copy()
+        vb.start()
+        ser = serial.serial_for_url(vb.port, timeout=0.05)
+        dec = Decoder()
+        rows, frames = [], []
+        t_wall = time.monotonic()
+        end = days * DAY * 1000
+        next_log = DAY * 1000
+        try:
+            while vb.t_ms < end:
+                frames += [(vb.t_ms, t, f) for t, f in dec.feed(ser.read(65536)) if t in ("evt", "cell", "rep")]
+                if len(frames) > 5000:  # keep what the report needs, not every rep
+                    frames = [x for x in frames if x[1] != "rep"] + [x for x in frames if x[1] == "rep"][-1:]
+                with vb._lock:
+                    rows += vb.truth
+                    vb.truth = []
+                if vb.error:
+                    raise RuntimeError("virtual board failed: %r" % vb.error)
+                if vb.t_ms >= next_log:
+                    log("  day %d done (%.0f s wall)" % (next_log // (DAY * 1000), time.monotonic() - t_wall))
+                    next_log += DAY * 1000
+            bled = list(pl.bled_as)
+        finally:
+            ser.close()
+            vb.stop()
+    wall = time.monotonic() - t_wall
+    return summarize(rows, frames, cap_k, days), bled, wall, rows
+
+
+def summarize(rows, frames, cap_k, days):
+    t = np.array([r[0] for r in rows]) / 1000.0
+    i = np.array([r[1] for r in rows]) / 1000.0
+    v = np.array([r[3] for r in rows]) / 10.0  # mV
+    soc = np.array([r[5] for r in rows])
+    bal = np.array([r[12] for r in rows])
+    out = []
+    for d in range(days):
+        day = (t >= d * DAY) & (t < (d + 1) * DAY)
+        chg = np.flatnonzero(day & (i > 0.05) & (t >= d * DAY + 7 * H) & (t < d * DAY + 17 * H))
+        k = chg[-1] if len(chg) else None
+        ov = [f for ts, tp, f in frames if tp == "evt" and f.get("name") == "cell_ov" and f.get("on") == 1
+              and d * DAY * 1000 <= ts < (d + 1) * DAY * 1000]
+        cov = [f for ts, tp, f in frames if tp == "evt" and f.get("name") == "cov" and f.get("on") == 1
+               and d * DAY * 1000 <= ts < (d + 1) * DAY * 1000]
+        on_h = float(np.sum(day & (bal != 0)) * 10.0 / H)
+        out.append({
+            "day": d + 1,
+            "spread_mv": None if k is None else float(v[k].max() - v[k].min()),
+            "vmax_mv": None if k is None else float(v[k].max()),
+            "usable_ah": None if k is None else float((soc[k] * cap_k).min()),
+            "cell_ov": len(ov), "afe_cov": len(cov), "bal_h": on_h,
+        })
+    return out
+
+
+def table(res):
+    lines = ["| day | top-of-charge max−min [mV] | highest cell [mV] | usable capacity [Ah] | cell_ov trips | "
+             "AFE COV | hours with a cell balancing |", "|---|---|---|---|---|---|---|"]
+    for r in res:
+        f = (lambda x, fmt: "—" if x is None else fmt % x)
+        lines.append("| %d | %s | %s | %s | %d | %d | %.1f |" % (
+            r["day"], f(r["spread_mv"], "%.1f"), f(r["vmax_mv"], "%.0f"), f(r["usable_ah"], "%.2f"),
+            r["cell_ov"], r["afe_cov"], r["bal_h"]))
+    first = next((r["day"] for r in res if r["spread_mv"] is not None and r["spread_mv"] < TARGET_MV), None)
+    late_ov = sum(r["cell_ov"] + r["afe_cov"] for r in res if r["day"] > 2)
+    return "\n".join(lines), first, late_ov
+
+
+def plot(rows, res, path, cap_ah):
+    from matplotlib.figure import Figure
+
+    t = np.array([r[0] for r in rows]) / 1000.0 / DAY
+    v = np.array([r[3] for r in rows]) / 10.0
+    bal = np.array([r[12] for r in rows])
+    fig = Figure(figsize=(11, 6.5))
+    a, b, c = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1.3, 1]})
+    a.plot(t, v.max(1) - v.min(1), lw=0.6, color="tab:purple", label="max−min (plant, every 10 s)")
+    days = np.array([r["day"] for r in res if r["spread_mv"] is not None])
+    top = np.array([r["spread_mv"] for r in res if r["spread_mv"] is not None])
+    a.plot(days - 1 + 15.5 / 24, top, "o", color="black", label="top of charge")
+    a.axhline(TARGET_MV, color="tab:red", lw=0.8, ls="--", label="target 10 mV")
+    a.set_yscale("log")
+    a.set_ylabel("cell spread [mV]")
+    a.legend(fontsize=7, loc="upper right")
+    b.plot(t, v.max(1), lw=0.5, color="tab:red", label="highest cell")
+    b.plot(t, v.min(1), lw=0.5, color="tab:blue", label="lowest cell")
+    b.axhline(3650, color="0.3", lw=0.6, ls=":", label="cell_ov 3650 mV")
+    b.set_ylabel("cell [mV]")
+    b.legend(fontsize=7, loc="lower right")
+    for k in range(N):
+        on = (bal >> k & 1).astype(bool)
+        c.fill_between(t, k + 0.1, k + 0.9, where=on, step="post", color="tab:green", lw=0)
+    c.set_yticks(range(0, N, 3), ["cell%02d" % (k + 1) for k in range(0, N, 3)], fontsize=6)
+    c.set_ylim(0, N)
+    c.set_ylabel("balancing")
+    c.set_xlabel("day")
+    fig.suptitle("16S LFP %.0f Ah, ±3 %% SoC / ±2 %% capacity spread, 55 Ω bleed: plant truth" % cap_ah, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--capacity-ah", type=float, default=100.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sample-ms", type=int, default=1000)
+    ap.add_argument("--heap", default="96K", help="the virtual board's heap (default: a board's 96K)")
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args(argv)
+    res, bled, wall, rows = run(a.days, a.capacity_ah, a.seed, a.sample_ms, a.heap)
+    tab, first, late = table(res)
+    cmd = ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g --seed %d --sample-ms %d" % (
+        a.days, a.capacity_ah, a.seed, a.sample_ms)
+    bled_mah = ", ".join("%.0f" % (q / 3.6) for q in bled)
+    text = "\n".join([
+        "# Balancing over days (issue 14)", "",
+        "`%s` (%.0f s wall for %d simulated days; `make bench-balancing`). 16S LFP %.0f Ah, SoC spread ±3 %%"
+        " and capacity spread ±2 %% (uniform, seed %d), one cycle a day: CC-CV charge 08:00 (0.2 C to 3.50 V"
+        " per cell, tail 0.02 C), rest, inverter load 18:00–23:00, rest; firmware sampling every %d ms,"
+        " policy defaults (bal_start_mv 3400, start/stop 20/5 mV, at most 4 cells, bal_s 60), 55 Ω."
+        " Values from the plant's truth; trips from the firmware's events." % (
+            cmd, wall, a.days, a.capacity_ah, a.seed, a.sample_ms), "",
+        tab, "",
+        "![spread over days](balancing.png)", "",
+        "Target (< %d mV at top of charge): %s. Over-voltage trips after day 2: %d. Charge bled per cell"
+        " over the run (mAh, plant): %s." % (
+            TARGET_MV, "first met on day %d" % first if first else "not met within %d days" % a.days, late, bled_mah),
+        ""])
+    print(text)
+    if not a.no_write:
+        (ROOT / "bench" / "results").mkdir(exist_ok=True)
+        (ROOT / "bench" / "results" / "balancing.md").write_text(text)
+        plot(rows, res, ROOT / "docs" / "balancing.png", a.capacity_ah)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
