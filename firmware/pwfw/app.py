@@ -2,11 +2,9 @@
 # protections and the reports, encodes the messages, polls the serial port for commands (pwfw.commands
 # runs them) and glues persistence. Portable; the hardware is reached only through the `hal` object.
 import gc
-import json
 
-from pwfw import FORMAT, VERSION
-from pwfw.compat import const, micropython, ticks_add, ticks_diff
-from pwfw.pack import F_CAL, F_CMD, F_STORE, FAULT_NAMES, PROT_NAMES, Pack
+from pwfw.compat import call, const, micropython, ticks_add, ticks_diff, unload
+from pwfw.pack import F_CMD, F_STORE, FAULT_NAMES, PROT_NAMES, Pack
 from pwfw.protect import ALARM_NAMES
 from pwfw.protocol import FrameWriter, LineReader
 
@@ -44,12 +42,13 @@ class App:
         from pwfw.soc import Estimator, load_model
 
         gc.collect()
-        model = load_model(board.get("model") or self._model_path(board["chemistry"]))
+        model = load_model(board.get("model") or call("app_rare", "model_path", board["chemistry"]))
         self.est = Estimator(model, self.n_cells, self.cfg.capacity_mah)
+        model = None
         self.prot = Protect(self.cfg)
-        self.reset_cause = self._reset_cause()
-        self._restore()
-        self._load_cal()
+        self.reset_cause = self.cal = None
+        self._boot_save = False
+        call("app_rare", "start", self)  # the reset cause, the saved state, the calibration
         gc.collect()  # start the loop with set-up garbage gone: the steady state allocates nothing
         now = hal.ticks_ms()
         self.next_sample = now
@@ -60,67 +59,13 @@ class App:
         self.samples = 0
         self.hdr()
 
-    # --- set-up ---------------------------------------------------------------------------
-    @staticmethod
-    def _model_path(chem):
-        import pwfw
-
-        d = pwfw.__file__.rsplit("/", 1)[0] if "/" in pwfw.__file__ else "."
-        return d + "/models/" + chem + ".json"
-
-    def _reset_cause(self):
-        # a crash leaves a marker before the reset; otherwise the HAL knows
-        try:
-            with open(RESET_FILE) as f:
-                cause = f.read().strip()
-            import os
-
-            os.remove(RESET_FILE)
-            return cause
-        except OSError:
-            return self.hal.reset_cause()
-
-    def _restore(self):
-        gc.collect()  # the record is read at the heap's high-water mark of the start-up
-        d = self.store.load()
-        if self.store.corrupt and d is None:  # a torn slot beside a good one is the design working
-            self.pack.fault |= F_STORE
-        if d:
-            b = d.get("boots", 0)
-            self.boots = b if type(b) is int and b >= 0 else 0
-            if self.cfg.load_overrides(d.get("cfg") or {}):
-                self.pack.fault |= F_STORE
-            if d.get("est"):
-                try:
-                    self.est.restore(d["est"])
-                except (ValueError, TypeError, KeyError):
-                    self.pack.fault |= F_STORE  # a record from another model: start as on a first boot
-        self.boots += 1
-        self._boot_save = True  # after the first sample: the estimator's state means something then
-
-    def _load_cal(self):
-        """The current calibration from its own record (pwfw.cal, loaded for this and dropped)."""
-        from pwfw import cal
-
-        try:
-            self.cal = cal.load(self.cfg, self.hal.board)
-        except MemoryError:
-            self.cal = "bad"
-        if self.cal == "bad":
-            self.pack.fault |= F_CAL
-        import sys
-
-        import pwfw
-
-        sys.modules.pop("pwfw.cal", None)
-        try:
-            delattr(pwfw, "cal")
-        except (AttributeError, KeyError):
-            pass
-
     def save(self, now=None):
-        d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()}
-        if not self.store.save(d, now, self.est.soc_pm):
+        try:
+            d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()}
+            ok = self.store.save(d, now, self.est.soc_pm)
+        except MemoryError:  # the key table or the record code did not fit now: flagged, tried again when due
+            ok = False
+        if not ok:
             self.pack.fault |= F_STORE
 
     # --- serial port: the FrameWriter writes through us ------------------------------------
@@ -129,22 +74,7 @@ class App:
 
     # --- messages --------------------------------------------------------------------------
     def hdr(self, topic=b"hdr"):
-        o = self.out
-        o.begin(topic)
-        if topic == b"ok":
-            o.str(b"cmd", "info")
-        o.str(b"fw", VERSION)
-        o.int(b"fmt", FORMAT)
-        o.str(b"board", self.hal.board.get("name"))
-        o.str(b"chem", self.hal.board.get("chemistry"))
-        o.int(b"cells", self.n_cells)
-        o.str(b"reset", self.reset_cause)
-        o.int(b"boots", self.boots)
-        o.str(b"uid", self.hal.uid())
-        o.str(b"cal", self.cal)  # the current calibration: none / ok / bad (pwfw.cal)
-        o.int(b"i_offset_ma", self.cfg.i_offset_ma)
-        o.int(b"i_gain_ppm", self.cfg.i_gain_ppm)
-        o.end()
+        call("app_rare", "hdr", self, topic)  # at boot and for `info` (pwfw.app_rare)
 
     @micropython.native
     def report(self, now):
@@ -369,7 +299,7 @@ class App:
             commands.run(self, text)
         finally:
             commands = None
-            _unload("commands")
+            unload("commands", "config_keys")  # config_keys: held by `set` for its checks
             gc.collect()
 
     def mem(self):
@@ -384,19 +314,6 @@ class App:
         o.int(b"free", gc.mem_free())
         o.int(b"sim", sim)
         o.end()
-
-
-def _unload(name):
-    """Forget module pwfw.<name> (sys.modules and the package's attribute) so its code can be collected."""
-    import sys
-
-    import pwfw
-
-    sys.modules.pop("pwfw." + name, None)
-    try:
-        delattr(pwfw, name)
-    except (AttributeError, KeyError, TypeError):  # not imported (MicroPython raises KeyError)
-        pass
 
 
 def _crash(hal, e):
@@ -424,7 +341,7 @@ def main(hal=None):
     app = boot.start(hal)
     # the start-up code is not needed any more: its bytecode goes back to the heap
     del boot
-    _unload("boot")
+    unload("boot", "config_keys")  # config_keys: the key table pwfw.boot checked the board file with
     gc.collect()
     if app is None:
         return

@@ -2,7 +2,7 @@
 # leave the board at the REPL, where mpremote and `packwatch deploy` reach it. Imported only while
 # starting: pwfw.app.main drops this module afterwards, so its code costs the running loop no heap.
 from pwfw.compat import const
-from pwfw.config import _BOARD_FIELDS, CELLS_MAX, CELLS_MIN, CHEM_RANGES, CHEMISTRIES, _row
+from pwfw.config_keys import _BOARD_FIELDS, CELLS_MAX, CELLS_MIN, CHEM_RANGES, CHEMISTRIES, _row
 from pwfw.protocol import FrameWriter
 
 BOOT_FILE = "boot.txt"  # consecutive start-up crashes and the last one's reason (docs/persistence.md)

@@ -26,9 +26,9 @@ _CELLS_AT = const(_CELL1 - _BAT_STATUS)  # where the cells start in the frame
 # Battery Status bits that say the configuration may be gone: CFGUPDATE (0), SLEEP_EN (2: SLEEP allowed,
 # Power Config[SLEEP] and SLEEP_ENABLE; the board's policy keeps it as configured), POR (3), SEC (9:8).
 # Sealed, the part takes no data-memory write, so a setting cannot change without one of these changing.
-BS_WATCH = const(0x030D)
-BS_SS = const(0x0800)  # a Safety Status bit is set
-BS_PF = const(0x1000)  # a Permanent Fail Status bit is set
+_BS_WATCH = const(0x030D)
+_BS_SS = const(0x0800)  # a Safety Status bit is set
+_BS_PF = const(0x1000)  # a Permanent Fail Status bit is set
 _POLLS = const(10)  # a subcommand answers in ~2 ms; give up after 10 polls 1 ms apart
 
 DEVICE_NUMBER = const(0x0001)
@@ -146,7 +146,7 @@ class BQ76952:
         self.alarm = 0  # Alarm Status as read_alarm() found it (before clearing)
         self._clr = bytearray(2)
         self.status = 0  # Battery Status of the last read_frame()
-        # Battery Status & BS_WATCH as configure() left it (-1: never configured, nothing to compare)
+        # Battery Status & _BS_WATCH as configure() left it (-1: never configured, nothing to compare)
         self._bs_ok = -1
         self.stale = False  # the part reset or left its configuration: ua and the settings are unverified
         self.safety = bytearray(16)  # Safety Alert/Status A-C, PF Alert/Status A-D (read_safety)
@@ -259,7 +259,7 @@ class BQ76952:
         self._cells2(out_mv)
         d = self._d
         self.status = d[0] | (d[1] << 8)
-        if self._bs_ok >= 0 and (self.status & BS_WATCH) != self._bs_ok:
+        if self._bs_ok >= 0 and (self.status & _BS_WATCH) != self._bs_ok:
             self.stale = True
             self.ua = 0
         self.stack_mv = _s16(d, _STACK - _BAT_STATUS) * _USERV_MV
@@ -614,7 +614,7 @@ class BQ76952:
 
     def _verified(self):
         """The settings were just written and read back: Battery Status as it is now is the one to keep."""
-        self._bs_ok = self.read_status() & BS_WATCH
+        self._bs_ok = self.read_status() & _BS_WATCH
         self.stale = False
 
     def set_crc(self, on):

@@ -7,57 +7,57 @@ from pwfw.compat import const
 
 # --- data-memory addresses (TRM 13.2-13.6; the same in LibreSolar's bq769x2_registers.h) ----------
 CC_GAIN = const(0x91A8)  # F4, Calibration:Current:CC Gain
-CAP_GAIN = const(0x91AC)  # F4, Calibration:Current:Capacity Gain
+_CAP_GAIN = const(0x91AC)  # F4, Calibration:Current:Capacity Gain
 POWER_CONFIG = const(0x9234)  # H2, bit 8 SLEEP (sleep allowed)
-REG12_CONFIG = const(0x9236)  # H1, bit 0 REG1_EN, bits 3:1 REG1V
-REG0_CONFIG = const(0x9237)  # H1, bit 0 REG0_EN
-COMM_TYPE = const(0x9239)  # U1
-ALERT_PIN_CONFIG = const(0x92FC)  # H1: PIN_FXN bits 1:0, OPT5..0 bits 7:2
-TS1_CONFIG = const(0x92FD)  # H1 (TS2 0x92FE, TS3 0x92FF)
+_REG12_CONFIG = const(0x9236)  # H1, bit 0 REG1_EN, bits 3:1 REG1V
+_REG0_CONFIG = const(0x9237)  # H1, bit 0 REG0_EN
+_COMM_TYPE = const(0x9239)  # U1
+_ALERT_PIN_CONFIG = const(0x92FC)  # H1: PIN_FXN bits 1:0, OPT5..0 bits 7:2
+_TS1_CONFIG = const(0x92FD)  # H1 (TS2 0x92FE, TS3 0x92FF)
 DA_CONFIG = const(0x9303)  # H1, bits 1:0 userA, bit 2 userV = 10 mV
 VCELL_MODE = const(0x9304)  # H2
-FET_OPTIONS = const(0x9308)  # H1
-BODY_DIODE_TH = const(0x9273)  # I2, mA
-DEFAULT_ALARM_MASK = const(0x926D)  # H2
-ENABLED_A = const(0x9261)  # H1: Enabled Protections A (B 0x9262, C 0x9263)
-CHG_FET_A = const(0x9265)  # H1: CHG FET Protections A (B 0x9266, C 0x9267)
-DSG_FET_A = const(0x9269)  # H1: DSG FET Protections A (B 0x926A, C 0x926B)
+_FET_OPTIONS = const(0x9308)  # H1
+_BODY_DIODE_TH = const(0x9273)  # I2, mA
+_DEFAULT_ALARM_MASK = const(0x926D)  # H2
+_ENABLED_A = const(0x9261)  # H1: Enabled Protections A (B 0x9262, C 0x9263)
+_CHG_FET_A = const(0x9265)  # H1: CHG FET Protections A (B 0x9266, C 0x9267)
+_DSG_FET_A = const(0x9269)  # H1: DSG FET Protections A (B 0x926A, C 0x926B)
 CUV_TH = const(0x9275)  # U1 50.6 mV; CUV delay 0x9276 U2; CUV hysteresis 0x927B U1
 COV_TH = const(0x9278)  # U1 50.6 mV; COV delay 0x9279 U2; COV hysteresis 0x927C U1
 OCC_TH = const(0x9280)  # U1 2 mV; OCC delay 0x9281 U1
 OCD1_TH = const(0x9282)  # U1 2 mV; OCD1 delay 0x9283 U1
-OCD2_TH = const(0x9284)  # U1 2 mV; OCD2 delay 0x9285 U1
+OCD2_TH = const(0x9284)  # U1 2 mV; _OCD2 delay 0x9285 U1
 SCD_TH = const(0x9286)  # U1 table index; SCD delay 0x9287 U1
-OCC_RECOV = const(0x9288)  # I2 mA
-OCD_RECOV = const(0x928D)  # I2 mA
+_OCC_RECOV = const(0x9288)  # I2 mA
+_OCD_RECOV = const(0x928D)  # I2 mA
 SCD_RECOV_TIME = const(0x9294)  # U1 s
-OTC_TH = const(0x929A)  # I1 degC, then delay U1 s, recovery I1 degC (OTD 0x929D, OTF 0x92A0)
-UTC_TH = const(0x92A6)  # (UTD 0x92A9)
+OTC_TH = const(0x929A)  # I1 degC, then delay U1 s, recovery I1 degC (_OTD 0x929D, _OTF 0x92A0)
+UTC_TH = const(0x92A6)  # (_UTD 0x92A9)
 RECOVERY_TIME = const(0x92AF)  # U1 s
 
 # Safety Alert/Status A bits (TRM 12.2.2; LibreSolar union bq769x2_reg_safety_a)
 SCD = const(0x80)
-OCD2 = const(0x40)
+_OCD2 = const(0x40)
 OCD1 = const(0x20)
 OCC = const(0x10)
 COV = const(0x08)
 CUV = const(0x04)
 # Safety Alert/Status B bits
-OTF = const(0x80)
-OTINT = const(0x40)
-OTD = const(0x20)
+_OTF = const(0x80)
+_OTINT = const(0x40)
+_OTD = const(0x20)
 OTC = const(0x10)
-UTINT = const(0x04)
-UTD = const(0x02)
-UTC = const(0x01)
+_UTINT = const(0x04)
+_UTD = const(0x02)
+_UTC = const(0x01)
 
 # --- COV / CUV thresholds: 50.6 mV steps (TRM 13.6.1/13.6.2 "Threshold ... 50.6 mV") -------------
-COV_MIN = const(20)
-COV_MAX = const(110)
+_COV_MIN = const(20)
+_COV_MAX = const(110)
 CUV_MIN = const(20)
 CUV_MAX = const(90)
-HYST_MIN = const(2)
-HYST_MAX = const(20)
+_HYST_MIN = const(2)
+_HYST_MAX = const(20)
 
 
 def _clamp(v, lo, hi):
@@ -69,7 +69,7 @@ def _rdiv(a, b):
     return (a + b // 2) // b if a >= 0 else -((-a + b // 2) // b)
 
 
-def cell_code(mv, lo=COV_MIN, hi=COV_MAX):
+def cell_code(mv, lo=_COV_MIN, hi=_COV_MAX):
     """Cell threshold in mV -> COV/CUV code (nearest 50.6 mV step, clamped to lo..hi)."""
     return _clamp(_rdiv(mv * 10, 506), lo, hi)
 
@@ -81,7 +81,7 @@ def cell_mv(code):
 
 def hyst_code(mv):
     """Recovery hysteresis in mV -> code, 50.6 mV steps, 2..20."""
-    return _clamp(_rdiv(mv * 10, 506), HYST_MIN, HYST_MAX)
+    return _clamp(_rdiv(mv * 10, 506), _HYST_MIN, _HYST_MAX)
 
 
 # --- delays: each protection has its own unit ------------------------------------------------
@@ -95,7 +95,7 @@ def cell_delay_us(code):
     return code * 3300
 
 
-# OCC/OCD1/OCD2 Delay: U1 1..127, "units of 3.3 ms with a 6.6 ms offset: 1 gives 10 ms, 2 gives
+# OCC/OCD1/_OCD2 Delay: U1 1..127, "units of 3.3 ms with a 6.6 ms offset: 1 gives 10 ms, 2 gives
 # 13.3 ms" (TRM 13.6.3-13.6.5). Those two examples are exact for a unit of 10/3 ms (and the table's
 # "3.3 ms" its rounding), so we use 10/3 ms; LibreSolar uses 3.3 ms (at most 1 % apart).
 def oc_delay_code(ms):
@@ -117,10 +117,10 @@ def scd_delay_us(code):
 
 # --- current thresholds: 2 mV steps across the shunt (TRM 13.6.3-13.6.5) ----------------------
 OCC_MAX = const(62)
-OCD_MAX = const(100)
+_OCD_MAX = const(100)
 
 
-def oc_code(ma, shunt_uohm, hi=OCD_MAX):
+def oc_code(ma, shunt_uohm, hi=_OCD_MAX):
     """Current in mA -> OCC/OCD code: the shunt voltage (uV = mA * uOhm / 1000) in 2 mV steps."""
     return _clamp(_rdiv(ma * shunt_uohm, 2000000), 2, hi)
 
@@ -256,33 +256,33 @@ def entries(board, cells, mask):
     yield _e("vcell_mode", VCELL_MODE, mask, 2)
     yield _e("da_config", DA_CONFIG, da_config(cur.get("max_ma", 32767)), 1)
     yield _e("cc_gain", CC_GAIN, cc_gain_bits(r), 4)
-    yield _e("cap_gain", CAP_GAIN, cap_gain_bits(r), 4)
+    yield _e("cap_gain", _CAP_GAIN, cap_gain_bits(r), 4)
     # Power Config default 0x2982; bit 8 (SLEEP) allows SLEEP mode (LibreSolar writes 0x2882 to
     # disable it). Off unless the board asks: docs/hardware.md, "Sleep".
     yield _e("power_config", POWER_CONFIG, 0x2982 if p["sleep"] else 0x2882, 2)
-    yield _e("reg0_config", REG0_CONFIG, 0x01, 1)
-    yield _e("reg12_config", REG12_CONFIG, 0x0D, 1)
+    yield _e("reg0_config", _REG0_CONFIG, 0x01, 1)
+    yield _e("reg12_config", _REG12_CONFIG, 0x0D, 1)
     ts = board.get("bq_ts") or []
     fet_ts = afe.get("fet_ts")
     for k in (1, 2, 3):
-        yield _e("ts%d_config" % k, TS1_CONFIG + k - 1, _TS_FET if k == fet_ts else _TS_CELL if k in ts else 0, 1)
+        yield _e("ts%d_config" % k, _TS1_CONFIG + k - 1, _TS_FET if k == fet_ts else _TS_CELL if k in ts else 0, 1)
     sfet = 1 if fets["topology"] == "series" else 0
     # FET Options: SFET, HOST_FET_EN (bit 2: host commands may turn FETs off), FET_CTRL_EN (bit 3:
     # the device drives them), PDSG_EN (bit 4) when a pre-discharge FET is fitted
-    yield _e("fet_options", FET_OPTIONS, sfet | 0x04 | 0x08 | (0x10 if fets["pdsg"] else 0), 1)
-    yield _e("enabled_a", ENABLED_A, SCD | OCD2 | OCD1 | OCC | COV | CUV, 1)
-    yield _e("enabled_b", ENABLED_A + 1, OTC | OTD | UTC | UTD | (OTF if fet_ts else 0), 1)
-    yield _e("enabled_c", ENABLED_A + 2, 0x00, 1)  # no latches (COVL/OCDL/SCDL), no host watchdog
-    yield _e("chg_fet_a", CHG_FET_A, SCD | OCC | COV, 1)  # TRM: only 0x98 or 0x18 act immediately
-    yield _e("chg_fet_b", CHG_FET_A + 1, OTF | OTINT | OTC | UTINT | UTC, 1)
-    yield _e("dsg_fet_a", DSG_FET_A, SCD | OCD2 | OCD1 | CUV, 1)
-    yield _e("dsg_fet_b", DSG_FET_A + 1, OTF | OTINT | OTD | UTINT | UTD, 1)
-    yield _e("default_alarm_mask", DEFAULT_ALARM_MASK, 0xF800, 2)  # ALERT on safety/PF status
+    yield _e("fet_options", _FET_OPTIONS, sfet | 0x04 | 0x08 | (0x10 if fets["pdsg"] else 0), 1)
+    yield _e("enabled_a", _ENABLED_A, SCD | _OCD2 | OCD1 | OCC | COV | CUV, 1)
+    yield _e("enabled_b", _ENABLED_A + 1, OTC | _OTD | _UTC | _UTD | (_OTF if fet_ts else 0), 1)
+    yield _e("enabled_c", _ENABLED_A + 2, 0x00, 1)  # no latches (COVL/OCDL/SCDL), no host watchdog
+    yield _e("chg_fet_a", _CHG_FET_A, SCD | OCC | COV, 1)  # TRM: only 0x98 or 0x18 act immediately
+    yield _e("chg_fet_b", _CHG_FET_A + 1, _OTF | _OTINT | OTC | _UTINT | _UTC, 1)
+    yield _e("dsg_fet_a", _DSG_FET_A, SCD | _OCD2 | OCD1 | CUV, 1)
+    yield _e("dsg_fet_b", _DSG_FET_A + 1, _OTF | _OTINT | _OTD | _UTINT | _UTD, 1)
+    yield _e("default_alarm_mask", _DEFAULT_ALARM_MASK, 0xF800, 2)  # ALERT on safety/PF status
     # ALERT Pin Config: PIN_FXN 0b10 = ALERT, OPT5 (bit 7) = active-low, OPT1 (bit 3) = 0: hi-Z when
     # not asserted, OPT3 = 0, no internal pull-up/-down: open drain with the board's pull-up to 3V3, which
     # the MCU reads low while asserted. The family TRMs give 0x00 (pin unused) as the default, so an
     # unconfigured (or reset) part never drives it (docs/hardware.md, "Supervision").
-    yield _e("alert_pin_config", ALERT_PIN_CONFIG, 0x82, 1)
+    yield _e("alert_pin_config", _ALERT_PIN_CONFIG, 0x82, 1)
     yield _e("cuv", CUV_TH, cell_code(p["cuv_mv"], CUV_MIN, CUV_MAX), 1)
     yield _e("cuv_delay", CUV_TH + 1, cell_delay_code(p["cuv_ms"]), 2)
     yield _e("cuv_hyst", 0x927B, hyst_code(p["cuv_hyst_mv"]), 1)
@@ -309,5 +309,5 @@ def entries(board, cells, mask):
     yield _e("cb_config", 0x9335, 0x0C, 1)
     yield _e("cb_max_cells", 0x933A, (board.get("limits") or {}).get("bal_max_cells", 4), 1)
     if afe.get("crc"):
-        yield _e("comm_type", COMM_TYPE, 0x12, 1)  # I2C fast with CRC, applied by SWAP_COMM_MODE
+        yield _e("comm_type", _COMM_TYPE, 0x12, 1)  # I2C fast with CRC, applied by SWAP_COMM_MODE
 

@@ -148,6 +148,8 @@ def cmd_zero(app, args):
 def cmd_set(app, args):
     if len(args) != 2:
         raise ValueError("usage: set <key> <int>")
+    from pwfw import config_keys  # noqa: F401  (held for the checks below: loaded once, dropped with this module)
+
     key = args[0]
     if key not in app.cfg.keys():
         raise ValueError("unknown key: " + key)

@@ -3,6 +3,33 @@ import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
+
+def unload(*names):
+    """Forget modules pwfw.<name> (sys.modules and the package's attribute) so their code can be
+    collected: the pattern for code loaded on demand (docs/architecture.md, Memory)."""
+    import pwfw
+
+    for name in names:
+        sys.modules.pop("pwfw." + name, None)
+        try:
+            delattr(pwfw, name)
+        except (AttributeError, KeyError, TypeError):  # not imported (MicroPython raises KeyError)
+            pass
+
+
+def call(mod, fn, *args):
+    """pwfw.<mod>.<fn>(*args), the module loaded for the call and (on MicroPython) dropped after it,
+    unless a caller holds it loaded already (pwfw.commands' `set`: one load for all its checks).
+    A MemoryError while loading it propagates: the caller answers or flags it."""
+    held = "pwfw." + mod in sys.modules
+    m = __import__("pwfw." + mod, None, None, (fn,))
+    try:
+        return getattr(m, fn)(*args)
+    finally:
+        m = None
+        if MICROPYTHON and not held:
+            unload(mod)
+
 if MICROPYTHON:
     import micropython  # noqa: F401  (`@micropython.native` is compiler syntax; imported for symmetry)
     from micropython import const  # noqa: F401

@@ -1,114 +1,20 @@
 # Configuration: defaults per chemistry, board overrides, validated changes.
 # Values are plain int attributes (cfg.cell_ov_mv) so the per-sample code reads them without lookups
-# in a dict or any allocation.
+# in a dict or any allocation. The key table (defaults, ranges, units, the chemistries' hard limits)
+# and the checks live in pwfw.config_keys, loaded for a change or a listing and dropped after it: the
+# loop does not hold them (docs/architecture.md, Memory). A MemoryError while loading it propagates:
+# the caller answers or flags it (pwfw.commands, App).
+from pwfw.compat import MICROPYTHON, call
 
-# (name, default lfp, default nmc, lo, hi, unit) — docs/configuration.md documents every row.
-KEYS = (
-    ("sample_ms", 100, 100, 20, 10000, "ms"),
-    ("report_ms", 1000, 1000, 100, 60000, "ms"),
-    ("capacity_mah", 100000, 100000, 100, 2000000, "mAh"),
-    ("cell_ov_mv", 3650, 4200, 2000, 4500, "mV"),
-    ("cell_ov_hyst_mv", 50, 50, 0, 1000, "mV"),
-    ("cell_ov_ms", 1000, 1000, 0, 60000, "ms"),
-    ("cell_uv_mv", 2500, 3000, 1500, 4000, "mV"),
-    ("cell_uv_hyst_mv", 300, 300, 0, 1000, "mV"),
-    ("cell_uv_ms", 2000, 2000, 0, 60000, "ms"),
-    ("chg_tmin_dc", 0, 0, -400, 1000, "0.1 °C"),
-    ("chg_tmax_dc", 450, 450, -400, 1000, "0.1 °C"),
-    ("dsg_tmin_dc", -200, -200, -400, 1000, "0.1 °C"),
-    ("dsg_tmax_dc", 600, 600, -400, 1000, "0.1 °C"),
-    ("temp_hyst_dc", 30, 30, 0, 200, "0.1 °C"),
-    ("temp_ms", 2000, 2000, 0, 60000, "ms"),
-    ("dir_ma", 500, 500, 0, 100000, "mA"),
-    ("oc_chg_ma", 100000, 100000, 100, 2000000, "mA"),
-    ("oc_dsg_ma", 150000, 150000, 100, 2000000, "mA"),
-    ("oc_hyst_ma", 5000, 5000, 0, 100000, "mA"),
-    ("oc_ms", 500, 500, 0, 60000, "ms"),
-    ("oc_latch", 1, 1, 0, 1, "0/1"),
-    ("imbal_mv", 100, 100, 5, 2000, "mV"),
-    ("imbal_hyst_mv", 20, 20, 0, 1000, "mV"),
-    ("imbal_ms", 5000, 5000, 0, 600000, "ms"),
-    ("ow_mv", 500, 500, 50, 10000, "mV"),
-    ("ow_hyst_mv", 100, 100, 0, 10000, "mV"),
-    ("ow_ms", 1000, 1000, 0, 60000, "ms"),
-    ("ow_latch", 1, 1, 0, 1, "0/1"),
-    ("release_ms", 1000, 1000, 0, 60000, "ms"),
-    ("spike_lo_mv", 500, 500, 0, 5000, "mV"),
-    ("spike_hi_mv", 5000, 5000, 1000, 6500, "mV"),
-    ("spike_ms", 1000, 1000, 0, 60000, "ms"),
-    ("i_gain_ppm", 0, 0, -200000, 200000, "ppm"),
-    ("i_offset_ma", 0, 0, -20000, 20000, "mA"),
-    ("zero_max_ma", 50, 50, 0, 20000, "mA"),
-    # cell balancing (pwfw.balance; docs/configuration.md "Balancing")
-    ("bal_start_mv", 3400, 4000, 2000, 4500, "mV"),
-    ("bal_start_dmv", 20, 20, 1, 500, "mV"),
-    ("bal_stop_dmv", 5, 5, 0, 499, "mV"),
-    ("bal_dsg", 0, 0, 0, 1, "0/1"),
-    ("bal_r_ohm", 55, 55, 1, 1000, "ohm"),
-    ("bal_max_cells", 4, 4, 1, 8, "cells"),
-    ("bal_tmax_dc", 500, 500, -400, 1000, "0.1 °C"),
-    ("bal_die_dc", 650, 650, -400, 1200, "0.1 °C"),
-    ("bal_s", 60, 60, 5, 3600, "s"),
-)
-
-# The current calibration: set only by `cal` and kept in its own record (pwfw.cal), not in the state's overrides.
-CAL_KEYS = ("i_gain_ppm", "i_offset_ma")
-
-# Pairs that must stay ordered (lower key < upper key) whatever is changed.
-_ORDER = (
-    ("cell_uv_mv", "cell_ov_mv"),
-    ("chg_tmin_dc", "chg_tmax_dc"),
-    ("dsg_tmin_dc", "dsg_tmax_dc"),
-    ("spike_lo_mv", "spike_hi_mv"),
-    ("bal_stop_dmv", "bal_start_dmv"),
-)
-
-# Board-file top-level fields that are also configuration keys.
-_BOARD_FIELDS = ("sample_ms", "report_ms", "capacity_mah")
-
-CHEMISTRIES = ("lfp", "nmc")
-
-# Series cells the BQ76952 can measure: 3 to 16 (datasheet SLUSE13, "3-series to 16-series").
-CELLS_MIN = 3
-CELLS_MAX = 16
-
-# Hard limits per chemistry, narrower than KEYS' ranges: (key, lo, hi). No board file, persisted
-# override or `set` gets past them (docs/configuration.md, "Hard limits"); the board adds its own
-# (pwfw.limits: its current ratings and the AFE's thresholds). From the cell makers' data sheets:
-# LFP: A123 ANR26650M1-B charges to 3.6 V, cut-off 2.0 V, operates -30..55 degC; EVE LF280K charges
-# to 3.65 V, cut-off 2.5 V, charge 0..55 degC, discharge -20..60 degC. So cell_ov_mv <= 3750 (one
-# AFE step above the 3.65 V charge voltage), cell_uv_mv >= 2000, charge window inside 0..55 degC,
-# discharge inside -30..60 degC. NMC: Samsung INR18650-35E charges to 4.20 V, cut-off 2.65 V,
-# charge 0..45 degC, discharge -10..60 degC; LG INR18650-MJ1 4.20 V, 2.5 V, charge 0..45 degC,
-# discharge -20..60 degC. So cell_ov_mv <= 4250, cell_uv_mv >= 2500, charge inside 0..45 degC,
-# discharge inside -20..60 degC. The other ends (LFP ov >= 3400, uv <= 3000; NMC ov >= 3900,
-# uv <= 3500) catch a typo or the wrong chemistry.
-CHEM_RANGES = {
-    "lfp": (("cell_ov_mv", 3400, 3750), ("cell_uv_mv", 2000, 3000), ("chg_tmin_dc", 0, 1000),
-            ("chg_tmax_dc", -400, 550), ("dsg_tmin_dc", -300, 1000), ("dsg_tmax_dc", -400, 600)),
-    "nmc": (("cell_ov_mv", 3900, 4250), ("cell_uv_mv", 2500, 3500), ("chg_tmin_dc", 0, 1000),
-            ("chg_tmax_dc", -400, 450), ("dsg_tmin_dc", -200, 1000), ("dsg_tmax_dc", -400, 600)),
-}
-
-def _row(key):
-    for r in KEYS:
-        if r[0] == key:
-            return r
-    return None
-
-
-from pwfw.compat import MICROPYTHON  # noqa: E402
+if not MICROPYTHON:  # the host reads the one source of the keys here (packwatch.boardfile, tests)
+    from pwfw.config_keys import (_BOARD_FIELDS, _ORDER, CAL_KEYS, CELLS_MAX, CELLS_MIN,  # noqa: F401
+                                  CHEM_RANGES, CHEMISTRIES, KEYS, _row)
 
 
 class Config:
     def __init__(self, board=None):
-        board = board or {}
-        chem = board.get("chemistry", "lfp")
-        if chem not in CHEMISTRIES:
-            raise ValueError("unknown chemistry %r (known: lfp, nmc)" % (chem,))
-        self.chem = chem
         # the hard limits ((key, lo, hi, why lo, why hi), ...: pwfw.limits) and the unlock key. On a
-        # board they come with hard_limits(), which App calls once the AFE set-up has loaded (and
+        # board they come with hard_limits(), which the Pack calls once the AFE set-up has loaded (and
         # interned the names of) the modules they need: loaded here they would take heap the HAL and
         # the simulated chips still need (pwfw.boot.check_board holds the board's limits to CHEM_RANGES)
         self._hard = ()
@@ -116,111 +22,39 @@ class Config:
         self.unlocked_at = None  # ticks of the last `unlock`, None while locked (pwfw.commands)
         self.bad_keys = 0  # wrong unlock keys in a row
         self.lockout_at = None  # ticks when the last lock-out began
-        self.cells = board.get("cells", 16 if chem == "lfp" else 14)
-        col = 1 if chem == "lfp" else 2
-        self._defaults = {}
-        for r in KEYS:
-            self._defaults[r[0]] = r[col]
-            setattr(self, r[0], r[col])
-        over = {}
-        for k in _BOARD_FIELDS:
-            if k in board:
-                over[k] = board[k]
-        limits = board.get("limits") or {}
-        if not isinstance(limits, dict):
-            raise ValueError("board limits must be an object")
-        over.update(limits)
-        try:
-            self.update(over)
-        except ValueError as e:
-            raise ValueError("board file: %s" % e)
+        call("config_keys", "init", self, board)  # chem, cells and every key's int attribute
         if not MICROPYTHON:
             self.hard_limits(board)
 
     def keys(self):
-        return [r[0] for r in KEYS]
+        return call("config_keys", "keys", self)
 
     def get(self, key):
-        if _row(key) is None:
-            raise ValueError("unknown key %r" % (key,))
-        return getattr(self, key)
+        return call("config_keys", "get", self, key)
 
     def as_dict(self):
-        d = {}
-        for r in KEYS:
-            d[r[0]] = getattr(self, r[0])
-        return d
+        return call("config_keys", "as_dict", self)
 
     def overrides(self):
         """Keys that differ from the chemistry defaults: what to persist."""
-        d = {}
-        for r in KEYS:
-            v = getattr(self, r[0])
-            if v != self._defaults[r[0]] and r[0] not in CAL_KEYS:
-                d[r[0]] = v
-        return d
+        return call("config_keys", "overrides", self)
 
     def set(self, key, value):
         self.update({key: value})
 
     def update(self, changes, apply=True):
         """Apply all of changes or none: ValueError names the first problem (apply=False: check only)."""
-        for key in changes:
-            value = changes[key]
-            r = _row(key)
-            if r is None:
-                raise ValueError("unknown key %r" % (key,))
-            if type(value) is not int:
-                raise ValueError("%s must be an integer, not %r" % (key, value))
-            if value < r[3] or value > r[4]:
-                raise ValueError("%s=%d out of range %d..%d %s" % (key, value, r[3], r[4], r[5]))
-        for lo_key, hi_key in _ORDER:
-            lo = changes.get(lo_key, getattr(self, lo_key))
-            hi = changes.get(hi_key, getattr(self, hi_key))
-            if lo >= hi:
-                raise ValueError("%s (%d) must be below %s (%d)" % (lo_key, lo, hi_key, hi))
-        for h in self._hard:
-            if h[0] in changes:
-                self._check_hard(h, changes[h[0]])
-        if apply:
-            for key in changes:
-                setattr(self, key, changes[key])
+        call("config_keys", "update", self, changes, apply)
 
     def hard_limits(self, board):
-        """The chemistry's and the board's hard limits (pwfw.limits, loaded for this and dropped),
-        the present values checked against them, and the unlock key: ValueError names the first
-        problem."""
-        from pwfw.limits import load
-
-        self._hard, self.unlock_key = load(board, self.chem, CHEM_RANGES[self.chem])
-        try:
-            for h in self._hard:
-                self._check_hard(h, getattr(self, h[0]))
-        except ValueError as e:
-            raise ValueError("board file: %s" % e)
-
-    @staticmethod
-    def _check_hard(h, v):
-        if not h[1] <= v <= h[2]:
-            w = h[3] if v < h[1] else h[4]  # see pwfw.limits.hard_limits
-            b = h[1] if v < h[1] else h[2]
-            w = (w + " cells" if w in CHEMISTRIES else "board " + w + (" / 1.5" if w[0] == "c" else "")
-                 if "." in w else "the AFE's %s %d" % (w, b))
-            raise ValueError("%s=%d beyond its hard limit %d..%d %s (%s)" % (
-                h[0], v, h[1], h[2], _row(h[0])[5].replace("\u00b0", "deg"), w))
+        """The chemistry's and the board's hard limits (pwfw.limits), the present values checked
+        against them, and the unlock key: ValueError names the first problem."""
+        call("config_keys", "hard_limits", self, board)
 
     def load_overrides(self, d):
         """Apply persisted overrides one by one, skipping bad ones (a newer/older firmware may differ).
         Returns the list of rejected keys; never raises on bad data."""
-        bad = []
-        if not isinstance(d, dict):
-            return ["<not a dict>"]
-        for key in d:
-            try:
-                self.update({key: d[key]})
-            except ValueError:
-                bad.append(key)
-        return bad
+        return call("config_keys", "load_overrides", self, d)
 
     def current_ma(self, raw_ma):
         """Calibrated current: (raw - offset) * (1 + gain_ppm / 1e6), integer-only without big ints

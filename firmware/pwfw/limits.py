@@ -1,4 +1,4 @@
-# Hard limits a board adds to its chemistry's (pwfw.config.CHEM_RANGES): the power path's current
+# Hard limits a board adds to its chemistry's (pwfw.config_keys.CHEM_RANGES): the power path's current
 # ratings, the current sensor's headroom, and the AFE's own thresholds as the part applies them, so
 # the firmware's protections always act before the AFE's (the AFE is the backstop, docs/hardware.md
 # "Limits you can't talk past"). Loaded by pwfw.config.Config.hard_limits (on a board: pwfw.pack, while
@@ -30,12 +30,12 @@ def hard_limits(board, chem, chem_ranges, afe=True):
     (chem_ranges), narrowed by the board's ratings ("ratings": {"chg_ma", "dsg_ma"}), the current
     sensor's full scale (current.max_ma / 1.5) and the AFE's thresholds (afe.protect, quantised as
     the part applies them: applied() below)."""
-    from pwfw.config import _row
+    from pwfw.config_keys import _row
 
     board = board or {}
     # why a bound is where it is, as a name that is interned anyway (no string per bound on the heap):
     # the chemistry, a board-file key ("ratings.chg_ma", "current.max_ma") or the AFE setting's name;
-    # pwfw.config.Config._check_hard words it
+    # pwfw.config_keys.check_hard words it
     lim = {}
     for key, lo, hi in chem_ranges:
         lim[key] = [lo, hi, chem, chem]

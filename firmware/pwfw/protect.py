@@ -23,9 +23,9 @@ OPEN_WIRE = const(7)
 ALARM_NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
 
 # Everything but imbalance opens the relay: imbalance is a maintenance warning, not a hazard.
-RELAY_MASK = const(0xBF)
+_RELAY_MASK = const(0xBF)
 # The AFE's FETs per direction: charging stops on cell_ov, ot_chg, oc_chg, open_wire; discharging on
-# cell_uv, ot_dsg, oc_dsg, open_wire (the relay, one switch, opens on any RELAY_MASK alarm).
+# cell_uv, ot_dsg, oc_dsg, open_wire (the relay, one switch, opens on any _RELAY_MASK alarm).
 _CHG_STOP = const(0x95)
 _DSG_STOP = const(0xAA)
 _CELL_BITS = const(0xC3)  # OV, UV, imbalance, open wire: held while cell readings are implausible
@@ -104,7 +104,7 @@ class Protect:
 
     @micropython.native
     def relay_ok(self):
-        return not (self.alarm & RELAY_MASK)
+        return not (self.alarm & _RELAY_MASK)
 
     @micropython.native
     def fets_ok(self):

@@ -4,11 +4,24 @@
 # Units: SoC in ppm (1e6 = full), voltages in uV, current in mA, resistance in uOhm, time in ms.
 from array import array
 
-from pwfw.compat import MICROPYTHON, const, micropython
-from pwfw.soc_model import load_model  # noqa: F401  (re-exported: pwfw.soc.load_model is API)
+from pwfw.compat import MICROPYTHON, const, micropython, unload
 
 if not MICROPYTHON:
     from pwfw.compat import ptr32
+
+
+def load_model(src):
+    """pwfw.soc_model.load_model (pwfw.soc.load_model is API): the model's builder is init-only, so on
+    MicroPython it is loaded for this and dropped (a Model holds no code of it)."""
+    from pwfw import soc_model
+
+    try:
+        return soc_model.load_model(src)
+    finally:
+        soc_model = None
+        if MICROPYTHON:
+            unload("soc_model")
+
 
 _PPM = const(1000000)
 _DT_MAX = const(250)          # longer steps are split so 10*i*dt stays a small int
