@@ -105,10 +105,10 @@ def mem_reading(host, vb):
     return host.mem[n]
 
 
-def run(hours=24.0, scenario="day", seed=1, log=print):
+def run(hours=24.0, scenario="day", seed=1, log=print, heap="96K"):
     end_ms = int(round(hours * 3600e3))
     wall0 = time.monotonic()
-    vb = VirtualBoard(scenario, seed=seed)
+    vb = VirtualBoard(scenario, seed=seed, heap=heap)
     vb.hold_at_ms = end_ms  # the board freezes there (its last sleep is never answered)
     vb.start()
     host = Host(vb.port)
@@ -204,11 +204,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "vboard.md"))
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--heap", default="96K",
+                    help="the firmware's heap (default 96K, a board's); only to compare builds that do not fit it")
     args = ap.parse_args(argv)
     if args.hours <= 0.001:
         ap.error("--hours must be > 0.001")
     print("scenario %s, %.3g h of pack time ..." % (args.scenario, args.hours))
-    r = run(args.hours, args.scenario, args.seed)
+    r = run(args.hours, args.scenario, args.seed, heap=args.heap)
     print("wall %.1f s  speed %.0fx  (24 h -> %.1f s)  %.0f samples/s  %.1f us/step" %
           (r["wall_s"], r["speed"], r["day_wall_s"], r["samples_per_s"], r["us_per_step"]))
     print("cpu/step: firmware %.1f us, runner+host %.1f us; speculation %d used / %d undone" %

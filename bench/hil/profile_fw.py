@@ -32,14 +32,17 @@ class Hal(hal_sim.Hal):
     def __init__(self, board):
         self.board = board
         self._cause = "power"; self._uid = "prof"; self._t = 0; self._relay = 1; self.sim_heap = 0
+        self._pipe()  # the per-step state _apply uses (the request buffers stay unused)
         self._chips(board, 1)
         self._out = open("/dev/null", "wb")
-        body = struct.pack("<IiIHBB", 0, -20000, 528000, 0, 16, 7)
+        # t_ms, i_ma, i_avg_ma (the same: one current over the step), stack, flags, cells, temps
+        body = struct.pack("<IiiIHBB", 0, -20000, -20000, 528000, 0, 16, 7)
         body += struct.pack("<16H7h", *([32800 + 7 * k for k in range(16)] + [250, 251, 252, 250, 250, 250, 300]))
         body += b"\0"
         self.pkt = struct.pack("<H", len(body)) + body
     def _step(self, ms):
         self._t += ms
+        self._dt_us = ms * 1000  # the chip's protections run over the step (advance)
         self._apply(self.pkt)
     def serial_read(self):
         return -1
@@ -65,11 +68,14 @@ class NoEst:
     soc_pm = 500; sigma_pm = 10; cap_mah = 100000
     def __init__(self, est):
         self.cell_soc_pm = est.cell_soc_pm
-    def update(self, dt_ms, i_ma, cells_mv, t_dc):  # exact arity: *args would allocate a tuple
+    def update(self, dt_ms, i_ma, cells_mv, t_dc, i_avg_ma):  # exact arity: *args would allocate a tuple
         pass
 
 class NoProt:
     alarm = 0
+    i_sat = 0
+    def fets_ok(self):
+        return 3
     def check(self, now, cells, stack, i_ma, temps):
         pass
     def pop_event(self):

@@ -214,10 +214,24 @@ class Bq76952Fsm(Bq76952Prot):
         self._vtime_us = u(0x924A) * 1000000
         self._wake_ma = self._i(0x924B, 2)
         self._bd_ma = self._i(0x9273, 2)
+        self._alert_fxn = self.dm[0x92FC - _DM_BASE] & 3 == 2  # ALERT Pin Config PIN_FXN: ALERT (alert_pin)
         e = self.en[0]  # shunt uV inside which no enabled over-current condition can hold (advance)
         self._oc_quiet = (max([th for _, b, th, _ in self._oc if th <= 0 and e & b] or [-1 << 30]),
                           min([th for _, b, th, _ in self._oc if th > 0 and e & b] or [1 << 30]))
         self._one = [[0, 0]]  # advance()'s profile when none is given: one piece, reused
+        # advance()'s quiet step: the bounds inside which no enabled protection is hit (see _slow)
+        self._ocq_lo, self._ocq_hi = self._oc_quiet
+        self._vm = u(0x9304, 2)  # Vcell Mode
+        big = 1 << 30
+        self._covq = self._cov[0] if e & 0x08 else big
+        self._cuvq = self._cuv[0] if e & 0x04 else -big
+        eb = self.en[1]
+        t = self._temps
+        self._tchi = min([x[2] for x in t if x[5] and x[0] != "otf" and eb & x[1]] or [big])
+        self._tclo = max([x[2] for x in t if not x[5] and eb & x[1]] or [-big])
+        self._tfhi = t[2][2] if eb & t[2][1] else big  # OTF
+        self._tsc = tuple(k for k in range(3) if self._ts_cfg[k] == 0x07)
+        self._tsf = tuple(k for k in range(3) if self._ts_cfg[k] == 0x0F)
         # balancing: (config, min cell dC, max cell dC, max internal dC, max cells)
         self._cb = (u(0x9335), self._i(0x9336) * 10, self._i(0x9337) * 10, self._i(0x9338) * 10, u(0x933A))
 
@@ -382,8 +396,9 @@ class Bq76952Fsm(Bq76952Prot):
     def alert_pin(self):
         """ALERT as the MCU sees it: asserted only with the pin configured for it (ALERT Pin Config
         PIN_FXN = 0b10; the family TRMs' default 0x00 leaves the pin unused, so a part fresh from a
-        POR never drives it) and while powered."""
-        return not self.off and self._u(0x92FC) & 3 == 2 and self.alert
+        POR never drives it) and while powered. The firmware reads it every sample: no allocation
+        (the pin function is taken from data memory by _derive)."""
+        return not self.off and self._alert_fxn and self.alarm & self.alarm_enable != 0
 
     def _status(self):
         r = self.reg

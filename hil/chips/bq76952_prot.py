@@ -35,7 +35,84 @@ class Bq76952Prot:
         current inside the step (default: the set_truth current for all of it). Over-current and
         short circuit are timed inside each piece, so an SCD trip inside a 100 ms step lands at its
         us delay; a FET that opens cuts the rest of the step's current in that direction.
-        Returns the us into the step when a FET last opened (-1: none)."""
+        Returns the us into the step when a FET last opened (-1: none).
+
+        The virtual board runs this every step, inside MicroPython: a quiet step (no protection
+        alerted or latched, not in CONFIG_UPDATE, the current, the cells and the temperatures inside
+        every enabled threshold) is decided here with integers and no allocation; any other goes to
+        _advance, which does every check. Both leave the same state (the T0 chip tests run both)."""
+        if self._shut or self.off or self.cfg_update or self.alert_a | self.status_a | self.alert_b | self.status_b:
+            return self._advance(dt_us, profile)
+        # over-current and short circuit: each piece's shunt voltage inside every enabled threshold
+        g = self._gain20
+        r = self._r
+        lo = self._ocq_lo
+        hi = self._ocq_hi
+        chg = self.chg_fet
+        dsg = self.dsg_fet
+        q = 0
+        if profile is None:
+            i = self.i_ma
+            if (i > 0 and not chg) or (i < 0 and not dsg):
+                i = 0  # path_passes
+            uv = i * r // 1000
+            if uv <= lo or uv >= hi:
+                return self._advance(dt_us, profile)
+            a = i if i >= 0 else -i
+            m = (a * g + 524288) >> 20  # measured_ma: CC Gain applied
+            q = (m if i >= 0 else -m) * dt_us
+            n = dt_us
+        else:
+            n = 0
+            for dur, i in profile:
+                if (i > 0 and not chg) or (i < 0 and not dsg):
+                    i = 0
+                uv = i * r // 1000
+                if uv <= lo or uv >= hi:
+                    return self._advance(dt_us, profile)
+                a = i if i >= 0 else -i
+                m = (a * g + 524288) >> 20
+                q += (m if i >= 0 else -m) * dur
+                n += dur
+        # cell over/under-voltage
+        x = _hilo(self.reg, self._vm)
+        if (x >> 16) - 32768 >= self._covq or (x & 0xFFFF) - 32768 <= self._cuvq:
+            return self._advance(dt_us, profile)
+        # temperatures: cell thermistors (TS Config 0x07) and FET ones (0x0F)
+        ts = self._ts
+        nt = len(ts)
+        cmax = -9999
+        cmin = 9999
+        for k in self._tsc:
+            if k < nt:
+                v = ts[k]
+                if v is not None:
+                    if v >= self._tchi or v <= self._tclo:
+                        return self._advance(dt_us, profile)
+                    if v > cmax:
+                        cmax = v
+                    if v < cmin:
+                        cmin = v
+        for k in self._tsf:
+            if k < nt:
+                v = ts[k]
+                if v is not None and v >= self._tfhi:
+                    return self._advance(dt_us, profile)
+        # quiet: only the accumulators, the clock, balancing's temperature limits and SLEEP move
+        self.q += q
+        self.q_t += n
+        self.t_us += dt_us
+        if self.cb_cells:
+            self._cb_temps(cmin, cmax)
+        if self.sleeping or (self._sleep_ok and self.sleep_cmd):
+            self._sleep_step(dt_us)
+        if self._fet_key() != self._fkey:
+            self._fets()  # SLEEP changed, or the current crossed Body Diode Threshold
+        return -1
+
+    @micropython.native
+    def _advance(self, dt_us, profile):
+        """advance() with every check: over-current timers, trips, recoveries, SHUTDOWN."""
         if self._shut:
             self._shut = False
             self.off = True
@@ -118,7 +195,7 @@ class Bq76952Prot:
         """Cell-voltage, temperature and recovery checks (once per step: their delays are ms-s)."""
         if self.cfg_update:
             return
-        x = _hilo(self.reg, self.vcell_mode)
+        x = _hilo(self.reg, self._vm)
         hi = (x >> 16) - 32768
         lo = (x & 0xFFFF) - 32768
         ena, enb = self.en[0], self.en[1]

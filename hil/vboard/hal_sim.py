@@ -46,6 +46,21 @@ def _get16(dst, p, k: int, n: int):
         i += 1
 
 
+@micropython.viper
+def _get32(dst, p, k: int, n: int):
+    """dst[0:n] = the n signed little-endian 32-bit values at p[k:] (dst: array 'i')."""
+    d = ptr32(dst)
+    b = ptr8(p)
+    i = 0
+    while i < n:
+        top = b[k + 3]
+        if top & 0x80:
+            top -= 256
+        d[i] = b[k] | (b[k + 1] << 8) | (b[k + 2] << 16) | (top << 24)
+        k += 4
+        i += 1
+
+
 def _u16(b, i):
     return b[i] | (b[i + 1] << 8)
 
@@ -57,11 +72,6 @@ def _i16(b, i):
 
 def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
-
-
-def _i32(b, i):
-    v = _u32(b, i)
-    return v - 0x100000000 if v & 0x80000000 else v
 
 
 class Hal:
@@ -99,6 +109,7 @@ class Hal:
         self._sent = 0  # outputs | bal changed | cut of the last request: may it take a reply sent ahead?
         self._bal_sent = 0
         self._prof = [[0, 0]]  # advance()'s current profile for the step: one piece, reused
+        self._h32 = array("i", [0, 0, 0])  # the reply's i_ma, i_avg_ma, stack_mv10 (_apply)
         self.bal = 0  # cells being balanced (bit k = cell k): the plant bleeds them (set from the chip)
         self._bal_chip = 0  # the chip's bal_mask (inputs) self.bal was mapped from
 
@@ -237,9 +248,11 @@ class Hal:
     def _apply(self, p):
         # p: <H length, then <IiiIHBB t_ms, i_ma, i_avg_ma, stack_mv10, flags, n_cells, n_temps, cells,
         # temps, faults
-        i_ma = _i32(p, 6) + self._i_offset
-        i_avg = _i32(p, 10) + self._i_offset
-        stack = _u32(p, 14)
+        h = self._h32
+        _get32(h, p, 6, 3)  # one viper call for the three (the stack, < 2**31, reads the same signed)
+        i_ma = h[0] + self._i_offset
+        i_avg = h[1] + self._i_offset
+        stack = h[2]
         nc = p[20]
         nt = p[21]
         cells = self._cells

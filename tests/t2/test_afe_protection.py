@@ -120,10 +120,12 @@ def test_end_of_charge_the_firmwares_cell_ov_opens_the_path_before_the_afes_cov(
     assert on["val"] >= 3650
 
 
-def test_end_of_charge_with_the_firmware_limit_above_cov_the_afe_cuts_charging(board, tmp_path):
-    # a test board whose firmware limit sits above its AFE's COV: the hardware layer must act alone
+def test_end_of_charge_with_a_slow_firmware_limit_the_afe_cuts_charging(board, tmp_path):
+    # a test board whose firmware limit is as high as its hard limit lets it (the AFE's COV as the
+    # part applies it: 3600 mV is 71 steps of 50.6 mV, 3592 mV) and 20 s slow: the hardware layer
+    # must act alone (a firmware limit above the AFE's COV is refused since the hard limits)
     bf, sim = board_file(tmp_path, protect={"cov_mv": 3600, "cov_ms": 1000, "cov_hyst_mv": 100},
-                         limits={"cell_ov_mv": 3700})
+                         limits={"cell_ov_mv": 3592, "cell_ov_ms": 20_000})
     cov_mv = sim["afe"]["protect"]["cov_mv"]
     c = board("cov_charge", board_file=bf, truth_every_ms=100)
     c.until(lambda t, f: t == "evt" and f["name"] == "cov" and f["on"] == 1, timeout=120, what="evt cov on")

@@ -19,6 +19,7 @@ from hil.faults import CODES as CHIP_FAULTS
 from hil.plant import Plant
 
 _SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
+_HIST = 48  # the firmware's step lengths kept to find the cycle they repeat (see _predict)
 _REQ = struct.Struct("<cIIiI")  # kind, t_ms, outputs, cut_us, bal (hal_sim._step)
 _LD_CHARGER = 0x0008  # reply flags bit 3: a charger at PACK+/LD (wakes the AFE from SHUTDOWN)
 
@@ -98,6 +99,8 @@ class Lockstep:
         self._wall0 = time.monotonic()
         self._vt0 = self.plant.t_ms
         self._t_fw0 = None  # firmware's virtual clock restarts at 0 on every boot
+        self._hist = []  # its step lengths so far (see _predict)
+        self._cycle = 0
 
     # --- requests -------------------------------------------------------------------------------
     def _read_requests(self):
@@ -154,7 +157,11 @@ class Lockstep:
     # (Plant.snapshot/restore) and answers as asked. The plant's trajectory is exactly the lockstep
     # one (tests/t2/test_vboard_lockstep.py). No speculation across scenario events, holds, pending
     # power cuts, or in real-time mode.
-    _next = None  # (t_ms, outputs, dt, bal): the step after the last one answered or computed ahead
+    # (t_ms, outputs, dt, bal, j): the step after the last one answered or computed ahead, j steps
+    # after the last one the firmware took
+    _next = None
+    _hist = ()  # the lengths (ms) of the firmware's last steps, newest last (see _predict)
+    _cycle = 0  # the length of the cycle they repeat, 0 = none found
 
     def _answer(self, t_ms, outputs, cut_us=-1, bal=0):
         self._pending = None
@@ -164,6 +171,9 @@ class Lockstep:
             if sp[0] == t_ms and sp[1] == outputs and cut_us < 0 and sp[5] == bal:
                 del q[0]
                 self.spec_hits += 1  # the firmware has taken the reply we sent ahead
+                self._learn(sp[3])
+                if self._next is not None:  # one step fewer ahead of what the firmware took
+                    self._next = self._next[:4] + (self._next[4] - 1,)
                 self._record(sp[4])
                 return
             self.spec_misses += 1
@@ -184,7 +194,36 @@ class Lockstep:
         except OSError:
             pass  # the firmware died between its request and our answer; the loop restarts it
         self._record(self._truth_row(t_ms))
-        self._next = (t_ms + dt, outputs, dt, bal) if dt > 0 else None
+        if dt > 0:
+            self._learn(dt)
+            d = self._predict(0)
+            self._next = ((t_ms + d) & 0xFFFFFFFF, outputs, d, bal, 0)
+        else:
+            self._next = None
+
+    def _learn(self, dt):
+        """One more step the firmware took, dt ms long, into the history _predict reads."""
+        h = self._hist
+        h.append(dt)
+        if len(h) > _HIST:
+            del h[0]
+        n = self._cycle
+        if n and len(h) > n and h[-1] == h[-1 - n]:
+            return  # the cycle goes on
+        self._cycle = 0
+        for n in range(1, len(h) // 2 + 1):  # the shortest cycle the last steps repeat
+            if h[-n:] == h[-2 * n:-n]:
+                self._cycle = n
+                return
+
+    def _predict(self, j):
+        """The length of the firmware's step j steps after the last one it took. It samples on a fixed
+        period, but not always in one step: once a second the driver waits 1 ms for a subcommand's
+        answer (DASTATUS6) and the firmware then sleeps the rest of the period, so its steps repeat
+        100 x 9, 1, 99. The cycle its last steps repeat, continued; without one, the last step again."""
+        h = self._hist
+        n = self._cycle
+        return h[len(h) - n + j % n] if n else h[-1]
 
     def _truth_row(self, fw_ms):
         plant = self.plant
@@ -202,7 +241,7 @@ class Lockstep:
             self.truth.append(row)
 
     def _speculate(self):
-        t_next, outputs, dt, bal = self._next
+        t_next, outputs, dt, bal, j = self._next
         plant = self.plant
         t0 = plant.t_ms
         if (not self._spec_ok or self.realtime or self._kill_at is not None or self._rep_w is None
@@ -213,7 +252,8 @@ class Lockstep:
         snap = plant.snapshot()
         plant.step(dt, bool(outputs & 1), bool(outputs & 2), bool(outputs & 4), -1, bal)
         self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row(t_next), bal))
-        self._next = (t_next + dt, outputs, dt, bal)
+        d = self._predict(j + 1)
+        self._next = ((t_next + d) & 0xFFFFFFFF, outputs, d, bal, j + 1)
         try:  # sent at once: flags bit 15 = speculative, bits 0-2 = the outputs assumed
             os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 7)))
         except OSError:
