@@ -6,9 +6,9 @@
 from pwfw.compat import const
 
 # --- data-memory addresses (TRM 13.2-13.6; the same in LibreSolar's bq769x2_registers.h) ----------
-CC_GAIN = const(0x91A8)  # F4, Calibration:Current:CC Gain
+_CC_GAIN = const(0x91A8)  # F4, Calibration:Current:CC Gain
 _CAP_GAIN = const(0x91AC)  # F4, Calibration:Current:Capacity Gain
-POWER_CONFIG = const(0x9234)  # H2, bit 8 SLEEP (sleep allowed)
+_POWER_CONFIG = const(0x9234)  # H2, bit 8 SLEEP (sleep allowed)
 _REG12_CONFIG = const(0x9236)  # H1, bit 0 REG1_EN, bits 3:1 REG1V
 _REG0_CONFIG = const(0x9237)  # H1, bit 0 REG0_EN
 _COMM_TYPE = const(0x9239)  # U1
@@ -22,34 +22,53 @@ _DEFAULT_ALARM_MASK = const(0x926D)  # H2
 _ENABLED_A = const(0x9261)  # H1: Enabled Protections A (B 0x9262, C 0x9263)
 _CHG_FET_A = const(0x9265)  # H1: CHG FET Protections A (B 0x9266, C 0x9267)
 _DSG_FET_A = const(0x9269)  # H1: DSG FET Protections A (B 0x926A, C 0x926B)
-CUV_TH = const(0x9275)  # U1 50.6 mV; CUV delay 0x9276 U2; CUV hysteresis 0x927B U1
-COV_TH = const(0x9278)  # U1 50.6 mV; COV delay 0x9279 U2; COV hysteresis 0x927C U1
-OCC_TH = const(0x9280)  # U1 2 mV; OCC delay 0x9281 U1
-OCD1_TH = const(0x9282)  # U1 2 mV; OCD1 delay 0x9283 U1
-OCD2_TH = const(0x9284)  # U1 2 mV; _OCD2 delay 0x9285 U1
-SCD_TH = const(0x9286)  # U1 table index; SCD delay 0x9287 U1
+_CUV_TH = const(0x9275)  # U1 50.6 mV; CUV delay 0x9276 U2; CUV hysteresis 0x927B U1
+_COV_TH = const(0x9278)  # U1 50.6 mV; COV delay 0x9279 U2; COV hysteresis 0x927C U1
+_OCC_TH = const(0x9280)  # U1 2 mV; OCC delay 0x9281 U1
+_OCD1_TH = const(0x9282)  # U1 2 mV; OCD1 delay 0x9283 U1
+_OCD2_TH = const(0x9284)  # U1 2 mV; OCD2 delay 0x9285 U1
+_SCD_TH = const(0x9286)  # U1 table index; SCD delay 0x9287 U1
 _OCC_RECOV = const(0x9288)  # I2 mA
 _OCD_RECOV = const(0x928D)  # I2 mA
-SCD_RECOV_TIME = const(0x9294)  # U1 s
-OTC_TH = const(0x929A)  # I1 degC, then delay U1 s, recovery I1 degC (_OTD 0x929D, _OTF 0x92A0)
-UTC_TH = const(0x92A6)  # (_UTD 0x92A9)
-RECOVERY_TIME = const(0x92AF)  # U1 s
+_SCD_RECOV_TIME = const(0x9294)  # U1 s
+_OTC_TH = const(0x929A)  # I1 degC, then delay U1 s, recovery I1 degC (OTD 0x929D, OTF 0x92A0)
+_UTC_TH = const(0x92A6)  # (UTD 0x92A9)
+_RECOVERY_TIME = const(0x92AF)  # U1 s
 
 # Safety Alert/Status A bits (TRM 12.2.2; LibreSolar union bq769x2_reg_safety_a)
-SCD = const(0x80)
+_SCD = const(0x80)
 _OCD2 = const(0x40)
-OCD1 = const(0x20)
-OCC = const(0x10)
-COV = const(0x08)
-CUV = const(0x04)
+_OCD1 = const(0x20)
+_OCC = const(0x10)
+_COV = const(0x08)
+_CUV = const(0x04)
 # Safety Alert/Status B bits
 _OTF = const(0x80)
 _OTINT = const(0x40)
 _OTD = const(0x20)
-OTC = const(0x10)
+_OTC = const(0x10)
 _UTINT = const(0x04)
 _UTD = const(0x02)
 _UTC = const(0x01)
+
+
+def _export():
+    # the names pwfw.afe_regs and the tests read (u.COV_TH), set from one string: as module globals
+    # the .mpy would intern each name when the AFE set-up loads this module at boot, and an interned
+    # name is never freed (docs/architecture.md, Memory)
+    g = globals()
+    for n, v in zip("CC_GAIN POWER_CONFIG CUV_TH COV_TH OCC_TH OCD1_TH OCD2_TH SCD_TH SCD_RECOV_TIME "
+                    "OTC_TH UTC_TH RECOVERY_TIME SCD OCD1 OCC COV CUV OTC".split(),
+                    (_CC_GAIN, _POWER_CONFIG, _CUV_TH, _COV_TH, _OCC_TH, _OCD1_TH, _OCD2_TH, _SCD_TH, _SCD_RECOV_TIME,
+                     _OTC_TH, _UTC_TH, _RECOVERY_TIME, _SCD, _OCD1, _OCC, _COV, _CUV, _OTC)):
+        g[n] = v
+
+
+_export()
+
+
+def __getattr__(name):  # PEP 562: tells the type checker the names above exist at run time
+    raise AttributeError(name)
 
 # --- COV / CUV thresholds: 50.6 mV steps (TRM 13.6.1/13.6.2 "Threshold ... 50.6 mV") -------------
 _COV_MIN = const(20)
@@ -255,11 +274,11 @@ def entries(board, cells, mask):
         raise ValueError("current.shunt_uohm missing: the AFE's CC Gain and current limits need it")
     yield _e("vcell_mode", VCELL_MODE, mask, 2)
     yield _e("da_config", DA_CONFIG, da_config(cur.get("max_ma", 32767)), 1)
-    yield _e("cc_gain", CC_GAIN, cc_gain_bits(r), 4)
+    yield _e("cc_gain", _CC_GAIN, cc_gain_bits(r), 4)
     yield _e("cap_gain", _CAP_GAIN, cap_gain_bits(r), 4)
     # Power Config default 0x2982; bit 8 (SLEEP) allows SLEEP mode (LibreSolar writes 0x2882 to
     # disable it). Off unless the board asks: docs/hardware.md, "Sleep".
-    yield _e("power_config", POWER_CONFIG, 0x2982 if p["sleep"] else 0x2882, 2)
+    yield _e("power_config", _POWER_CONFIG, 0x2982 if p["sleep"] else 0x2882, 2)
     yield _e("reg0_config", _REG0_CONFIG, 0x01, 1)
     yield _e("reg12_config", _REG12_CONFIG, 0x0D, 1)
     ts = board.get("bq_ts") or []
@@ -270,12 +289,12 @@ def entries(board, cells, mask):
     # FET Options: SFET, HOST_FET_EN (bit 2: host commands may turn FETs off), FET_CTRL_EN (bit 3:
     # the device drives them), PDSG_EN (bit 4) when a pre-discharge FET is fitted
     yield _e("fet_options", _FET_OPTIONS, sfet | 0x04 | 0x08 | (0x10 if fets["pdsg"] else 0), 1)
-    yield _e("enabled_a", _ENABLED_A, SCD | _OCD2 | OCD1 | OCC | COV | CUV, 1)
-    yield _e("enabled_b", _ENABLED_A + 1, OTC | _OTD | _UTC | _UTD | (_OTF if fet_ts else 0), 1)
+    yield _e("enabled_a", _ENABLED_A, _SCD | _OCD2 | _OCD1 | _OCC | _COV | _CUV, 1)
+    yield _e("enabled_b", _ENABLED_A + 1, _OTC | _OTD | _UTC | _UTD | (_OTF if fet_ts else 0), 1)
     yield _e("enabled_c", _ENABLED_A + 2, 0x00, 1)  # no latches (COVL/OCDL/SCDL), no host watchdog
-    yield _e("chg_fet_a", _CHG_FET_A, SCD | OCC | COV, 1)  # TRM: only 0x98 or 0x18 act immediately
-    yield _e("chg_fet_b", _CHG_FET_A + 1, _OTF | _OTINT | OTC | _UTINT | _UTC, 1)
-    yield _e("dsg_fet_a", _DSG_FET_A, SCD | _OCD2 | OCD1 | CUV, 1)
+    yield _e("chg_fet_a", _CHG_FET_A, _SCD | _OCC | _COV, 1)  # TRM: only 0x98 or 0x18 act immediately
+    yield _e("chg_fet_b", _CHG_FET_A + 1, _OTF | _OTINT | _OTC | _UTINT | _UTC, 1)
+    yield _e("dsg_fet_a", _DSG_FET_A, _SCD | _OCD2 | _OCD1 | _CUV, 1)
     yield _e("dsg_fet_b", _DSG_FET_A + 1, _OTF | _OTINT | _OTD | _UTINT | _UTD, 1)
     yield _e("default_alarm_mask", _DEFAULT_ALARM_MASK, 0xF800, 2)  # ALERT on safety/PF status
     # ALERT Pin Config: PIN_FXN 0b10 = ALERT, OPT5 (bit 7) = active-low, OPT1 (bit 3) = 0: hi-Z when
@@ -283,26 +302,26 @@ def entries(board, cells, mask):
     # the MCU reads low while asserted. The family TRMs give 0x00 (pin unused) as the default, so an
     # unconfigured (or reset) part never drives it (docs/hardware.md, "Supervision").
     yield _e("alert_pin_config", _ALERT_PIN_CONFIG, 0x82, 1)
-    yield _e("cuv", CUV_TH, cell_code(p["cuv_mv"], CUV_MIN, CUV_MAX), 1)
-    yield _e("cuv_delay", CUV_TH + 1, cell_delay_code(p["cuv_ms"]), 2)
+    yield _e("cuv", _CUV_TH, cell_code(p["cuv_mv"], CUV_MIN, CUV_MAX), 1)
+    yield _e("cuv_delay", _CUV_TH + 1, cell_delay_code(p["cuv_ms"]), 2)
     yield _e("cuv_hyst", 0x927B, hyst_code(p["cuv_hyst_mv"]), 1)
-    yield _e("cov", COV_TH, cell_code(p["cov_mv"]), 1)
-    yield _e("cov_delay", COV_TH + 1, cell_delay_code(p["cov_ms"]), 2)
+    yield _e("cov", _COV_TH, cell_code(p["cov_mv"]), 1)
+    yield _e("cov_delay", _COV_TH + 1, cell_delay_code(p["cov_ms"]), 2)
     yield _e("cov_hyst", 0x927C, hyst_code(p["cov_hyst_mv"]), 1)
-    yield _e("occ", OCC_TH, oc_code(p["occ_ma"], r, OCC_MAX), 1)
-    yield _e("occ_delay", OCC_TH + 1, oc_delay_code(p["occ_ms"]), 1)
-    yield _e("ocd1", OCD1_TH, oc_code(p["ocd1_ma"], r), 1)
-    yield _e("ocd1_delay", OCD1_TH + 1, oc_delay_code(p["ocd1_ms"]), 1)
-    yield _e("ocd2", OCD2_TH, oc_code(p["ocd2_ma"], r), 1)
-    yield _e("ocd2_delay", OCD2_TH + 1, oc_delay_code(p["ocd2_ms"]), 1)
-    yield _e("scd", SCD_TH, scd_code(p["scd_ma"], r), 1)
-    yield _e("scd_delay", SCD_TH + 1, scd_delay_code(p["scd_us"]), 1)
-    yield _e("scd_recov_time", SCD_RECOV_TIME, p["scd_recov_s"], 1)
-    for name, a in (("otc", OTC_TH), ("otd", OTC_TH + 3), ("otf", OTC_TH + 6), ("utc", UTC_TH), ("utd", UTC_TH + 3)):
+    yield _e("occ", _OCC_TH, oc_code(p["occ_ma"], r, OCC_MAX), 1)
+    yield _e("occ_delay", _OCC_TH + 1, oc_delay_code(p["occ_ms"]), 1)
+    yield _e("ocd1", _OCD1_TH, oc_code(p["ocd1_ma"], r), 1)
+    yield _e("ocd1_delay", _OCD1_TH + 1, oc_delay_code(p["ocd1_ms"]), 1)
+    yield _e("ocd2", _OCD2_TH, oc_code(p["ocd2_ma"], r), 1)
+    yield _e("ocd2_delay", _OCD2_TH + 1, oc_delay_code(p["ocd2_ms"]), 1)
+    yield _e("scd", _SCD_TH, scd_code(p["scd_ma"], r), 1)
+    yield _e("scd_delay", _SCD_TH + 1, scd_delay_code(p["scd_us"]), 1)
+    yield _e("scd_recov_time", _SCD_RECOV_TIME, p["scd_recov_s"], 1)
+    for name, a in (("otc", _OTC_TH), ("otd", _OTC_TH + 3), ("otf", _OTC_TH + 6), ("utc", _UTC_TH), ("utd", _UTC_TH + 3)):
         yield _e(name, a, temp_code(p[name + "_dc"]), 1)
         yield _e(name + "_delay", a + 1, p["temp_s"], 1)
         yield _e(name + "_recov", a + 2, temp_code(p[name + "_recov_dc"]), 1)
-    yield _e("recovery_time", RECOVERY_TIME, p["recovery_s"], 1)
+    yield _e("recovery_time", _RECOVERY_TIME, p["recovery_s"], 1)
     # host-controlled balancing (docs/hardware.md "Cell balancing"): no autonomous balancing, SLEEP
     # held off while cells bleed (CB_NOSLEEP with CB_SLEEP, SLUUBY2B 13.3.11), as many cells at once
     # as the firmware's policy may ask for (the part's default is 1)

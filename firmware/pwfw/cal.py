@@ -2,12 +2,13 @@
 # and the calibration record beside the persisted state: its own two slot files in pwfw.store's format
 # (magic, length, sequence, CRC-32), written only by a `cal` command, so a SoC save can never tear it.
 # Loaded on demand (boot, a `cal` command) and dropped afterwards: nothing here runs per sample.
+from pwfw.compat import const
 from pwfw.store import Store
 
 PATHS = ("cal_a.bin", "cal_b.bin")
 VERSION = 1
-MIN_REF_MA = 5000  # a clamp meter reads DC to about +-(2 % + 50 mA): below 5 A the gain is not worth taking
-MAX_GAIN_PPM = 200000  # Config's i_gain_ppm range: a sensor 20 % off is a wiring or shunt error, not gain
+_MIN_REF_MA = const(5000)  # a clamp meter reads DC to about +-(2 % + 50 mA): below 5 A the gain is not worth taking
+_MAX_GAIN_PPM = const(200000)  # Config's i_gain_ppm range: a sensor 20 % off is a wiring or shunt error, not gain
 
 
 def store():
@@ -74,7 +75,7 @@ def gain_ppm(ref_ma, x_ma):
 def current(cfg, ref_ma, raw_ma):
     """Check a reference current against the sensor's mean raw reading; returns the new gain (ppm) or
     raises ValueError saying what to do."""
-    if ref_ma > -MIN_REF_MA and ref_ma < MIN_REF_MA:
+    if ref_ma > -_MIN_REF_MA and ref_ma < _MIN_REF_MA:
         raise ValueError("reference %d mA is too small: calibrate at 5 A or more (more is better)" % ref_ma)
     x = raw_ma - cfg.i_offset_ma
     if x == 0 or (x > 0) != (ref_ma > 0):
@@ -82,7 +83,7 @@ def current(cfg, ref_ma, raw_ma):
                          "into the pack +): turn the clamp round or give the meter's value with the other "
                          "sign" % (x, ref_ma))
     g = gain_ppm(ref_ma, x)
-    if g > MAX_GAIN_PPM or g < -MAX_GAIN_PPM:
+    if g > _MAX_GAIN_PPM or g < -_MAX_GAIN_PPM:
         raise ValueError("the pack reads %d mA for the meter's %d mA: more than 20 %% apart; check the "
                          "shunt value in the board file, the clamp around one conductor only, and `cal zero` "
                          "first" % (x, ref_ma))

@@ -30,6 +30,7 @@ def call(mod, fn, *args):
         if MICROPYTHON and not held:
             unload(mod)
 
+
 if MICROPYTHON:
     import micropython  # noqa: F401  (`@micropython.native` is compiler syntax; imported for symmetry)
     from micropython import const  # noqa: F401
@@ -37,11 +38,11 @@ if MICROPYTHON:
 else:
     import time as _time
 
-    _PERIOD = 1 << 30
-    _HALF = _PERIOD >> 1
-
     def const(x):
         return x
+
+    _PERIOD = const(1 << 30)  # const: folded by mpy-cross, so no global (an interned name) on the board
+    _HALF = const(1 << 29)
 
     class micropython:  # noqa: N801
         """Stand-in so `@micropython.native` hot paths run unchanged (as bytecode) on CPython."""

