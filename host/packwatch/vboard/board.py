@@ -24,9 +24,10 @@ from ..staging import find_board_file, micropython_exe, stage
 HIL_DIR = Path(hil.__file__).resolve().parent
 REPO = HIL_DIR.parent
 # The simulated chips (hil/chips) and hal_sim live in the firmware's MicroPython process and take
-# about 47 KB of its heap (the BQ76952's data memory and protection state machine, the INA228, the
-# ADC models: `mem` command's `sim`; 54 KB with T1's fake HAL rig); the process gets this much on top
-# of the firmware's budget, so the firmware itself is held to the heap a board has.
+# about 51 KB of its heap (the BQ76952's data memory and protection state machine, the INA228, the
+# ADC models: `mem` command's `sim` = 51 296 B at aa29b82; 55.8 KB with T1's fake HAL rig); the
+# process gets this much on top of the firmware's budget, so the firmware itself is held to the heap
+# a board has.
 SIM_HEAP_K = 64
 # What MicroPython's REPL prints on entering each mode (shared/runtime/pyexec.c): the board follows
 # them to know which mode a soft reset happens in, as a board's firmware knows pyexec_mode_kind.
