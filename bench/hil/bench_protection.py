@@ -37,8 +37,11 @@ CASES = (
     ("firmware cell_ov (3650 mV) at end of charge", "cov_charge", {}, {}, None, ("ov", FW_OV_MV * 10),
      (FW_OV_MS + SAMPLE_MS) * 1000),
     # the simulated part measures the cells once per plant step (the real one every ADC loop, ~ms):
-    # its COV delay starts at the first step that shows the crossing, so one step is added to the bound
-    ("AFE COV (3600 mV; firmware limit 3700)", "cov_charge", {"cov_mv": 3600}, {"cell_ov_mv": 3700}, None,
+    # its COV delay starts at the first step that shows the crossing, so one step is added to the bound.
+    # The firmware's limit can't sit above the AFE's COV (hard limits): at its hard limit (3600 mV as
+    # the part applies it, 71 x 50.6 = 3592 mV) and 20 s slow, the AFE acts alone
+    ("AFE COV (3600 mV; firmware 3592 mV / 20 s)", "cov_charge", {"cov_mv": 3600},
+     {"cell_ov_mv": 3592, "cell_ov_ms": 20_000}, None,
      ("ov", round(3600 / 50.6) * 506), (PROTECT["cov_ms"] + SAMPLE_MS) * 1000),
 )
 
@@ -47,7 +50,7 @@ NOTES = """# Protection: fault onset to current interruption
 
 command: `.venv/bin/python bench/hil/bench_protection.py --seeds {seeds}` (plant time: it does not depend on
 the machine's load). Board: boards/sim.json with afe.protect SCD 400 A / 120 µs, OCD2 252 A / 20 ms, OCD1
-176 A / 400 ms, COV 3750 mV / 1 s (3600 mV and firmware cell_ov 3700 mV for the AFE-COV row). Onset: the
+176 A / 400 ms, COV 3750 mV / 1 s (3600 mV and firmware cell_ov 3592 mV / 20 s for the AFE-COV row). Onset: the
 plant's fault log, or the first step whose highest cell passes the threshold (the AFE's at its 50.6 mV
 step); interruption: `Plant.interruptions`. Seeds 1–{seeds}.
 
@@ -59,14 +62,15 @@ every ADC loop), so its COV bound adds one step. A firmware protection's bound i
 """
 
 
-def run_case(case, scenario, protect, limits, until_ms, what, seed, tmp):
+def run_case(case, scenario, protect, limits, until_ms, what, seed, tmp, heap="96K"):
     sim = json.loads((ROOT / "boards" / "sim.json").read_text())
     sim["afe"]["protect"] = dict(PROTECT, **protect)
     sim["limits"] = dict(sim.get("limits", {}), **limits)
     bf = Path(tmp) / ("board_%d_%d.json" % (case, seed))
     bf.write_text(json.dumps(sim))
     # a fresh flash per case and seed (a board that ran before keeps its settings and state)
-    vb = VirtualBoard(scenario, seed=seed, board_file=bf, truth_every_ms=100, fs_dir=Path(tmp) / ("fs_%d_%d" % (case, seed)))
+    vb = VirtualBoard(scenario, seed=seed, board_file=bf, truth_every_ms=100, fs_dir=Path(tmp) / ("fs_%d_%d" % (case, seed)),
+                      heap=heap)
     vb.start()
     try:
         end = time.monotonic() + 300
@@ -97,13 +101,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--heap", default="96K", help="the firmware's heap (default 96K, a board's)")
+    ap.add_argument("--only", type=int, help="run only this row (0-based)")
     a = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, sc, prot, lim, until, what, bound) in enumerate(CASES):
+            if a.only is not None and k != a.only:
+                continue
             took = []
             for seed in range(1, a.seeds + 1):
-                us, how = run_case(k, sc, prot, lim, until, what, seed, tmp)
+                us, how = run_case(k, sc, prot, lim, until, what, seed, tmp, a.heap)
                 took.append(us)
                 print("%-48s seed %d: %9d us (%s)" % (name, seed, us, how), flush=True)
             rows.append((name, statistics.median(took), max(took), bound, max(took) <= bound))
