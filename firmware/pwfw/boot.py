@@ -2,7 +2,6 @@
 # leave the board at the REPL, where mpremote and `packwatch deploy` reach it. Imported only while
 # starting: pwfw.app.main drops this module afterwards, so its code costs the running loop no heap.
 from pwfw.compat import const
-from pwfw.config_keys import _BOARD_FIELDS, CELLS_MAX, CELLS_MIN, CHEM_RANGES, CHEMISTRIES, _row
 from pwfw.protocol import FrameWriter
 
 BOOT_FILE = "boot.txt"  # consecutive start-up crashes and the last one's reason (docs/persistence.md)
@@ -39,6 +38,9 @@ def check_board(board, src="board.json"):
     boards/board.schema.json (which the host checks in full) with the same kind of message:
     ValueError("board.json: chemistry: 'lpf' is not one of 'lfp', 'nmc'"). The order of paired
     limits is Config's check."""
+    # imported here, not at the top: start() drops config_keys before it builds the App
+    from pwfw.config_keys import _BOARD_FIELDS, CELLS_MAX, CELLS_MIN, CHEM_RANGES, CHEMISTRIES, _row
+
     if not isinstance(board, dict):
         raise ValueError("%s: %r is not an object" % (src, board))
     for k in _REQUIRED:
@@ -225,6 +227,14 @@ def start(hal=None):
         except ValueError as e:
             say_err("%s; staying at the REPL: fix it with packwatch deploy" % (e,))
             return None
+    # the board file's checks are done: their tables go back to the heap before the App is built
+    # (App needs them again only for a moment, each on its own: the start-up peak stays low)
+    import gc
+
+    from pwfw.compat import unload
+
+    unload("config_keys", "ina228")
+    gc.collect()
     try:
         app = A.App(hal)
         app.step()  # the first sample is part of starting

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from packwatch.protocol import PROT_BITS
 from tests.support import VECTORS, soc_vs_truth
 
 MIN = 60_000
@@ -66,12 +67,18 @@ def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
 
 
 def test_over_temperature_under_heavy_load(board):
+    # two layers at 60 degC: the firmware's dsg_tmax (ot_dsg) and the AFE's OTD on its own thermistors
+    # (prot bit otd); whichever acts first cuts the load, and the plant's current must stop
     c = board("hot_load")
-    ev = c.until(lambda t, f: t == "evt" and f["name"] == "ot_dsg" and f["on"] == 1, timeout=120,
-                 what="ot_dsg trip")
-    assert ev["val"] > 600  # 0.1 °C: above the 60 °C discharge limit
+    ev = c.until(lambda t, f: t == "evt" and f["name"] in ("ot_dsg", "otd") and f["on"] == 1, timeout=120,
+                 what="ot_dsg or otd trip")
+    hot = [x for x in c.reports() if x["ms"] <= ev["ms"]]
+    assert hot and max(hot[-1]["t_dc"]) >= 590  # 0.1 degC: at the 60 degC limit (within a sensor's 1 degC)
     r = c.until(lambda t, f: t == "rep" and f["ms"] > ev["ms"] + 2000)
-    assert r["alarm"] & bit("ot_dsg") and abs(r["i_ma"]) < 200  # load cut off
+    assert r["alarm"] & bit("ot_dsg") or r["prot"] & (1 << PROT_BITS.index("otd"))
+    assert abs(r["i_ma"]) < 200  # load cut off
+    row = c.vb.truth[-1]
+    assert abs(row[1]) < 200, row[:3]  # and the plant agrees: no current flows
     before = [x for x in c.reports() if x["ms"] < ev["ms"] - 60_000]
     assert before and before[-1]["i_ma"] < -100_000  # it was under heavy discharge
     s = soc_against_plant(c)

@@ -19,16 +19,19 @@ from pathlib import Path
 
 import hil
 
-from ..staging import find_board_file, micropython_exe, stage
+from ..staging import find_board_file, micropython_exe, mpy_cross_exe, stage
 
 HIL_DIR = Path(hil.__file__).resolve().parent
 REPO = HIL_DIR.parent
-# The simulated chips (hil/chips) and hal_sim live in the firmware's MicroPython process and take
-# about 51 KB of its heap (the BQ76952's data memory and protection state machine, the INA228, the
-# ADC models: `mem` command's `sim` = 51 296 B at aa29b82; 55.8 KB with T1's fake HAL rig); the
-# process gets this much on top of the firmware's budget, so the firmware itself is held to the heap
-# a board has.
-SIM_HEAP_K = 64
+# The simulated chips (hil/chips) and hal_sim live in the firmware's MicroPython process: about
+# 52 KB of its heap (`mem` command's `sim`: 52 000 B; 55.8 KB with T1's fake HAL rig), and their
+# names share the interpreter's qstr table with the firmware's: the table grows in pools that double,
+# so the sim's ~300 names (with the REPL's and pwfw.boot's) take it into its 7th pool (~14.5 KB at
+# once), which `mem` counts as the firmware's (the board's `alloc` reads ~98 KB where T1's rig,
+# without them, reads ~72 KB: docs/architecture.md, Memory). The process gets this much on top of the
+# firmware's 96 KB; the firmware's own budget is held by T1 (tests/t1/test_app_mp.py, 80 KB guard)
+# and on the board's architecture by T3 (the emulated RP2040).
+SIM_HEAP_K = 96
 # What MicroPython's REPL prints on entering each mode (shared/runtime/pyexec.c): the board follows
 # them to know which mode a soft reset happens in, as a board's firmware knows pyexec_mode_kind.
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
@@ -57,6 +60,41 @@ def board_file_for(chemistry, base=None):
         board["cells"] = 14 if chemistry == "nmc" else 16
         check_board(board, "%s with chemistry %s" % (base, chemistry))  # its limits may not fit the other one
     return board
+
+
+# What the board process imports from hil/: compiled by mpy-cross like the firmware, so that
+# compiling their sources (and the names a compile interns) does not take the board's heap.
+SIM_SOURCES = ("__init__.py", "faults.py", "mpcompat.py", "chips/*.py", "vboard/hal_sim.py")
+
+
+def sim_modules(arch):
+    """A folder with hil's board-side modules as .mpy for `arch` (hal_sim.py at its top, as the board
+    imports it), built once per content of those sources and mpy-cross, shared by every board."""
+    import hashlib
+
+    srcs = sorted(f for pat in SIM_SOURCES for f in HIL_DIR.glob(pat))
+    exe = mpy_cross_exe()
+    st = os.stat(exe)
+    h = hashlib.sha256(("%s %s %d %d" % (arch, exe, st.st_size, st.st_mtime_ns)).encode())
+    for f in srcs:
+        h.update(f.relative_to(HIL_DIR).as_posix().encode() + b"\0" + f.read_bytes())
+    out = Path(tempfile.gettempdir()) / ("packwatch-sim-%s" % h.hexdigest()[:16])
+    if (out / "hal_sim.mpy").exists():
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    for f in srcs:
+        rel = f.relative_to(HIL_DIR)
+        if rel.parts[0] == "vboard":
+            dst, name = tmp / (f.stem + ".mpy"), f.stem
+        else:
+            dst, name = tmp / "hil" / rel.with_suffix(".mpy"), ".".join(("hil",) + rel.with_suffix("").parts)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([exe, "-march=" + arch, "-s", name, "-o", str(dst), str(f)], check=True, capture_output=True)
+    try:
+        os.rename(tmp, out)  # atomic: a board started meanwhile by another test finds all or nothing
+    except OSError:  # another process built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def install_firmware(fs_dir, board, source=False):
@@ -94,7 +132,7 @@ class BoardProcess:
         rep_r, rep_w = os.pipe()  # runner -> firmware
         env = dict(os.environ)
         env.update(
-            MICROPYPATH=os.pathsep.join(["", ".frozen", "lib", str(HIL_DIR / "vboard"), str(HIL_DIR.parent)]),
+            MICROPYPATH=os.pathsep.join(["", ".frozen", "lib", str(sim_modules(self.board.get("arch", "x64")))]),
             PW_PLANT_FDS="%d,%d" % (rep_r, req_w),
             PW_SEED=str(self.seed),
             PW_RESET=self._cause_next,
