@@ -14,6 +14,8 @@ _FET_DSG = const(2)
 _FET_AFE_CHG = const(4)  # the AFE's CHG / DSG drivers on (FET Status, read once a second)
 _FET_AFE_DSG = const(8)
 _OPEN_WIRE = const(128)  # pwfw.protect's open_wire alarm: a sense wire, not a deep cell
+_BAL_MASK = const(2)  # pwfw.balance's Balancer.st: the cells bleeding now, the next decision's ticks
+_BAL_NEXT = const(8)
 RESET_FILE = "reset.txt"
 
 
@@ -46,6 +48,9 @@ class App:
         self.est = Estimator(model, self.n_cells, self.cfg.capacity_mah)
         model = None
         self.prot = Protect(self.cfg)
+        from pwfw.balance import Balancer
+
+        self.bal = Balancer(self.cfg, self.n_cells, hal.ticks_ms())
         self.reset_cause = self.cal = None
         self._boot_save = False
         call("app_rare", "start", self)  # the reset cause, the saved state, the calibration
@@ -61,7 +66,8 @@ class App:
 
     def save(self, now=None):
         try:
-            d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state()}
+            d = {"boots": self.boots, "cfg": self.cfg.overrides(), "est": self.est.state(),
+                 "bal": call("balance_cmd", "state", self.bal)}
             ok = self.store.save(d, now, self.est.soc_pm)
         except MemoryError:  # the key table or the record code did not fit now: flagged, tried again when due
             ok = False
@@ -93,6 +99,7 @@ class App:
         o.int(b"fault", p.fault)
         o.int(b"fet", self.fet())
         o.int(b"prot", p.prot)
+        o.int(b"bal", self.bal.st[_BAL_MASK])
         o.end()
 
     @micropython.native
@@ -103,6 +110,7 @@ class App:
         o.int(b"ms", now)
         o.ints(b"soc_pm", self.est.cell_soc_pm)
         o.int(b"cap_mah", self.est.cap_mah)
+        o.ints(b"bal_mah", self.bal.bled_mah)
         o.end()
 
     def event(self, now, name, on, val, idx, setting=None):
@@ -202,6 +210,8 @@ class App:
             self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
             self.prot.i_sat = p.i_sat  # a saturated reading is an over-current at once (pwfw.protect)
             self.prot.check(now, p.cells, p.stack_mv, p.i_ma, p.temps)
+            if p.afe_ready and ticks_diff(now, self.bal.st[_BAL_NEXT]) >= 0:  # once per bal_s, not per sample
+                self.bal.run(now, p, self.est)
             if p.deep_uv(dt) and not self.prot.alarm & _OPEN_WIRE and not p.shut:
                 self._shutdown(now)
         while True:

@@ -5,7 +5,7 @@ import gc
 
 from pwfw import FORMAT, VERSION
 from pwfw.app import RESET_FILE
-from pwfw.compat import unload
+from pwfw.compat import call, unload
 from pwfw.pack import F_CAL, F_STORE
 
 
@@ -53,6 +53,11 @@ def _restore(app):
                 app.pack.fault |= F_STORE
         except MemoryError:  # the key table did not fit: the defaults, flagged
             app.pack.fault |= F_STORE
+        if d.get("bal"):  # per-cell balancing time and bled charge, and the mode (pwfw.balance_cmd)
+            try:
+                call("balance_cmd", "restore", app.bal, d["bal"])
+            except (ValueError, TypeError, KeyError, AttributeError, MemoryError):
+                app.pack.fault |= F_STORE
         if d.get("est"):
             try:
                 app.est.restore(d["est"])

@@ -179,6 +179,13 @@ def cmd_mem(app, args):
     app.mem()
 
 
+def cmd_balance(app, args):
+    """`balance [auto|off|cells MASK [minutes]]` (docs/protocol.md): pwfw.balance_cmd, loaded for it."""
+    from pwfw.compat import call
+
+    call("balance_cmd", "command", app, args)
+
+
 def cmd_reboot(app, args):
     _no_args(args)
     app.reply("reboot", True)

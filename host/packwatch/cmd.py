@@ -28,7 +28,7 @@ SOFT_REBOOT = b"soft reboot"   # "MPY: soft reboot", printed by MicroPython on e
 RAW_BANNER = b"raw REPL; CTRL-B to exit"  # printed on entering the raw REPL (Ctrl-A)
 LOCAL = ("restart", "quit", "exit", "help")
 HELP = ("board commands (docs/protocol.md): ping, info, config, rate MS, soc PM, soc reset, zero, "
-        "set KEY INT, unlock KEY, lock, afe, save, clear, mem, reboot\nlocal: restart (soft-reset the board so its firmware "
+        "set KEY INT, unlock KEY, lock, afe, balance [auto|off|cells MASK [MIN]], save, clear, mem, reboot\nlocal: restart (soft-reset the board so its firmware "
         "runs again, e.g. after mpremote), quit (or Ctrl-D)")
 
 

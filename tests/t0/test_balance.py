@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from hil.hal_fake import FakeHal
+from packwatch.protocol import Decoder
+from pwfw.app import App
 from pwfw.balance import Balancer
+from pwfw.balance_cmd import WHY
+from pwfw.balance_run import choose
 from pwfw.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,42 +34,42 @@ def bal(**over):
 def test_highest_cells_none_adjacent_at_most_max_cells():
     b = bal()
     c = cells(c3=3500, c4=3499, c5=3498, c9=3480, c12=3470, c14=3460)
-    m = b.choose(0, c, 1000, [250, 250], 300)
+    m = choose(b, 0, c, 1000, [250, 250], 300)
     # 3 (highest), not 4 (adjacent), 5, then 9, 12: four cells; 14 would be the fifth
-    assert m == (1 << 3) | (1 << 5) | (1 << 9) | (1 << 12) and b.why == "auto"
+    assert m == (1 << 3) | (1 << 5) | (1 << 9) | (1 << 12) and WHY[b.st[5]] == "auto"
 
 
 def test_never_below_the_lowest_plus_stop_delta():
     b = bal()
     c = cells(c0=3430, c7=3490)  # lowest 3430: every other cell is > 5 mV above it
-    m = b.choose(0, c, 0, [250], 300)
+    m = choose(b, 0, c, 0, [250], 300)
     assert m & 1 == 0 and m & (1 << 7)
     c = list(BASE)
     c[0] = 3430
     c[7] = 3453  # the spread is cell 0 being low: max - min 23 mV, but bleeding cannot lift cell 0
-    assert not b.choose(0, c, 0, [250], 300) & 1
+    assert not choose(b, 0, c, 0, [250], 300) & 1
 
 
 @pytest.mark.parametrize("i_ma, temps, die, why", [
     (-5000, [250], 300, "discharging"), (1000, [510, 250], 300, "hot"), (1000, [250], 660, "hot")])
 def test_refuses_discharging_and_hot(i_ma, temps, die, why):
     b = bal()
-    assert b.choose(0, cells(c3=3500), i_ma, temps, die) == 0 and b.why == why
+    assert choose(b, 0, cells(c3=3500), i_ma, temps, die) == 0 and WHY[b.st[5]] == why
 
 
 def test_discharging_allowed_when_configured():
-    assert bal(bal_dsg=1).choose(0, cells(c3=3500), -5000, [250], 300) == 1 << 3
+    assert choose(bal(bal_dsg=1), 0, cells(c3=3500), -5000, [250], 300) == 1 << 3
 
 
 def test_start_voltage_and_start_stop_hysteresis():
     b = bal()
     low = [3300] * 16
     low[2] = 3390
-    assert b.choose(0, low, 0, [250], 300) == 0 and b.why == "low"
-    assert b.choose(0, cells(c2=3465), 0, [250], 300) == 0 and b.why == "balanced"  # 15 < start 20
-    assert b.choose(0, cells(c2=3475), 0, [250], 300) == 1 << 2  # 25 >= start: on
-    assert b.choose(0, cells(c2=3465), 0, [250], 300) == 1 << 2  # 15 > stop 5: still on
-    assert b.choose(0, cells(c2=3454), 0, [250], 300) == 0 and b.why == "balanced"
+    assert choose(b, 0, low, 0, [250], 300) == 0 and WHY[b.st[5]] == "low"
+    assert choose(b, 0, cells(c2=3465), 0, [250], 300) == 0 and WHY[b.st[5]] == "balanced"  # 15 < start 20
+    assert choose(b, 0, cells(c2=3475), 0, [250], 300) == 1 << 2  # 25 >= start: on
+    assert choose(b, 0, cells(c2=3465), 0, [250], 300) == 1 << 2  # 15 > stop 5: still on
+    assert choose(b, 0, cells(c2=3454), 0, [250], 300) == 0 and WHY[b.st[5]] == "balanced"
 
 
 def test_estimator_moves_the_bled_cell_by_its_charge():
@@ -80,3 +85,90 @@ def test_estimator_moves_the_bled_cell_by_its_charge():
     after = list(e.cell_soc_pm)
     assert before[6] - after[6] == pytest.approx(10 - 10 / 16, abs=1)
     assert all(abs(after[j] - before[j]) <= 1 for j in range(16) if j != 6)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hal = FakeHal(BOARD)
+    a = App(hal)
+    a.hal_ = hal
+    a.dec = Decoder()
+    a.frames = []
+
+    def run(ms):
+        end = hal.t + ms
+        while hal.t < end:
+            a.step()
+        a.frames += a.dec.feed(bytes(hal.tx))
+        hal.tx.clear()
+        return a.frames
+
+    def cmd(text):
+        hal.rx += text.encode() + b"\n"
+        n = len(a.frames)
+        run(200)
+        return [f for f in a.frames[n:] if f[0] in ("ok", "err")][-1]
+
+    a.run_ms, a.cmd = run, cmd
+    return a
+
+
+def test_app_drives_the_afe_and_reports_the_mask(app):
+    hal = app.hal_
+    hal.set(cells=cells(c3=3500, c10=3490), i_ma=2000)
+    app.run_ms(65000)
+    assert hal.bq.bal_mask == (1 << 3) | (1 << 10)  # what the part balances
+    reps = [f[1] for f in app.frames if f[0] == "rep"]
+    assert reps[-1]["bal"] == hal.bq.bal_mask
+    hal.set(i_ma=-5000)  # discharging: the next decision stops it
+    app.run_ms(61000)
+    assert hal.bq.bal_mask == 0
+
+
+def test_balance_command_manual_with_timeout_and_off(app):
+    hal = app.hal_
+    hal.set(cells=cells(c0=3460, c2=3460), i_ma=0)
+    r = app.cmd("balance cells 0x5 1")
+    assert r[0] == "ok" and r[1]["mode"] == "cells"
+    app.run_ms(500)
+    assert hal.bq.bal_mask == 5
+    assert app.cmd("balance cells 3")[0] == "err"  # adjacent
+    assert app.cmd("balance cells 0x10000")[0] == "err"  # beyond 16 cells
+    assert app.cmd("balance cells 0x5555")[0] == "err"  # 8 cells > bal_max_cells 4
+    app.run_ms(61000 + 61000)  # the minute ran out: back to auto, which sees 10 mV < 20: off
+    assert hal.bq.bal_mask == 0
+    assert app.cmd("balance")[1]["mode"] == "auto"
+    app.cmd("balance cells 0x5 30")
+    app.run_ms(500)
+    assert hal.bq.bal_mask == 5
+    assert app.cmd("balance off")[1]["mode"] == "off"  # applied at the next sample
+    app.run_ms(500)
+    assert hal.bq.bal_mask == 0
+
+
+def test_bled_charge_is_counted_from_v_over_r_and_persisted(app):
+    hal = app.hal_
+    hal.set(cells=cells(c6=3520), i_ma=1000)
+    app.run_ms(3600 * 1000)  # one hour
+    # 3.52 V / 55 ohm = 64 mA for ~1 h, less one paused sample a minute and the first decision's wait
+    k = app.bal.bled_mah[6]
+    assert 60 <= k <= 64 and 3500 <= app.bal.bal_s[6] <= 3600
+    assert all(app.bal.bled_mah[j] == 0 for j in range(16) if j != 6)
+    cell = [f[1] for f in app.frames if f[0] == "cell"][-1]
+    assert cell["bal_mah"][6] >= k - 1
+    app.save()
+    app2 = App(hal)
+    assert app2.bal.bled_mah[6] == k and app2.bal.bal_s[6] == app.bal.bal_s[6]
+
+
+
+
+def test_balance_command_refusals_are_one_clear_line(app):
+    for line, ok in (("balance cells 3", False), ("balance cells 0xZZ", False), ("balance sometimes", False),
+                     ("balance cells 0x5 0", False), ("balance cells 0x5 30", True), ("balance", True)):
+        r = app.cmd(line)
+        assert (r[0] == "ok") == ok, (line, r)
+        if not ok:
+            assert "internal error" not in r[1]["error"] and r[1]["error"], r
+    assert app.cmd("balance cells 0xZZ")[1]["error"] == "mask must be an integer or 0x-hex, got 0xZZ"

@@ -172,7 +172,7 @@ def test_zero_takes_any_reading_while_the_power_path_is_open(app):
 def test_rep_carries_the_power_path_state(app):
     r = reports(app, 2000)[-1]
     assert r["fet"] & 3 == 3 and app.fake.relay_on is True  # bit 0 charge, bit 1 discharge: both closed
-    assert list(r)[-2:] == ["fet", "prot"]  # after `fault`, as docs/protocol.md lists the fields
+    assert list(r)[-3:] == ["fet", "prot", "bal"]  # after `fault`, as docs/protocol.md lists the fields
     open_path_by_over_voltage(app)
     assert reports(app, 1000)[-1]["fet"] & 3 == 0
     app.fake.set(cells=[3300] * 16)  # released below cell_ov_mv - hysteresis: closes again

@@ -1,0 +1,155 @@
+"""T2: cell balancing through the virtual board (issue 14), as a pack builder meets it. The firmware's
+policy (pwfw.balance, docs/configuration.md "Balancing") drives the simulated BQ76952's CB_ACTIVE_CELLS;
+the plant bleeds the cells the part balances through the board's resistor (hil/plant.py). Expected
+values come from the plant's truth (its cell voltages, its SoC, the mask it bled) and Ohm's law, never
+from the firmware's own arithmetic: balancing starts on a pack with one cell high at top of charge
+(the plant's truth shows that cell losing V/R x t, the firmware's `bal` is what the part balances and
+its `cell` bal_mah what the plant lost), stops at the stop delta, and refuses as configured (too hot,
+too low, discharging)."""
+import json
+
+import numpy as np
+import pytest
+
+from hil import profiles as P
+from hil.scenarios import Scenario
+from tests.support import ROOT
+
+SIM = json.loads((ROOT / "boards" / "sim.json").read_text())
+HIGH = 5  # the high cell (0-based, as the plant's arrays; `bal` bit 5 = cell 6)
+N = 16
+
+
+def _board(tmp_path, cap_mah=100000, **limits):
+    b = json.loads(json.dumps(SIM))
+    b["capacity_mah"] = cap_mah
+    b["limits"] = dict({"bal_s": 5}, **limits)  # a decision every 5 s of virtual time (the key's minimum)
+    p = tmp_path / "board.json"
+    p.write_text(json.dumps(b))
+    return p, b["limits"]
+
+
+def _scenario(name, soc_hi, soc_rest, parts=(), cap_ah=100.0, ambient_c=25.0, minutes=60):
+    soc0 = [soc_rest] * N
+    soc0[HIGH] = soc_hi
+    # identical cells (spread=False): only the one high cell stands out; charge branch (h0=1)
+    kw = {"soc0": soc0, "spread": False, "h0": 1.0, "capacity_ah": cap_ah, "ambient_c": ambient_c}
+    return Scenario(name, minutes * 60, lambda seed: list(parts), plant_kw=kw)
+
+
+def _start(board, tmp_path, sc, cap_mah=100000, **limits):
+    path, lim = _board(tmp_path, cap_mah, **limits)
+    c = board(sc, board_file=path, truth_every_ms=100)
+    c.until(lambda t, f: t == "rep" and "bal" in f, what="a rep with bal")
+    return c, lim
+
+
+def _truth(c):
+    with c.vb._lock:
+        return list(c.vb.truth)
+
+
+def _ohm_bled_as(rows, k, r_ohm):
+    """Charge cell k lost through its resistor by Ohm's law over the truth rows: V / R for every step
+    whose mask (row[12]) had the cell, V the plant's cell voltage, dt the time to the next row."""
+    q = 0.0
+    for a, b in zip(rows, rows[1:]):
+        if b[12] >> k & 1:  # the step ending at row b bled cell k
+            q += a[3][k] / 1e4 / r_ohm * (b[0] - a[0]) / 1000.0
+    return q
+
+
+def test_balancing_starts_on_a_high_cell_and_the_plant_loses_v_over_r(board, tmp_path):
+    sc = _scenario("bal_top", 0.995, 0.985)
+    c, lim = _start(board, tmp_path, sc)
+    r_ohm = 55  # the firmware's default (docs/configuration.md): the board file sets none
+    soc0 = np.array(_truth(c)[0][5])
+    c.wait_t(c.vb.t_ms + 20 * 60 * 1000, timeout=300)
+    rows = _truth(c)
+    reps = c.reports()
+    on = [f for f in reps if f["bal"]]
+    assert on, "no report with a balancing cell: %r" % [f.get("bal") for f in reps[-5:]]
+    assert all(f["bal"] >> HIGH & 1 for f in on)  # the high cell in every mask
+    # the others sit at the lowest cell: one may pass lowest + stop delta on a noisy reading (the AFE's
+    # 1 mV per cell) for one decision, never for long
+    assert sum(1 for f in on if f["bal"] != 1 << HIGH) <= len(on) // 10
+    # what the firmware says it balances is what the part balances: each report's bal against the plant's
+    # mask one step later (the decision written after the sample is on from the next step)
+    by_ms = {row[7]: row for row in rows}
+    pairs = [(f["bal"], by_ms[f["ms"] + 100][12]) for f in reps if f["ms"] + 100 in by_ms]
+    assert len(pairs) > 500
+    agree = sum(1 for a, b in pairs if a == b)
+    assert agree >= len(pairs) - 2 * len(pairs) // (5 * 10)  # all but the one paused sample per decision
+    # the plant: each cell lost what Ohm's law says over the steps it bled, on top of the self-discharge
+    # every cell has here (identical cells)
+    q_ohm = np.array([_ohm_bled_as(rows, k, r_ohm) for k in range(N)])
+    soc = np.array(rows[-1][5])
+    cap_as = 100.0 * 3600.0
+    drop = (soc0 - soc) * cap_as  # A.s per cell, bleed + self-discharge
+    never = q_ohm == 0
+    assert never.sum() >= N - 3
+    base = drop[never]
+    assert np.ptp(base) < 1e-3  # A.s: the cells that never bled lost the same
+    np.testing.assert_allclose(drop - base.mean(), q_ohm, rtol=0.01, atol=0.05)
+    assert q_ohm[HIGH] / 3.6 > 15  # mAh: about 20 min of 3.5 V / 55 ohm = 64 mA
+    # the firmware's own count of the bled charge (`cell` bal_mah, from its readings and V/R)
+    cells = [f for t, f in c.frames if t == "cell" and "bal_mah" in f]
+    assert cells, "no cell frame with bal_mah"
+    got = np.array(cells[-1]["bal_mah"])
+    np.testing.assert_allclose(got, q_ohm / 3.6, atol=2)
+
+
+def test_balancing_stops_at_the_stop_delta(board, tmp_path):
+    # a small pack (5 Ah) so bleeding 0.4 % of it takes minutes: 20 mAh at ~60 mA; every cell above
+    # bal_start_mv (3.42 V at 99.1 %), so only the delta can stop it
+    sc = _scenario("bal_stop", 0.995, 0.991, cap_ah=5.0, minutes=120)
+    c, lim = _start(board, tmp_path, sc, cap_mah=5000)
+    stop = 5  # bal_stop_dmv's default (docs/configuration.md)
+
+    seen = {}
+
+    def stopped(t, f):  # a rep after balancing ran, with nothing on for two decision periods
+        if t != "rep":
+            return False
+        if f["bal"]:
+            seen["on"] = f["ms"]
+            return False
+        return "on" in seen and f["ms"] - seen["on"] > 2 * lim["bal_s"] * 1000
+
+    c.until(stopped, timeout=300, what="balancing to start and stop")
+    t_stop = c.vb.t_ms
+    rows = _truth(c)
+    last = [row for row in rows if row[12]][-1]  # the last step the plant bled
+    v = np.array(last[3]) / 10.0  # mV
+    assert v.max() - v.min() <= stop + 3  # the AFE reads 1 mV noise per cell
+    first = [row for row in rows if row[12]][0]
+    v0 = np.array(first[3]) / 10.0
+    assert v0.max() - v0.min() >= 20  # it had started above the start delta
+    t, f = c.cmd("balance")
+    assert t == "ok" and f["why"] == "balanced" and f["bal"] == 0
+    # the hysteresis: nothing restarts below the start delta
+    c.wait_t(t_stop + 60 * 1000)
+    assert all(row[12] == 0 for row in _truth(c) if row[0] > t_stop + 6000)
+
+
+@pytest.mark.parametrize("case,why,limits,parts,soc,ambient", [
+    ("hot", "hot", {}, (), (0.995, 0.985), 55.0),  # thermistors at 55 C > bal_tmax_dc 50 C
+    ("hot_allowed", None, {"bal_tmax_dc": 600}, (), (0.995, 0.985), 55.0),  # configured to 60 C: it balances
+    ("low", "low", {}, (), (0.97, 0.5), 25.0),  # 40 mV apart but the highest below bal_start_mv
+    ("discharging", "discharging", {}, (P.Constant(-5.0),), (0.997, 0.99), 25.0),
+    ("discharging_allowed", None, {"bal_dsg": 1}, (P.Constant(-5.0),), (0.997, 0.99), 25.0),
+])
+def test_balancing_refuses_as_configured(board, tmp_path, case, why, limits, parts, soc, ambient):
+    sc = _scenario("bal_" + case, soc[0], soc[1], parts=parts, ambient_c=ambient, minutes=30)
+    c, _ = _start(board, tmp_path, sc, **limits)
+    c.wait_t(c.vb.t_ms + 60 * 1000)  # 12 decisions
+    t, f = c.cmd("balance")
+    rows = _truth(c)
+    v = np.array(rows[-1][3]) / 10.0
+    assert v.max() - v.min() >= 20  # there is something to balance
+    bled = any(row[12] for row in rows)
+    if why is None:
+        assert bled and t == "ok" and f["why"] == "auto", f
+    else:
+        assert not bled and not any(r["bal"] for r in c.reports())
+        assert t == "ok" and f["why"] == why and f["bal"] == 0, f
