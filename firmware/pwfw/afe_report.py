@@ -94,3 +94,13 @@ def report(app):
     o.int(b"pf_d", s[15])
     o.int(b"took_ms", took)
     o.end()
+
+
+def command(app):
+    """`afe`: the report, or one `err` naming what went wrong on the bus."""
+    try:
+        report(app)
+    except (OSError, ValueError) as e:  # the bus (NACK, time-out, CRC): re-sealed, or the next sample
+        # sees the part unsealed and re-configures (which seals it)
+        app.reply("afe", False, val="the AFE did not answer (%r); if it was left unsealed the next sample "
+                  "re-configures and seals it: try again" % (e,))

@@ -295,6 +295,9 @@ class App:
         if text == "mem":
             self.mem()  # the live heap as the loop holds it: measured before loading the commands
             return
+        if text == "afe":
+            self.afe()  # the command that needs the most heap: without pwfw.commands loaded beside it
+            return
         gc.collect()
         try:
             from pwfw import commands
@@ -310,6 +313,23 @@ class App:
         finally:
             commands = None
             unload("commands", "config_keys")  # config_keys: held by `set` for its checks
+            gc.collect()
+
+    def afe(self):
+        """The `afe` reply: every AFE protection read back (pwfw.afe_report, loaded for it and dropped)."""
+        gc.collect()
+        try:
+            from pwfw.afe_report import command
+
+            command(self)
+        except MemoryError:
+            self.reply("afe", False, val="not enough memory to read the AFE now; try again")
+        except Exception as e:  # a bug must not take the loop down: flag it, as pwfw.commands.run does
+            self.pack.fault |= F_CMD
+            self.reply("afe", False, val="internal error: %r" % (e,))
+        finally:
+            command = None
+            unload("afe_report", "afe_regs", "bq76952_units")
             gc.collect()
 
     def mem(self):

@@ -279,28 +279,7 @@ def cmd_lock(app, args):
 
 
 def cmd_afe(app, args):
-    """Every AFE protection read back from the part (pwfw.afe_report, loaded for this and dropped)."""
+    """`afe` with arguments lands here (a bare `afe` is run by App.afe without this module loaded)."""
     if args:
         raise ValueError("takes no arguments")
-    gc.collect()
-    try:
-        from pwfw.afe_report import report
-
-        report(app)
-    except MemoryError:
-        raise ValueError("not enough memory to read the AFE now; try again")
-    except OSError as e:  # the bus: the part was re-sealed, or the next sample sees it unsealed and re-configures
-        raise ValueError("the AFE did not answer (%r); if it was left unsealed the next sample re-configures "
-                         "and seals it: try again" % (e,))
-    finally:
-        import sys
-
-        import pwfw
-
-        for m in ("afe_report", "afe_regs", "bq76952_units"):
-            sys.modules.pop("pwfw." + m, None)
-            try:
-                delattr(pwfw, m)
-            except (AttributeError, KeyError):
-                pass
-        gc.collect()
+    app.afe()

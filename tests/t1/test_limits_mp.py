@@ -52,9 +52,11 @@ def test_unlock_and_hard_limits_in_real_micropython(out):
     assert v["HELD"][:2] == ["0", "0"], out  # afe_report / afe_regs not kept after the command
 
 
-@pytest.mark.xfail(strict=True, reason="heap: at HEAD the T1 App holds ~88 KB of its 96 KB (guard 80 KB, "
-                   "test_app_mp.py), and `afe` (afe_report + afe_regs + bq76952_units) does not fit: it answers "
-                   "'not enough memory to read the AFE now'")
+@pytest.mark.xfail(strict=True, reason="heap: after `set`/`unlock` have run, the names their modules "
+                   "interned stay (MicroPython never frees a qstr) and `afe` (afe_report + afe_regs + "
+                   "bq76952_units) no longer fits the 96 KB rig: it answers one err 'not enough memory to read the "
+                   "AFE now' and the part stays SEALED; alone it fits (30 KB free after it), and on the virtual "
+                   "board (tests/t2/test_limits_afe.py)")
 def test_afe_fits_in_the_firmware_heap(out):
     v = _vals(out)
     assert v["AFE"] == ["1", "1", "SEC", "3"], out
