@@ -296,12 +296,13 @@ def test_log_cli_csv_schema_equals_frames_and_truth(vboard, tmp_path):
     np.testing.assert_allclose(np.diff(log.t_s), np.diff(log.cols["dev_ms"]) / 1000.0, atol=1.5e-3)
 
     # the simulated pack: the truth of the step each report was sampled in (by the firmware's clock; one boot)
-    tt = np.array([r[7] for r in vb.truth], dtype=float)
+    truth = [r for r in vb.truth if r[0] > 0]  # the row at plant time 0 is the state before any step
+    tt = np.array([r[7] for r in truth], dtype=float)
     k = np.abs(tt[None, :] - log.cols["dev_ms"][:, None]).argmin(axis=1)
     assert np.abs(tt[k] - log.cols["dev_ms"]).max() <= 100  # within one sample period (boot steps are 1 ms)
-    ti = np.array([r[1] for r in vb.truth]) / 1000.0
-    tc = np.array([r[3] for r in vb.truth]) / 10000.0
-    tT = np.array([r[4] for r in vb.truth]) / 10.0
+    ti = np.array([r[1] for r in truth]) / 1000.0
+    tc = np.array([r[3] for r in truth]) / 10000.0
+    tT = np.array([r[4] for r in truth]) / 10.0
     assert np.all(np.abs(log.current_a - ti[k]) <= 0.1 + 0.01 * np.abs(ti[k])), "current far from the pack's"
     assert np.abs(log.current_a).max() > 10, "the demo scenario discharges from the start"
     assert np.all(np.abs(log.cells_v - tc[k]) <= 0.010), "cell voltages far from the pack's"

@@ -32,6 +32,10 @@ REPO = HIL_DIR.parent
 # firmware's 96 KB; the firmware's own budget is held by T1 (tests/t1/test_app_mp.py, 80 KB guard)
 # and on the board's architecture by T3 (the emulated RP2040).
 SIM_HEAP_K = 96
+# Of what `mem` counts as the firmware's on the virtual board, the qstr pool the sim's names add (the
+# sim's ~370 names take the shared table past 1260 names, into its 7th pool, ~14.5 KB; measured with
+# micropython.qstr_info() inside the board process: 1333 names, 40 173 B, in 7 pools).
+SIM_QSTR_K = 16
 # What MicroPython's REPL prints on entering each mode (shared/runtime/pyexec.c): the board follows
 # them to know which mode a soft reset happens in, as a board's firmware knows pyexec_mode_kind.
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
@@ -97,6 +101,13 @@ def sim_modules(arch):
     return out
 
 
+def _unix_arch(board):
+    """The native arch of the unix port the board process runs (a board file for a real board names
+    its own, armv6m or xtensawin, which this interpreter cannot load)."""
+    arch = board.get("arch")
+    return arch if arch in ("x64", "x86") else "x64"
+
+
 def install_firmware(fs_dir, board, source=False):
     """Flash a fresh board with what `packwatch deploy` would copy: the firmware compiled by mpy-cross
     for the unix port's architecture, main.py and the board file. (Compiling .py sources on the
@@ -132,7 +143,7 @@ class BoardProcess:
         rep_r, rep_w = os.pipe()  # runner -> firmware
         env = dict(os.environ)
         env.update(
-            MICROPYPATH=os.pathsep.join(["", ".frozen", "lib", str(sim_modules(self.board.get("arch", "x64")))]),
+            MICROPYPATH=os.pathsep.join(["", ".frozen", "lib", str(sim_modules(_unix_arch(self.board)))]),
             PW_PLANT_FDS="%d,%d" % (rep_r, req_w),
             PW_SEED=str(self.seed),
             PW_RESET=self._cause_next,
