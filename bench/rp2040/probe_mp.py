@@ -141,7 +141,7 @@ class NoEst:
     def __init__(self, est):
         self.cell_soc_pm = est.cell_soc_pm
 
-    def update(self, dt_ms, i_ma, cells_mv, t_dc):
+    def update(self, dt_ms, i_ma, cells_mv, t_dc, i_avg_ma=None):
         pass
 
 

@@ -82,7 +82,6 @@ class App:
     def hdr(self, topic=b"hdr"):
         call("app_rare", "hdr", self, topic)  # at boot and for `info` (pwfw.app_rare)
 
-    @micropython.native
     def report(self, now):
         o = self.out
         o.begin(b"rep")
@@ -102,7 +101,6 @@ class App:
         o.int(b"bal", self.bal.st[_BAL_MASK])
         o.end()
 
-    @micropython.native
     def cell_report(self, now):
         o = self.out
         o.begin(b"cell")

@@ -277,7 +277,6 @@ class BQ76952:
     def _cells2(self, out_mv):
         _unpack_cells(out_mv, self._d, self._map2, self.cells)
 
-    @micropython.native
     def read_safety(self):
         """Safety Alert/Status A-C and PF Alert/Status A-D (0x02..0x11) into self.safety, and FET
         Status (0x7F) into self.fet_status; allocation-free (two reads: on a change of Battery
@@ -326,7 +325,6 @@ class BQ76952:
     def read_cc2_ma(self):
         return self._read16(_CC2) * self.ua
 
-    @micropython.native
     def read_ts_dk(self, n):
         if not 1 <= n <= 3:
             raise ValueError("ts")

@@ -223,7 +223,6 @@ class Plaus:
         if self._st_n >= _STUCK_N and self._st_hi - self._st_lo > self.n * _STUCK_MV:
             p.fault |= _F_I_STUCK
 
-    @micropython.native
     def _temps(self):
         lo = 0x7FFF
         hi = -0x7FFF

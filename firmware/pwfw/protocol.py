@@ -167,7 +167,6 @@ class FrameWriter:
         self.n = 0
         self.overflows = 0
 
-    @micropython.native
     def _byte(self, b):
         if self.n < len(self.buf) - 11:  # keep room for " CRCCRCCR\n"
             self.buf[self.n] = b
@@ -175,12 +174,10 @@ class FrameWriter:
         else:
             self.overflows += 1
 
-    @micropython.native
     def _bytes(self, s):
         for b in s:
             self._byte(b)
 
-    @micropython.native
     def begin(self, topic):
         buf = self.buf
         if len(topic) + 14 >= len(buf):  # no room (a tiny buffer): byte by byte
@@ -196,7 +193,6 @@ class FrameWriter:
         buf[n + 1] = 123  # '{'
         self.n = n + 2
 
-    @micropython.native
     def _key(self, key):
         n = self.n
         if n + len(key) + 4 >= len(self.buf) - 11:  # near the end: byte by byte, counting overflows
@@ -209,7 +205,6 @@ class FrameWriter:
             return
         self.n = _key_at(self.buf, n, key)
 
-    @micropython.native
     def _int(self, v):
         if v is None:
             self._bytes(b"null")
@@ -294,7 +289,6 @@ class FrameWriter:
         self._key(key)
         self._bytes(b"true" if v else b"false")
 
-    @micropython.native
     def end(self):
         """Close the object, append the CRC and send the line."""
         self._byte(125)  # '}'

@@ -65,14 +65,12 @@ def _isqrt(n: int) -> int:
         x = y
 
 
-@micropython.native
 def _sqrt1m(f):
     # sqrt(1 - f) in Q15 for a gain f in Q15 (0..32768): _isqrt((32768 - f) << 15), where f = 0 would
     # make the argument 2**30, one past a 32-bit port's small ints (a big int allocated)
     return 32768 if f == 0 else _isqrt((32768 - f) << 15)
 
 
-@micropython.native
 def _rss(a, b, c, d):
     # root of sum of squares, each term clamped so the squares stay small ints
     a = min(abs(a), 15000)
@@ -456,7 +454,6 @@ class Estimator:
         self._sig_cell_ppm = 50000
         self._started = True
 
-    @micropython.native
     def _clear_win(self):
         for k in range(self.n):
             self._win_cell_mv[k] = 0
@@ -616,7 +613,6 @@ class Estimator:
         elif i > tail:
             self._empty_latch = False
 
-    @micropython.native
     def _full(self):
         # the 100 % target at a CV tail, or -1: with the mean cell at full voltage (a pack-level CV) the
         # average cell is full; with only the highest cell there (a charge limited per cell), that cell is
@@ -636,7 +632,6 @@ class Estimator:
             return _PPM - self._cell_d_ppm[kh] - self._cell_pend_ppm[kh]
         return -1
 
-    @micropython.native
     def _anchor(self, target, sig=_SYNC_SIG):
         # a sync: pull the pack to target (drifting); a confident point for capacity learning
         self.syncs += 1
@@ -680,7 +675,6 @@ class Estimator:
             self._correct_cells(s, e, sl, ir)
         self._clear_win()
 
-    @micropython.native
     def _ir_err_uv(self, s, i):
         # IR model error: 45 % of the IR drop (ageing, diffusion) plus the current changes in the window
         r0 = self._tab(self._r0, s)
