@@ -140,6 +140,7 @@ class Ntc:
                    r_series=cfg.get("r_series", 0), e11=cfg.get("e11", False), n_avg=cfg.get("n_avg", 1),
                    uv_min=150000 if esp else 0)
 
+    @micropython.native
     def dc_from_u16(self, x):
         """0.1 °C from a read_u16() code, or None when out of range (open, short, saturated)."""
         if x < self.x_lo or x > self.x_hi:
@@ -162,6 +163,7 @@ class Ntc:
         x = ((uv * self._k_hi) >> (_K_SHIFT - 8)) + ((uv * self._k_lo) >> _K_SHIFT)
         return self.dc_from_u16(x)
 
+    @micropython.native
     def _frac16(self, uv, rail):
         # round(uv * 65536 / rail) by 16 steps of long division: every value stays below 2 * rail
         if uv >= rail:
@@ -199,6 +201,7 @@ class Ntc:
             return self._read_uv(hal, ch, uv)
         return self._read_codes(hal, ch)
 
+    @micropython.native
     def _read_uv(self, hal, ch, uv):
         n = self.n_avg
         for _ in range(n - 1):
