@@ -11,9 +11,8 @@ import json
 import pytest
 
 from hil.hal_fake import FakeHal
-from packwatch.protocol import Decoder
-from pwfw.app import App
 from tests.support import ROOT
+from tests.t0.test_afe_supervision import Rig, evts, reps  # the App on the simulated chip, decoded
 
 BOARD = json.loads((ROOT / "boards" / "sim.json").read_text())
 FET_CHG, FET_DSG, AFE_CHG, AFE_DSG = 1, 2, 4, 8  # docs/protocol.md, power-path bits
@@ -54,31 +53,6 @@ class SliceHal(FakeHal):
             self._apply()
             if self.alert():
                 return
-
-
-class Rig:
-    def __init__(self, hal):
-        self.hal = hal
-        self.app = App(hal)
-        self.dec = Decoder()
-        self.frames = []
-
-    def run(self, ms):
-        end = self.hal.t + ms
-        n = len(self.frames)
-        while self.hal.t < end:
-            self.app.step()
-        self.frames += self.dec.feed(bytes(self.hal.tx))
-        self.hal.tx.clear()
-        return self.frames[n:]
-
-
-def reps(frames):
-    return [f for t, f in frames if t == "rep"]
-
-
-def evts(frames, name=None):
-    return [f for t, f in frames if t == "evt" and (name is None or f["name"] == name)]
 
 
 def dm(sim, addr):
