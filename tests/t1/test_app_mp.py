@@ -27,20 +27,14 @@ app = App(hal)
 def run(mp, tmp_path, code):
     # as on a board: the firmware as .mpy (compiling sources on the device needs more heap than it has),
     # and the simulated chips compiled too, since they share this heap
-    import subprocess
-    from packwatch.staging import mpy_cross_exe, stage
+    from packwatch.staging import stage
+    from packwatch.vboard.board import sim_modules
 
     board = json.loads((ROOT / "boards" / "sim.json").read_text())
     stage(board, tmp_path)
-    chips = tmp_path / "sim" / "hil" / "chips"
-    chips.mkdir(parents=True)
-    for f in [*(ROOT / "hil" / "chips").glob("*.py"), ROOT / "hil" / "mpcompat.py", ROOT / "hil" / "hal_fake.py"]:
-        dst = (chips if f.parent.name == "chips" else chips.parent) / (f.stem + ".mpy")
-        subprocess.run([mpy_cross_exe(), "-march=x64", "-o", str(dst), str(f)], check=True)
-    (tmp_path / "sim" / "hil" / "__init__.py").write_text("")
     src = "BOARD = %r\n" % json.dumps(board) + RIG + code
     # 96 KB for the firmware + the rig and the chip simulations' allowance (as the virtual board does)
-    return mp.run(src, heap="%dK" % (96 + SIM_HEAP_K), cwd=str(tmp_path), path=[tmp_path / "lib", tmp_path / "sim"])
+    return mp.run(src, heap="%dK" % (96 + SIM_HEAP_K), cwd=str(tmp_path), path=[tmp_path / "lib", sim_modules("x64")])
 
 
 def test_app_boots_samples_and_answers_in_96k(mp, tmp_path):

@@ -68,7 +68,8 @@ def board_file_for(chemistry, base=None):
 
 # What the board process imports from hil/: compiled by mpy-cross like the firmware, so that
 # compiling their sources (and the names a compile interns) does not take the board's heap.
-SIM_SOURCES = ("__init__.py", "faults.py", "mpcompat.py", "chips/*.py", "vboard/hal_sim.py")
+# (hal_fake: T1's rig, tests/t1/test_app_mp.py, runs the firmware on the chips with it)
+SIM_SOURCES = ("__init__.py", "faults.py", "mpcompat.py", "hal_fake.py", "chips/*.py", "vboard/hal_sim.py")
 
 
 def sim_modules(arch):
