@@ -1,14 +1,16 @@
 # Protections: each alarm has a threshold, a set delay, a release hysteresis and release delay, and
 # over-current / open-wire latch until clear(). Bit numbers and names are docs/protocol.md's.
 #
-# Allocation-free per check(): all state lives in pre-allocated arrays, and every method keeps few
-# locals, because MicroPython puts a frame of more than ~11 slots (args + locals + stack) on the heap.
+# Allocation-free per check(): all state lives in one pre-allocated array('i') (layout below), judged
+# by one viper function per sample (machine-word compares; on the RP2040 a native method call costs
+# ~10 us, an attribute load ~1.8 and a generic subscript ~2.7, so the per-bit methods it replaces
+# cost ~1 ms per sample).
 from array import array
 
-from pwfw.compat import MICROPYTHON, const, micropython, ticks_diff
+from pwfw.compat import MICROPYTHON, const, micropython
 
 if not MICROPYTHON:
-    from pwfw.compat import ptr32
+    from pwfw.compat import ptr16, ptr32
 
 CELL_OV = const(0)
 CELL_UV = const(1)
@@ -33,74 +35,318 @@ _V_BITS = const(0x43)  # OV, UV, imbalance: not judged on readings that cannot b
 _OC_BITS = const(0x30)
 _OW_BIT = const(0x80)
 _N = const(8)
-EV_N = const(16)
+EV_N = const(16)  # a power of two (the ring index is masked)
 _NOVAL = const(-0x40000000)  # "no value" in the event ring (a small int on every port)
+# Signed inputs are stored biased: viper loads 32-bit words zero-extended on a 64-bit port (unix),
+# so a word read back for a compare must be non-negative; 0 stands for "none" (a missing stack/current)
+_BIAS = const(0x10000000)
+_PERIOD_MASK = const(0x3FFFFFFF)  # ticks_ms wraps at 2**30 (ticks_diff below, as pwfw.compat's)
+_HALF = const(0x20000000)
+
+# The state array: per alarm bit (8 each) the condition to set, to release, the value and index its
+# event reports, its set delay, whether a set/release timer runs and when it started; then scratch and
+# scalars; the event ring; the limits, copied from cfg at every check (a `set` applies at once).
+_ON = const(0)
+_OFF = const(8)
+_VAL = const(16)
+_IDX = const(24)
+_DLY = const(32)
+_PEND = const(40)
+_T = const(48)
+_NOW = const(56)
+_ISAT = const(57)  # Protect.i_sat + 1 (i_sat: +1 / -1, the current sensor is at full scale that way)
+_STK = const(58)  # the stack reading + _BIAS, 0: none
+_I = const(59)  # the current + _BIAS, 0: none
+_BAD = const(60)  # cell/stack readings implausible since _BAD_T
+_BAD_T = const(61)
+_ALARM = const(62)
+_HEAD = const(63)  # event ring: oldest entry, entries waiting, entries overwritten (oldest dropped)
+_CNT = const(64)
+_LOST = const(65)
+_EB = const(66)  # ring: bit, on, value, index (EV_N each)
+_EO = const(82)
+_EV = const(98)
+_EI = const(114)
+_L = const(130)  # the limits, in _lims' order
+_SIZE = const(158)
 
 
 @micropython.viper
-def _minmax_cells(cells, n: int, w):
-    """_minmax for cell readings (no None): w = array('i') [min, argmin, max, argmax, sum]. Viper:
-    machine-word compares, ~4x faster than the native loop; cells may be any int sequence."""
-    p = ptr32(w)
-    lo = int(cells[0])
-    hi = lo
+def _lims(s, c):
+    """The limits from cfg c into s[_L:] (every sample: a changed setting applies at the next one)."""
+    p = ptr32(s)
+    p[130] = int(c.cell_ov_mv)
+    p[131] = int(c.cell_ov_hyst_mv)
+    p[132] = int(c.cell_ov_ms)
+    p[133] = int(c.cell_uv_mv)
+    p[134] = int(c.cell_uv_hyst_mv)
+    p[135] = int(c.cell_uv_ms)
+    p[136] = int(c.imbal_mv)
+    p[137] = int(c.imbal_hyst_mv)
+    p[138] = int(c.imbal_ms)
+    p[139] = int(c.ow_mv)
+    p[140] = int(c.ow_hyst_mv)
+    p[141] = int(c.ow_ms)
+    p[142] = int(c.spike_lo_mv)
+    p[143] = int(c.spike_hi_mv)
+    p[144] = int(c.spike_ms)
+    p[145] = int(c.temp_ms)
+    p[146] = int(c.chg_tmin_dc) + _BIAS
+    p[147] = int(c.chg_tmax_dc) + _BIAS
+    p[148] = int(c.dsg_tmin_dc) + _BIAS
+    p[149] = int(c.dsg_tmax_dc) + _BIAS
+    p[150] = int(c.temp_hyst_dc)
+    p[151] = int(c.dir_ma)
+    p[152] = int(c.oc_chg_ma)
+    p[153] = int(c.oc_dsg_ma)
+    p[154] = int(c.oc_hyst_ma)
+    p[155] = int(c.oc_ms)
+    p[156] = int(c.release_ms)
+    p[157] = (_OC_BITS if int(c.oc_latch) else 0) | (_OW_BIT if int(c.ow_latch) else 0)
+
+
+@micropython.viper
+def _judge(s, cells, temps, nil) -> int:
+    """One sample: the conditions of every alarm from the readings (cells: array('h'); temps: a list,
+    None entries skipped, or None), then each bit's delay/release timer; events into the ring.
+    Returns the new alarm mask."""
+    p = ptr32(s)
+    now = p[_NOW]
+    hold = 0
+    # --- cells: min/argmin/max/argmax/sum, plausibility, OV/UV/imbalance, open wire
+    n = int(len(cells))
+    if n:
+        c = ptr16(cells)
+        lo = ((c[0] & 0xFFFF) ^ 0x8000) - 0x8000  # int16 (ptr16 reads unsigned on MicroPython)
+        hi = lo
+        ilo = 0
+        ihi = 0
+        tot = lo
+        k = 1
+        while k < n:
+            v = ((c[k] & 0xFFFF) ^ 0x8000) - 0x8000
+            if v < lo:
+                lo = v
+                ilo = k
+            if v > hi:
+                hi = v
+                ihi = k
+            tot += v
+            k += 1
+        st = p[_STK] - _BIAS  # -_BIAS: none
+        slo = p[142]
+        shi = p[143]
+        # A reading no cell can produce (0 V, > 5 V, a stack out of range) is a glitch until it has
+        # lasted spike_ms; meanwhile the cell-based alarms keep their timers (neither set nor reset).
+        if lo >= slo and hi <= shi and (st == -_BIAS or (n * slo <= st and st <= n * shi)):
+            p[_BAD] = 0
+            x = hi  # OV: alarm while x > lim, release once x < lim - hyst
+            p[_ON + 0] = 1 if x > p[130] else 0
+            p[_OFF + 0] = 1 if x < p[130] - p[131] else 0
+            p[_VAL + 0] = hi
+            p[_IDX + 0] = ihi
+            p[_DLY + 0] = p[132]
+            x = 0 - lo  # UV: the same on negated values
+            p[_ON + 1] = 1 if x > 0 - p[133] else 0
+            p[_OFF + 1] = 1 if x < 0 - p[133] - p[134] else 0
+            p[_VAL + 1] = lo
+            p[_IDX + 1] = ilo
+            p[_DLY + 1] = p[135]
+            x = hi - lo  # imbalance; idx: the weakest cell
+            p[_ON + 6] = 1 if x > p[136] else 0
+            p[_OFF + 6] = 1 if x < p[136] - p[137] else 0
+            p[_VAL + 6] = x
+            p[_IDX + 6] = ilo
+            p[_DLY + 6] = p[138]
+            if st == -_BIAS:
+                hold |= _OW_BIT
+            else:
+                d = tot - st
+                x = d if d >= 0 else 0 - d
+                p[_ON + 7] = 1 if x > p[139] else 0
+                p[_OFF + 7] = 1 if x < p[139] - p[140] else 0
+                p[_VAL + 7] = d
+                p[_IDX + 7] = -1
+                p[_DLY + 7] = p[141]
+        else:
+            if not p[_BAD]:
+                p[_BAD] = 1
+                p[_BAD_T] = now
+            if ((now - p[_BAD_T] + _HALF) & _PERIOD_MASK) - _HALF < p[144]:
+                hold |= _CELL_BITS
+            else:
+                # Persistent: no cell reads 0 V or twice its voltage. An open sense wire does exactly
+                # that (its cell reads ~0, the neighbour the sum of both, the stack still adds up): a
+                # measurement fault, reported as open_wire (relay open), never as an over- or
+                # under-voltage of a healthy cell.
+                hold |= _V_BITS
+                if lo < slo:
+                    p[_VAL + 7] = lo
+                    p[_IDX + 7] = ilo
+                elif hi > shi:
+                    p[_VAL + 7] = hi
+                    p[_IDX + 7] = ihi
+                else:
+                    p[_VAL + 7] = st
+                    p[_IDX + 7] = -1
+                p[_DLY + 7] = p[141]
+                p[_ON + 7] = 1
+                p[_OFF + 7] = 0
+    else:
+        hold |= _CELL_BITS
+    # --- temperatures: charge window only while charging, discharge window only while discharging; a
+    # sensor reading None (open/short: the app's ntc fault) is skipped. Release needs the temperature
+    # back inside the window by the hysteresis, whatever the current.
+    have = 0
+    lo = 0
+    hi = 0
     ilo = 0
     ihi = 0
-    tot = lo
-    k = 1
-    while k < n:
-        v = int(cells[k])
-        if v < lo:
-            lo = v
-            ilo = k
-        if v > hi:
-            hi = v
-            ihi = k
-        tot += v
-        k += 1
-    p[0] = lo
-    p[1] = ilo
-    p[2] = hi
-    p[3] = ihi
-    p[4] = tot
+    if temps is not nil:
+        m = int(len(temps))
+        k = 0
+        while k < m:
+            o = temps[k]
+            if o is not nil:
+                v = int(o)
+                if not have or v < lo:
+                    lo = v
+                    ilo = k
+                if not have or v > hi:
+                    hi = v
+                    ihi = k
+                have += 1
+            k += 1
+    p[_DLY + 2] = p[145]
+    p[_DLY + 3] = p[145]
+    th = p[150]
+    b = 2
+    while b < 4:
+        tmin = (p[146] if b == 2 else p[148]) - _BIAS
+        tmax = (p[147] if b == 2 else p[149]) - _BIAS
+        if not have:
+            p[_ON + b] = 0  # no reading: nothing to alarm on, free to release
+            p[_OFF + b] = 1
+            p[_VAL + b] = _NOVAL
+            p[_IDX + b] = -1
+        else:
+            p[_ON + b] = 1 if (hi > tmax or lo < tmin) else 0
+            p[_OFF + b] = 1 if (hi < tmax - th and lo > tmin + th) else 0
+            if tmax - hi <= lo - tmin:  # report the extreme nearer its limit
+                p[_VAL + b] = hi
+                p[_IDX + b] = ihi
+            else:
+                p[_VAL + b] = lo
+                p[_IDX + b] = ilo
+        b += 1
+    i = p[_I] - _BIAS  # -_BIAS: none
+    d = p[151]
+    if i == -_BIAS or i <= d:
+        p[_ON + 2] = 0
+    if i == -_BIAS or i >= 0 - d:
+        p[_ON + 3] = 0
+    # --- current
+    if i == -_BIAS:
+        hold |= _OC_BITS
+    else:
+        sat = p[_ISAT] - 1
+        d = 0 if sat else p[155]
+        h = p[154]
+        x = p[152]
+        p[_ON + 4] = 1 if i > x else 0
+        p[_OFF + 4] = 1 if i < x - h else 0
+        x = p[153]
+        p[_ON + 5] = 1 if 0 - i > x else 0
+        p[_OFF + 5] = 1 if 0 - i < x - h else 0
+        p[_VAL + 4] = i
+        p[_VAL + 5] = i
+        p[_IDX + 4] = -1
+        p[_IDX + 5] = -1
+        p[_DLY + 4] = d
+        p[_DLY + 5] = d
+        if sat > 0:
+            p[_ON + 4] = 1
+        elif sat < 0:
+            p[_ON + 5] = 1
+    # --- each bit's timers
+    alarm = p[_ALARM]
+    latch = p[157]
+    b = 0
+    while b < _N:
+        m = 1 << b
+        if hold & m:
+            b += 1
+            continue
+        on = 0
+        if alarm & m:
+            if (latch & m) or not p[_OFF + b]:
+                p[_PEND + b] = 0
+            else:
+                if not p[_PEND + b]:
+                    p[_PEND + b] = 1
+                    p[_T + b] = now
+                if ((now - p[_T + b] + _HALF) & _PERIOD_MASK) - _HALF >= p[156]:
+                    alarm ^= m  # the bit is set: clears it
+                    p[_PEND + b] = 0
+                    on = 2  # a release event
+        elif p[_ON + b]:
+            if not p[_PEND + b]:
+                p[_PEND + b] = 1
+                p[_T + b] = now
+            if ((now - p[_T + b] + _HALF) & _PERIOD_MASK) - _HALF >= p[_DLY + b]:
+                alarm |= m
+                p[_PEND + b] = 0
+                on = 1
+        else:
+            p[_PEND + b] = 0  # the common case: no alarm, no condition
+        if on:
+            _push(s, b, on & 1, b)
+        b += 1
+    p[_ALARM] = alarm
+    return alarm
 
 
-def _zeros(code, n):
-    return array(code, [0] * n)
+@micropython.viper
+def _push(s, b: int, on: int, src: int):
+    """An event for bit b into the ring (value and index: those of bit src; src -1: none)."""
+    p = ptr32(s)
+    cnt = p[_CNT]
+    if cnt == EV_N:
+        k = p[_HEAD]
+        p[_HEAD] = (k + 1) & (EV_N - 1)
+        p[_LOST] += 1
+    else:
+        k = (p[_HEAD] + cnt) & (EV_N - 1)
+        p[_CNT] = cnt + 1
+    p[_EB + k] = b
+    p[_EO + k] = on
+    if src >= 0:
+        p[_EV + k] = p[_VAL + src]
+        p[_EI + k] = p[_IDX + src]
+    else:
+        p[_EV + k] = _NOVAL
+        p[_EI + k] = -1
 
 
 class Protect:
     def __init__(self, cfg):
         self.cfg = cfg
         self.alarm = 0
-        self.ev_count = 0  # events waiting in the ring
-        self.ev_lost = 0  # events overwritten because the ring was full (oldest are dropped)
-        self._head = 0
-        self._eb = bytearray(EV_N)
-        self._eo = bytearray(EV_N)
-        self._ev = _zeros("i", EV_N)
-        self._ei = _zeros("h", EV_N)
-        # Per bit: condition to set, condition to release, value and index to report, set delay.
-        self._on = bytearray(_N)
-        self._off = bytearray(_N)
-        self._val = _zeros("i", _N)
-        self._idx = _zeros("h", _N)
-        self._dly = _zeros("i", _N)
-        self._pend = bytearray(_N)  # a set (alarm clear) or release (alarm set) timer is running
-        self._t = _zeros("i", _N)  # when that timer started
-        # Scratch: 0 min, 1 index of min, 2 max, 3 index of max, 4 sum (cells or temperatures).
-        self._w = _zeros("i", 5)
-        self._now = 0
-        self._hold = 0  # bits not evaluated this sample (input missing or in spike rejection)
-        self._latch = 0
-        self._old = 0
-        self._bad = 0  # cell/stack readings implausible since _bad_t
-        self._bad_t = 0
-        self._have = 0  # temperature sensors with a reading this sample
-        self._dir = 0  # 1 charging, -1 discharging, 0 at rest (|i| <= dir_ma)
+        self._s = array("i", bytes(4 * _SIZE))
+        s = self._s
         # +1 / -1: the current sensor is at its full scale in that direction (set by App each sample):
         # the true current is at least that, so over-current is raised without waiting for oc_ms
         self.i_sat = 0
+
+    @property
+    def ev_count(self):
+        """Events waiting in the ring."""
+        return self._s[_CNT]
+
+    @property
+    def ev_lost(self):
+        """Events overwritten because the ring was full (the oldest are dropped)."""
+        return self._s[_LOST]
 
     @micropython.native
     def relay_ok(self):
@@ -115,235 +361,37 @@ class Protect:
     @micropython.native
     def check(self, now_ms, cells_mv, stack_mv, i_ma, temps_dc):
         """Evaluate one sample; returns the mask of alarm bits that changed."""
-        self._old = self.alarm
-        self._now = now_ms
-        self._hold = 0
-        self._cells(cells_mv, stack_mv)
-        self._temps(i_ma, temps_dc)
-        self._current(i_ma)
-        self._steps()
-        return self.alarm ^ self._old
+        s = self._s
+        _lims(s, self.cfg)
+        s[_NOW] = now_ms
+        s[_ISAT] = self.i_sat + 1
+        s[_STK] = 0 if stack_mv is None else stack_mv + _BIAS
+        s[_I] = 0 if i_ma is None else i_ma + _BIAS
+        old = s[_ALARM] = self.alarm
+        a = self.alarm = _judge(s, cells_mv, temps_dc, None)
+        return a ^ old
 
     def clear(self):
         """Clear latched alarms (over-current, open wire); returns the mask cleared. If the condition
         is still there the alarm sets again after its delay."""
+        s = self._s
         m = self.alarm & (_OC_BITS | _OW_BIT)
         for b in range(_N):
             if (m >> b) & 1:
                 self.alarm &= ~(1 << b)
-                self._pend[b] = 0
-                self._push(b, 0, _NOVAL, -1)
+                s[_PEND + b] = 0
+                _push(s, b, 0, -1)
         return m
 
     @micropython.native
     def pop_event(self):
         """Oldest event as (bit, on, val, idx) — val/idx None when not applicable — or None."""
-        if not self.ev_count:
+        s = self._s
+        if not s[_CNT]:
             return None
-        k = self._head
-        self._head = (k + 1) % EV_N
-        self.ev_count -= 1
-        v = self._ev[k]
-        i = self._ei[k]
-        return (self._eb[k], self._eo[k], None if v == _NOVAL else v, None if i < 0 else i)
-
-    @micropython.native
-    def _push(self, b, on, val, idx):
-        if self.ev_count == EV_N:
-            k = self._head
-            self._head = (k + 1) % EV_N
-            self.ev_lost += 1
-        else:
-            k = (self._head + self.ev_count) % EV_N
-            self.ev_count += 1
-        self._eb[k] = b
-        self._eo[k] = on
-        self._ev[k] = val
-        self._ei[k] = idx
-
-    @micropython.native
-    def _steps(self):
-        cfg = self.cfg
-        self._latch = (_OC_BITS if cfg.oc_latch else 0) | (_OW_BIT if cfg.ow_latch else 0)
-        alarm = self.alarm
-        hold = self._hold
-        on = self._on
-        pend = self._pend
-        for b in range(_N):
-            if (hold >> b) & 1:
-                continue
-            if not (alarm >> b) & 1 and not on[b]:
-                pend[b] = 0  # the common case, as in _step: no alarm, no condition
-                continue
-            self._step(b)  # changes only bit b of the alarm
-
-    @micropython.native
-    def _step(self, b):
-        m = 1 << b
-        if self.alarm & m:
-            if (self._latch & m) or not self._off[b]:
-                self._pend[b] = 0
-                return
-            if not self._pend[b]:
-                self._pend[b] = 1
-                self._t[b] = self._now
-            if ticks_diff(self._now, self._t[b]) >= self.cfg.release_ms:
-                self.alarm &= ~m
-                self._pend[b] = 0
-                self._push(b, 0, self._val[b], self._idx[b])
-        elif self._on[b]:
-            if not self._pend[b]:
-                self._pend[b] = 1
-                self._t[b] = self._now
-            if ticks_diff(self._now, self._t[b]) >= self._dly[b]:
-                self.alarm |= m
-                self._pend[b] = 0
-                self._push(b, 1, self._val[b], self._idx[b])
-        else:
-            self._pend[b] = 0
-
-    @micropython.native
-    def _arm(self, b, x, lim, hyst, val, idx, dly):
-        # Alarm while x > lim, release once x < lim - hyst (a low limit is the same on negated values);
-        # val/idx are what its event reports, dly its set delay.
-        self._on[b] = x > lim
-        self._off[b] = x < lim - hyst
-        self._val[b] = val
-        self._idx[b] = idx
-        self._dly[b] = dly
-
-    @micropython.native
-    def _rep(self, b, val, idx, dly):
-        self._val[b] = val
-        self._idx[b] = idx
-        self._dly[b] = dly
-
-    @micropython.native
-    def _minmax(self, seq):
-        # Fills _w with min/argmin/max/argmax/sum over the non-None entries; returns their count.
-        w = self._w
-        n = 0
-        for k in range(len(seq)):
-            v = seq[k]
-            if v is None:
-                continue
-            if not n or v < w[0]:
-                w[0] = v
-                w[1] = k
-            if not n or v > w[2]:
-                w[2] = v
-                w[3] = k
-            w[4] = v if not n else w[4] + v
-            n += 1
-        return n
-
-    @micropython.native
-    def _cells(self, cells, stack):
-        n = len(cells)
-        if n:
-            _minmax_cells(cells, n, self._w)
-        else:
-            self._hold |= _CELL_BITS
-            return
-        if self._implausible(n, stack):
-            return
-        self._volts()
-        if stack is None:
-            self._hold |= _OW_BIT
-        else:
-            self._wire(self._w[4] - stack)
-
-    @micropython.native
-    def _implausible(self, n, stack):
-        # A reading no cell can produce (0 V, > 5 V, a stack out of range) is a glitch until it has
-        # lasted spike_ms; meanwhile the cell-based alarms keep their timers (neither set nor reset).
-        cfg = self.cfg
-        w = self._w
-        if w[0] >= cfg.spike_lo_mv and w[2] <= cfg.spike_hi_mv and (
-            stack is None or n * cfg.spike_lo_mv <= stack <= n * cfg.spike_hi_mv
-        ):
-            self._bad = 0
-            return False
-        if not self._bad:
-            self._bad = 1
-            self._bad_t = self._now
-        if ticks_diff(self._now, self._bad_t) < cfg.spike_ms:
-            self._hold |= _CELL_BITS
-            return True
-        # Persistent: no cell reads 0 V or twice its voltage. An open sense wire does exactly that (its
-        # cell reads ~0, the neighbour the sum of both, the stack still adds up): a measurement fault,
-        # reported as open_wire (relay open), never as an over- or under-voltage of a healthy cell.
-        self._hold |= _V_BITS
-        self._implausible_wire(stack)
-        return True
-
-    @micropython.native
-    def _implausible_wire(self, stack):
-        w = self._w
-        if w[0] < self.cfg.spike_lo_mv:
-            self._rep(OPEN_WIRE, w[0], w[1], self.cfg.ow_ms)
-        elif w[2] > self.cfg.spike_hi_mv:
-            self._rep(OPEN_WIRE, w[2], w[3], self.cfg.ow_ms)
-        else:
-            self._rep(OPEN_WIRE, stack, -1, self.cfg.ow_ms)
-        self._on[OPEN_WIRE] = 1
-        self._off[OPEN_WIRE] = 0
-
-    @micropython.native
-    def _volts(self):
-        cfg = self.cfg
-        w = self._w
-        self._arm(CELL_OV, w[2], cfg.cell_ov_mv, cfg.cell_ov_hyst_mv, w[2], w[3], cfg.cell_ov_ms)
-        self._arm(CELL_UV, -w[0], -cfg.cell_uv_mv, cfg.cell_uv_hyst_mv, w[0], w[1], cfg.cell_uv_ms)
-        d = w[2] - w[0]
-        self._arm(IMBALANCE, d, cfg.imbal_mv, cfg.imbal_hyst_mv, d, w[1], cfg.imbal_ms)  # idx: the weakest cell
-
-    @micropython.native
-    def _wire(self, d):
-        cfg = self.cfg
-        self._arm(OPEN_WIRE, d if d >= 0 else -d, cfg.ow_mv, cfg.ow_hyst_mv, d, -1, cfg.ow_ms)
-
-    @micropython.native
-    def _temps(self, i, temps):
-        # Charge window only while charging, discharge window only while discharging; a sensor
-        # reading None (open/short: the app's ntc fault) is skipped. Release needs the temperature
-        # back inside the window by the hysteresis, whatever the current.
-        self._have = self._minmax(temps) if temps is not None else 0
-        self._dly[OT_CHG] = self._dly[OT_DSG] = self.cfg.temp_ms
-        self._window(OT_CHG, self.cfg.chg_tmin_dc, self.cfg.chg_tmax_dc)
-        self._window(OT_DSG, self.cfg.dsg_tmin_dc, self.cfg.dsg_tmax_dc)
-        d = self.cfg.dir_ma
-        if i is None or i <= d:
-            self._on[OT_CHG] = 0
-        if i is None or i >= -d:
-            self._on[OT_DSG] = 0
-
-    @micropython.native
-    def _window(self, b, tmin, tmax):
-        w = self._w
-        if not self._have:
-            self._on[b] = 0  # no reading: nothing to alarm on, free to release
-            self._off[b] = 1
-            self._val[b] = _NOVAL
-            self._idx[b] = -1
-            return
-        self._on[b] = w[2] > tmax or w[0] < tmin
-        self._off[b] = w[2] < tmax - self.cfg.temp_hyst_dc and w[0] > tmin + self.cfg.temp_hyst_dc
-        k = 2 if tmax - w[2] <= w[0] - tmin else 0  # report the extreme nearer its limit
-        self._val[b] = w[k]
-        self._idx[b] = w[k + 1]
-
-    @micropython.native
-    def _current(self, i):
-        if i is None:
-            self._hold |= _OC_BITS
-            return
-        cfg = self.cfg
-        s = self.i_sat
-        d = 0 if s else cfg.oc_ms
-        self._arm(OC_CHG, i, cfg.oc_chg_ma, cfg.oc_hyst_ma, i, -1, d)
-        self._arm(OC_DSG, -i, cfg.oc_dsg_ma, cfg.oc_hyst_ma, i, -1, d)
-        if s > 0:
-            self._on[OC_CHG] = 1
-        elif s < 0:
-            self._on[OC_DSG] = 1
+        k = s[_HEAD]
+        s[_HEAD] = (k + 1) & (EV_N - 1)
+        s[_CNT] -= 1
+        v = s[_EV + k]
+        i = s[_EI + k]
+        return (s[_EB + k], s[_EO + k], None if v == _NOVAL else v, None if i < 0 else i)
