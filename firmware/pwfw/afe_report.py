@@ -1,19 +1,20 @@
 # The `afe` command (docs/protocol.md): every protection the BQ76952 holds, read back from its data
-# memory and decoded with pwfw.afe_regs (AFE_REGS, decode: pwfw.bq76952_units' conversions), plus FET Status, the
-# security mode, Safety Status A-C and PF Status A-D. Loaded on demand by pwfw.commands.cmd_afe and
-# dropped afterwards. Data memory cannot be read SEALED (TRM SLUUBY2B 9.3): the part is unsealed
-# with the board's keys (to UNSEALED only: reads need no FULL ACCESS, and no write can happen) for
-# three block reads, and sealed again in a `finally`. Should the seal itself fail on the bus, the
-# next sample sees the changed security mode in Battery Status and re-configures, which seals it.
+# memory and decoded by pwfw.bq76952_units.readback (the addresses entries() writes, the one table of
+# conversions), plus FET Status, the security mode, Safety Status A-C and PF Status A-D. Loaded on
+# demand by pwfw.app.App.afe and dropped afterwards. Data memory cannot be read SEALED (TRM SLUUBY2B
+# 9.3): the part is unsealed with the board's keys (to UNSEALED only: reads need no FULL ACCESS, and no
+# write can happen) for three block reads, and sealed again in a `finally`. Should the seal itself
+# fail on the bus, the next sample sees the changed security mode in Battery Status and re-configures,
+# which seals it. The heap: pwfw.bq76952_units (the read-back) and pwfw.afe_config (the setting
+# names, AFE_KEYS: a constant table, so its names are not interned) are loaded one after the other,
+# never side by side (docs/architecture.md, Memory).
+import gc
+
 from pwfw.bq76952 import DEFAULT_KEYS, SEAL, SEC_SEALED, SEC_UNSEALED
-from pwfw.afe_regs import AFE_REGS, decode
-from pwfw.compat import const, ticks_diff
+from pwfw.compat import call, const, ticks_diff, unload
 
 _SUBCMD = const(0x3E)
-# Data-memory blocks that hold every AFE_REGS address: a read returns 32 bytes from its address
-# (the TRM's data-memory access: 32 bytes at 0x40..0x5F), so three reads cover them: CUV..SCD Recovery Time, OTC..Recovery Time, Power Config.
-_BLOCKS = ((0x9275, 32), (0x929A, 22), (0x9234, 2))
-SEC_NAMES = ("unknown", "full", "unsealed", "sealed")  # Battery Status SEC1:0 (pwfw.bq76952_setup.security)
+_SEC = const(("unknown", "full", "unsealed", "sealed"))  # Battery Status SEC1:0 (pwfw.bq76952_setup.security)
 
 
 def _security(drv):
@@ -28,10 +29,10 @@ def _key(drv, k):
     drv._sleep(1)
 
 
-def read(drv, keys):
-    """(blocks, found, after): copies of the data-memory blocks, and the security mode before and
-    after. Raises OSError/ValueError from the bus, ValueError when the keys do not unseal; the part
-    is sealed again whenever it was found sealed."""
+def read(drv, keys, shunt_uohm):
+    """(values, found, after): the AFE_KEYS values (pwfw.bq76952_units.readback), and the security
+    mode before and after. Raises OSError/ValueError from the bus, ValueError when the keys do not
+    unseal; the part is sealed again whenever it was found sealed."""
     found = _security(drv)
     try:
         if found == SEC_SEALED:
@@ -39,28 +40,11 @@ def read(drv, keys):
             _key(drv, keys[1])
             if _security(drv) != SEC_UNSEALED:
                 raise ValueError("the board's afe.keys did not unseal the AFE")
-        out = []
-        for addr, n in _BLOCKS:
-            out.append(bytes(drv.read_dm(addr, n)))  # a copy: the view shares the driver's buffer
+        vals = call("bq76952_units", "readback", drv.read_dm, shunt_uohm)  # loaded for it, dropped after it
     finally:
         if found == SEC_SEALED and _security(drv) != SEC_SEALED:
             drv.subcommand(SEAL)
-    return out, found, _security(drv)
-
-
-def values(blocks, shunt_uohm):
-    """[(AFE_KEYS name, value in its unit)] from the blocks read()."""
-    vals = []
-    for name, addr, n, kind in AFE_REGS:
-        code = None
-        for i in range(len(_BLOCKS)):
-            a, size = _BLOCKS[i]
-            if a <= addr and addr + n <= a + size:
-                b = blocks[i]
-                k = addr - a
-                code = b[k] if n == 1 else b[k] | (b[k + 1] << 8)
-        vals.append((name, None if code is None else decode(kind, code, shunt_uohm)))
-    return vals
+    return vals, found, _security(drv)
 
 
 def report(app):
@@ -70,20 +54,26 @@ def report(app):
     board = hal.board
     drv = app.pack.afe
     t0 = hal.ticks_ms()
-    blocks, found, after = read(drv, (board.get("afe") or {}).get("keys") or DEFAULT_KEYS)
+    vals, found, after = read(drv, (board.get("afe") or {}).get("keys") or DEFAULT_KEYS,
+                              (board.get("current") or {}).get("shunt_uohm") or 0)
     drv.read_safety()  # direct commands: Safety Alert/Status A-C, PF Alert/Status A-D, FET Status
     took = ticks_diff(hal.ticks_ms(), t0)
+    gc.collect()
+    from pwfw.afe_config import AFE_KEYS
+
     o = app.out
     o.begin(b"afe")
-    for name, v in values(blocks, (board.get("current") or {}).get("shunt_uohm") or 0):
-        o.int(name.encode(), v)
+    for i in range(len(vals)):
+        o.int(AFE_KEYS[i][0].encode(), vals[i])
     o.end()
+    AFE_KEYS = None
+    unload("afe_config")
     if found == SEC_SEALED and after != SEC_SEALED:
-        raise ValueError("the AFE did not seal again (security %s): the next sample re-configures it" % SEC_NAMES[after])
+        raise ValueError("the AFE did not seal again (security %s): the next sample re-configures it" % _SEC[after])
     s = drv.safety
     o.begin(b"ok")
     o.str(b"cmd", "afe")
-    o.str(b"sec", SEC_NAMES[after])
+    o.str(b"sec", _SEC[after])
     o.int(b"fet_status", drv.fet_status)
     o.int(b"safety_a", s[1])
     o.int(b"safety_b", s[3])

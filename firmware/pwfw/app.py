@@ -327,7 +327,7 @@ class App:
             self.reply("afe", False, val="internal error: %r" % (e,))
         finally:
             command = None
-            unload("afe_report", "afe_regs", "bq76952_units")
+            unload("afe_report", "afe_config", "bq76952_units")
             gc.collect()
 
     def mem(self):
