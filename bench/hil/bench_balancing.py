@@ -3,7 +3,7 @@ and a +-2 % capacity spread (uniform, seeded) goes through one cycle a day - a C
 morning (0.2 C to 3.50 V per cell on average, tail 0.02 C), a rest in the afternoon, an inverter load
 in the evening (down to about 35 %), a rest at night - while the unmodified firmware balances through
 the simulated BQ76952 (CB_ACTIVE_CELLS) and the plant bleeds each balanced cell through the board's
-resistor (bal_r_ohm 55 ohm: ~60 mA at 3.3 V).
+resistor (bal_r_ohm 55 ohm: ~60 mA at 3.3 V; --set bal_r_ohm=27 for another board).
 
 Per day, from the plant's truth (not the firmware's view): the top-of-charge spread (max - min cell
 voltage at the end of the charge: the last step with charge current), the usable capacity (the charge
@@ -58,7 +58,9 @@ class BenchScenario(Scenario):
             c = cap_ah
             for d in range(days):
                 t = d * DAY
-                out.append(P.mains(0.2 * c, N * V_CV, 0.02 * c, t + 8 * H, t + 16 * H))
+                # ends at its tail current; a BMS that opens the path pauses it, and it goes on when the
+                # path closes again (it sees the battery back), so one trip does not end the day's charge
+                out.append(P.Charger(0.2 * c, N * V_CV, 0.02 * c, t + 8 * H, t + 16 * H, stop_on_disconnect=False))
                 # ~65 % of the pack in 5 h: 0.13 C at ~52 V through a 90 % inverter
                 out.append(P.InverterLoad(0.13 * c * 52.0 / 0.9 * 0.9, t + 18 * H, t + 23 * H))
             return out
@@ -75,7 +77,7 @@ class BenchScenario(Scenario):
         return pl
 
 
-def run(days, cap_ah, seed, sample_ms, heap, log=print):
+def run(days, cap_ah, seed, sample_ms, heap, log=print, limits=None):
     import serial
 
     sc = BenchScenario(days, cap_ah)
@@ -83,6 +85,8 @@ def run(days, cap_ah, seed, sample_ms, heap, log=print):
     board["capacity_mah"] = int(cap_ah * 1000)
     board["sample_ms"] = sample_ms
     board["report_ms"] = max(1000, sample_ms)
+    if limits:
+        board["limits"] = dict(board.get("limits") or {}, **limits)
     with tempfile.TemporaryDirectory() as d:
         bf = Path(d) / "board.json"
         bf.write_text(json.dumps(board))
@@ -90,6 +94,7 @@ def run(days, cap_ah, seed, sample_ms, heap, log=print):
                           heap=heap)
         pl = vb.plant
         cap_k = pl.cap_ah.copy()
+        soc_k = np.array(pl._soc)
         vb.start()
         ser = serial.serial_for_url(vb.port, timeout=0.05)
         dec = Decoder()
@@ -115,7 +120,24 @@ def run(days, cap_ah, seed, sample_ms, heap, log=print):
             ser.close()
             vb.stop()
     wall = time.monotonic() - t_wall
-    return summarize(rows, frames, cap_k, days), bled, wall, rows
+    return summarize(rows, frames, cap_k, days), bled, wall, rows, need_ah(soc_k, cap_k)
+
+
+def need_ah(soc, cap):
+    """The charge each cell must lose to stand level with the lowest at the top of charge (plant truth):
+    the charge missing from full, (1 - SoC) x capacity, is what a series charge leaves between the cells."""
+    miss = (1.0 - soc) * cap
+    return miss.max() - miss
+
+
+def days_needed(need, max_cells, hours, duty, i_a=3.4 / 55):
+    """A lower bound on the days passive balancing needs (any schedule): the most any one cell needs,
+    any two neighbours together (never bled at once), and the whole over max_cells bled at once; each at
+    i_a for `hours` a day at `duty`."""
+    per_day = i_a * hours * duty  # Ah one cell can lose in a day
+    pair = max(need[k] + need[k + 1] for k in range(len(need) - 1))
+    return max(need.max(), pair, need.sum() / max_cells) / per_day, {
+        "one cell": need.max() / per_day, "two neighbours": pair / per_day, "all": need.sum() / max_cells / per_day}
 
 
 def summarize(rows, frames, cap_k, days):
@@ -157,7 +179,7 @@ def table(res):
     return "\n".join(lines), first, late_ov
 
 
-def plot(rows, res, path, cap_ah):
+def plot(rows, res, path, cap_ah, r_ohm=55):
     from matplotlib.figure import Figure
 
     t = np.array([r[0] for r in rows]) / 1000.0 / DAY
@@ -185,7 +207,8 @@ def plot(rows, res, path, cap_ah):
     c.set_ylim(0, N)
     c.set_ylabel("balancing")
     c.set_xlabel("day")
-    fig.suptitle("16S LFP %.0f Ah, ±3 %% SoC / ±2 %% capacity spread, 55 Ω bleed: plant truth" % cap_ah, fontsize=10)
+    fig.suptitle("16S LFP %.0f Ah, ±3 %% SoC / ±2 %% capacity spread, %d Ω bleed: plant truth" % (cap_ah, r_ohm),
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -197,23 +220,50 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sample-ms", type=int, default=1000)
     ap.add_argument("--heap", default="96K", help="the virtual board's heap (default: a board's 96K)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a board-file limit (bal_r_ohm=27, bal_max_cells=8, ...); results then go to"
+                         " bench/results/balancing_<key>_<value>...md and docs/balancing_....png")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
-    res, bled, wall, rows = run(a.days, a.capacity_ah, a.seed, a.sample_ms, a.heap)
+    limits = {}
+    for kv in a.set:
+        k, _, v = kv.partition("=")
+        if not v.lstrip("-").isdigit():
+            ap.error("--set wants KEY=INTEGER, got %r" % kv)
+        limits[k] = int(v)
+    res, bled, wall, rows, need = run(a.days, a.capacity_ah, a.seed, a.sample_ms, a.heap, limits=limits)
+    tag = "".join("_%s_%d" % kv for kv in sorted(limits.items()))
+    duty = 57 / 60  # the 3 s decision window of every bal_s (60 s)
+    r_ohm = limits.get("bal_r_ohm", 55)
+    paper = []
+    for label, cells_, hours, r in (("defaults: 4 cells, charge and rest (19 h a day), 55 Ω", 4, 19, 55),
+                                    ("bal_max_cells 8, bal_dsg 1 (24 h a day), 55 Ω", 8, 24, 55),
+                                    ("defaults, 27 Ω (126 mA)", 4, 19, 27)):
+        d, parts = days_needed(need, cells_, hours, duty, 3.4 / r)
+        paper.append("| %s | %s | %.1f |" % (label, " / ".join("%.1f" % parts[k] for k in parts), d))
     tab, first, late = table(res)
-    cmd = ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g --seed %d --sample-ms %d" % (
-        a.days, a.capacity_ah, a.seed, a.sample_ms)
+    cmd = ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g --seed %d --sample-ms %d%s" % (
+        a.days, a.capacity_ah, a.seed, a.sample_ms, "".join(" --set %s=%d" % kv for kv in sorted(limits.items())))
     bled_mah = ", ".join("%.0f" % (q / 3.6) for q in bled)
     text = "\n".join([
         "# Balancing over days (issue 14)", "",
         "`%s` (%.0f s wall for %d simulated days; `make bench-balancing`). 16S LFP %.0f Ah, SoC spread ±3 %%"
         " and capacity spread ±2 %% (uniform, seed %d), one cycle a day: CC-CV charge 08:00 (0.2 C to 3.50 V"
         " per cell, tail 0.02 C), rest, inverter load 18:00–23:00, rest; firmware sampling every %d ms,"
-        " policy defaults (bal_start_mv 3400, start/stop 20/5 mV, at most 4 cells, bal_s 60), 55 Ω."
+        " policy defaults (bal_start_mv 3400, start/stop 20/5 mV, at most 4 cells, bal_s 60, charge stop"
+        " 50 mV below cell_ov)%s, bleed resistor %d Ω; the charger ends at its tail current and goes on when"
+        " a path the BMS opened closes again."
         " Values from the plant's truth; trips from the firmware's events." % (
-            cmd, wall, a.days, a.capacity_ah, a.seed, a.sample_ms), "",
+            cmd, wall, a.days, a.capacity_ah, a.seed, a.sample_ms,
+            "".join(", %s %d" % kv for kv in sorted(limits.items()) if kv[0] != "bal_r_ohm"), r_ohm), "",
         tab, "",
-        "![spread over days](balancing.png)", "",
+        "![spread over days](balancing%s.png)" % tag, "",
+        "On paper, from the plant's start (charge each cell must lose, Ah: %s; %.1f Ah in all), at 3.4 V"
+        " over the resistor and the %.0f %% duty: the fewest days any schedule needs (the one cell that needs"
+        " most / two neighbours, which are never bled at once / all of it over the cells bled at once):" % (
+            ", ".join("%.2f" % x for x in need), need.sum(), duty * 100), "",
+        "| settings | one cell / two neighbours / all [days] | at least [days] |", "|---|---|---|",
+        *paper, "",
         "Target (< %d mV at top of charge): %s. Over-voltage trips after day 2: %d. Charge bled per cell"
         " over the run (mAh, plant): %s." % (
             TARGET_MV, "first met on day %d" % first if first else "not met within %d days" % a.days, late, bled_mah),
@@ -221,8 +271,8 @@ def main(argv=None):
     print(text)
     if not a.no_write:
         (ROOT / "bench" / "results").mkdir(exist_ok=True)
-        (ROOT / "bench" / "results" / "balancing.md").write_text(text)
-        plot(rows, res, ROOT / "docs" / "balancing.png", a.capacity_ah)
+        (ROOT / "bench" / "results" / ("balancing%s.md" % tag)).write_text(text)
+        plot(rows, res, ROOT / "docs" / ("balancing%s.png" % tag), a.capacity_ah, limits.get("bal_r_ohm", 55))
     return 0
 
 

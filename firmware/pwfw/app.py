@@ -16,6 +16,7 @@ _FET_AFE_DSG = const(8)
 _OPEN_WIRE = const(128)  # pwfw.protect's open_wire alarm: a sense wire, not a deep cell
 _BAL_MASK = const(2)  # pwfw.balance's Balancer.st: the cells bleeding now, the next decision's ticks
 _BAL_NEXT = const(8)
+_BAL_FETS = const(10)
 RESET_FILE = "reset.txt"
 
 
@@ -208,7 +209,7 @@ class App:
             self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
             self.prot.i_sat = p.i_sat  # a saturated reading is an over-current at once (pwfw.protect)
             self.prot.check(now, p.cells, p.stack_mv, p.i_ma, p.temps)
-            if p.afe_ready and ticks_diff(now, self.bal.st[_BAL_NEXT]) >= 0:  # once per bal_s, not per sample
+            if p.afe_ready and ticks_diff(now, self.bal.st[_BAL_NEXT]) >= 0:  # about once a second, not per sample
                 self.bal.run(now, p, self.est)
             if p.deep_uv(dt) and not self.prot.alarm & _OPEN_WIRE and not p.shut:
                 self._shutdown(now)
@@ -231,7 +232,7 @@ class App:
                     self.event(now, PROT_NAMES[bit], p.prot & (1 << bit), None, None)
         # the AFE's FETs by direction (a charge alarm still lets the pack discharge); the relay, one
         # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe)
-        p.drive(self.prot.fets_ok())
+        p.drive(self.prot.fets_ok() & self.bal.st[_BAL_FETS])  # balancing's end-of-charge stop
         self.hal.relay(self.path() != 0)
 
     def _shutdown(self, now):

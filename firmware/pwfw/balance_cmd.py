@@ -4,7 +4,8 @@ from pwfw.balance import AUTO, MANUAL, OFF
 from pwfw.compat import const, ticks_add
 
 # Balancer.st: the scalar state in one array (no attribute names, no instance dict in the loop's heap);
-# the same indices in pwfw.balance, balance_run, balance_cmd and app
+# the same indices in pwfw.balance, balance_run, balance_cmd and app (tests/t0/test_balance.py holds
+# the copies to pwfw.balance's)
 _MODE = const(0)  # OFF / AUTO / MANUAL
 _PREV = const(1)  # the mode a manual balance falls back to
 _MASK = const(2)  # cells bleeding now (bit k = cell k+1): `bal` in `rep`
@@ -12,9 +13,15 @@ _WANT = const(3)  # the manual mask (`balance cells`)
 _UNTIL = const(4)  # ticks_ms the manual balance ends
 _WHY = const(5)  # the last decision's reason: an index of pwfw.balance_cmd.WHY
 _ACTIVE = const(6)  # auto: between start and stop delta (hysteresis), 0/1
-_PAUSED = const(7)  # FETs off for the decision's sample, 0/1
-_NEXT = const(8)  # ticks_ms of the next decision
-_LAST = const(9)  # ticks_ms of the last one
+_PAUSED = const(7)  # in the decision's window (FETs off, samples summed), 0/1
+_NEXT = const(8)  # ticks_ms App calls run next
+_LAST = const(9)  # ticks_ms the mask was written
+_FETS = const(10)  # the FETs balancing allows (pwfw.app): 3, or 2 while the charge is stopped
+_DUE = const(11)  # ticks_ms the window opens, or (in it) the decision is made
+_NWIN = const(12)  # samples summed in the window
+_GOAL = const(13)  # 1 while a cell has charge left to bleed (Balancer.goal_mah)
+_OFF = const(14)  # ticks_ms the FETs went off for the window (what bled: _LAST to _OFF)
+_BLED = const(15)  # the mask that bled from _LAST to _OFF
 
 MODES = ("off", "auto", "cells")
 # Balancer.why: the last decision's reason, by index (pwfw.balance_run's _W_* constants)
@@ -41,10 +48,15 @@ def set_mode(bal, mode, now, mask=0, minutes=60):
             bal.st[_PREV] = bal.st[_MODE]
         bal.st[_WANT] = mask
         bal.st[_UNTIL] = ticks_add(now, minutes * 60000)
-    bal.st[_MODE] = mode
-    bal.st[_ACTIVE] = 0
-    bal.st[_PAUSED] = 0
-    bal.st[_NEXT] = now  # decide at the next sample
+    st = bal.st
+    st[_MODE] = mode
+    st[_ACTIVE] = 0
+    if not st[_PAUSED]:  # decide at the next sample, on its reading (what bled until now is counted)
+        st[_PAUSED] = 1
+        st[_NWIN] = 0
+        st[_OFF] = now
+        st[_BLED] = st[_MASK]
+    st[_DUE] = st[_NEXT] = now
 
 
 def _int(s, lo, hi, what):

@@ -1,7 +1,8 @@
-# Cell balancing, the decision (docs/configuration.md "Balancing"): loaded by Balancer.run every bal_s
-# seconds and dropped again (pwfw.compat.call), so the loop's heap holds only the state (pwfw.balance).
-# Few functions and names on purpose: each name is a qstr for good once loaded, and the unix port's
-# qstr pool doubles past ~1260 of them (pwfw/compat.py, docs/architecture.md Memory). While loops only.
+# Cell balancing, the decision (docs/configuration.md "Balancing"): loaded by Balancer.run at the end
+# of each decision window (every bal_s seconds) and dropped again (pwfw.compat.call), so the loop's heap
+# holds only the state (pwfw.balance). Few functions and names on purpose: each name is a qstr for good
+# once loaded, and the unix port's qstr pool doubles past ~1260 of them (pwfw/compat.py,
+# docs/architecture.md Memory). While loops only.
 from pwfw.balance import AUTO, MANUAL, OFF
 from array import array
 
@@ -9,7 +10,8 @@ from pwfw.compat import const, ticks_add, ticks_diff
 
 _MAS_MAH = const(3600)
 # Balancer.st: the scalar state in one array (no attribute names, no instance dict in the loop's heap);
-# the same indices in pwfw.balance, balance_run, balance_cmd and app
+# the same indices in pwfw.balance, balance_run, balance_cmd and app (tests/t0/test_balance.py holds
+# the copies to pwfw.balance's)
 _MODE = const(0)  # OFF / AUTO / MANUAL
 _PREV = const(1)  # the mode a manual balance falls back to
 _MASK = const(2)  # cells bleeding now (bit k = cell k+1): `bal` in `rep`
@@ -17,9 +19,15 @@ _WANT = const(3)  # the manual mask (`balance cells`)
 _UNTIL = const(4)  # ticks_ms the manual balance ends
 _WHY = const(5)  # the last decision's reason: an index of pwfw.balance_cmd.WHY
 _ACTIVE = const(6)  # auto: between start and stop delta (hysteresis), 0/1
-_PAUSED = const(7)  # FETs off for the decision's sample, 0/1
-_NEXT = const(8)  # ticks_ms of the next decision
-_LAST = const(9)  # ticks_ms of the last one
+_PAUSED = const(7)  # in the decision's window (FETs off, samples summed), 0/1
+_NEXT = const(8)  # ticks_ms App calls run next
+_LAST = const(9)  # ticks_ms the mask was written
+_FETS = const(10)  # the FETs balancing allows (pwfw.app): 3, or 2 while the charge is stopped
+_DUE = const(11)  # ticks_ms the window opens, or (in it) the decision is made
+_NWIN = const(12)  # samples summed in the window
+_GOAL = const(13)  # 1 while a cell has charge left to bleed (Balancer.goal_mah)
+_OFF = const(14)  # ticks_ms the FETs went off for the window (what bled: _LAST to _OFF)
+_BLED = const(15)  # the mask that bled from _LAST to _OFF
 # bal.st[_WHY]: the index in pwfw.balance_cmd.WHY (ints, not strings: no qstrs in the loop's heap)
 _W_OFF = const(1)
 _W_HOT = const(2)
@@ -34,56 +42,75 @@ _W_TIMEOUT = const(8)
 def init(bal, cfg, n_cells, now):
     bal.cfg = cfg
     bal.n = n_cells
-    bal.st = array("i", [0] * 10)
-    bal.st[_MODE] = bal.st[_PREV] = AUTO
-    bal.st[_NEXT] = bal.st[_LAST] = now
+    st = bal.st
+    st[_MODE] = st[_PREV] = AUTO
+    st[_NEXT] = st[_LAST] = st[_DUE] = st[_OFF] = now
+    st[_FETS] = 3
     bal.bal_s = array("i", [0] * n_cells)  # seconds each cell has been bled
     bal.bled_mah = array("i", [0] * n_cells)  # charge bled per cell (mAh) and the rest in mA.s
     bal._rem_mas = array("i", [0] * n_cells)
+    bal.goal_mah = array("i", [0] * n_cells)  # charge each cell has still to bleed (auto)
 
 
 def run(bal, now, pack, est):
-    """One decision: count what the last mask bled, then pause or choose the next mask."""
+    """The end of a window: count what the last mask bled, then choose and write the next mask on the
+    window's mean readings (Balancer.win_mv / st[_NWIN]; this sample's if the window has none)."""
+    st = bal.st
+    n = bal.n
     cells = pack.cells
-    dt = ticks_diff(now, bal.st[_LAST])
-    bal.st[_LAST] = now
+    if st[_NWIN]:
+        cells = bal.win_mv
+        k = 0
+        while k < n:
+            cells[k] = (cells[k] + st[_NWIN] // 2) // st[_NWIN]
+            k += 1
+    st[_PAUSED] = 0
+    st[_NWIN] = 0
+    dt = ticks_diff(st[_OFF], st[_LAST])
+    m = st[_BLED]
     k = 0
-    while bal.st[_MASK] and dt > 0 and k < bal.n:  # what the last mask bled: I = V / R (mA) for dt ms
-        if bal.st[_MASK] >> k & 1:
+    while m and dt > 0 and k < n:  # what the last mask bled: I = V / R (mA) for dt ms
+        if m >> k & 1:
             bal.bal_s[k] += (dt + 500) // 1000
             mas = cells[k] * dt // (bal.cfg.bal_r_ohm * 1000)
             if est is not None:
                 est.bled(k, mas)
             q = bal._rem_mas[k] + mas
             bal.bled_mah[k] += q // _MAS_MAH
+            g = bal.goal_mah[k] - q // _MAS_MAH
+            bal.goal_mah[k] = g if g > 0 else 0
             bal._rem_mas[k] = q % _MAS_MAH
         k += 1
-    if bal.st[_MASK] and not bal.st[_PAUSED]:  # FETs off for one sample: decide on a clean reading
-        m = 0
-        bal.st[_PAUSED] = 1
-        bal.st[_NEXT] = ticks_add(now, bal.cfg.sample_ms)
-    else:
-        bal.st[_PAUSED] = 0
-        bal.st[_NEXT] = ticks_add(now, bal.cfg.bal_s * 1000)
-        try:
-            die = pack.afe.read_int_dk() - 2732  # the AFE's die: its balancing FETs heat it
-        except (OSError, ValueError):
-            die = None
-        m = choose(bal, now, cells, pack.i_ma, pack.temps, die)
-        if not m and not bal.st[_MASK]:
-            return  # a non-zero mask is written every decision: a part that reset has forgotten it
+    st[_BLED] = 0
+    try:
+        die = pack.afe.read_int_dk() - 2732  # the AFE's die: its balancing FETs heat it
+    except (OSError, ValueError):
+        die = None
+    m = choose(bal, now, cells, pack.i_ma, pack.temps, die, est)
+    hi = 0
+    k = 0
+    while k < n:
+        hi = cells[k] if cells[k] > hi else hi
+        k += 1
+    if st[_FETS] != 3 and hi < bal.cfg.cell_ov_mv - bal.cfg.chg_stop_dmv - bal.cfg.cell_ov_hyst_mv:
+        st[_FETS] = 3  # the charge may go on (the hysteresis, on the window's mean)
+    st[_LAST] = now
+    st[_DUE] = ticks_add(now, bal.cfg.bal_s * 1000 - min(3000, bal.cfg.bal_s * 100))
+    if not (m or st[_MASK]):
+        return  # the window turned the FETs off already (a command's decision may not have)
     try:
         pack.afe.cb_write(pack.afe.input_mask(m))
-        bal.st[_MASK] = m
+        st[_MASK] = m
     except (OSError, ValueError):
-        bal.st[_MASK] = 0  # not known to be on: count nothing (the next decision writes again)
+        st[_MASK] = 0  # not known to be on: count nothing (the next decision writes again)
 
 
-def choose(bal, now, cells, i_ma, temps, die_dc):
+def choose(bal, now, cells, i_ma, temps, die_dc, est=None):
     """The mask for the next bal_s seconds, and bal.st[_WHY] (the reason, an index of balance_cmd.WHY)."""
     c = bal.cfg
-    if bal.st[_MODE] == OFF:
-        bal.st[_WHY] = _W_OFF
+    st = bal.st
+    if st[_MODE] == OFF:
+        st[_WHY] = _W_OFF
         return 0
     hot = die_dc is not None and die_dc > c.bal_die_dc
     k = 0
@@ -92,8 +119,8 @@ def choose(bal, now, cells, i_ma, temps, die_dc):
             hot = True
         k += 1
     if hot:
-        bal.st[_WHY] = _W_HOT
-        bal.st[_ACTIVE] = 0
+        st[_WHY] = _W_HOT
+        st[_ACTIVE] = 0
         return 0
     lo = 32767
     hi = -32768
@@ -103,46 +130,70 @@ def choose(bal, now, cells, i_ma, temps, die_dc):
         hi = cells[k] if cells[k] > hi else hi
         k += 1
     m = 0
-    if bal.st[_MODE] == MANUAL:
-        if ticks_diff(now, bal.st[_UNTIL]) >= 0:
-            bal.st[_MODE] = bal.st[_PREV]
-            bal.st[_WHY] = _W_TIMEOUT
-            return choose(bal, now, cells, i_ma, temps, die_dc)
-        bal.st[_WHY] = _W_MANUAL
+    if st[_MODE] == MANUAL:
+        if ticks_diff(now, st[_UNTIL]) >= 0:
+            st[_MODE] = st[_PREV]
+            st[_WHY] = _W_TIMEOUT
+            return choose(bal, now, cells, i_ma, temps, die_dc, est)
+        st[_WHY] = _W_MANUAL
         k = 0
         while k < bal.n:  # never below the lowest cell, even by hand
-            if bal.st[_WANT] >> k & 1 and cells[k] > lo:
+            if st[_WANT] >> k & 1 and cells[k] > lo:
                 m |= 1 << k
             k += 1
         return m
-    on = bal.st[_ACTIVE]
-    bal.st[_ACTIVE] = 0
+    on = st[_ACTIVE]
     if i_ma < -c.dir_ma and not c.bal_dsg:
-        bal.st[_WHY] = _W_DISCHARGING
+        st[_WHY] = _W_DISCHARGING  # what is left to bleed waits for the charge or the rest
         return 0
-    if hi < c.bal_start_mv:
-        bal.st[_WHY] = _W_LOW
-        return 0
-    if hi - lo <= c.bal_stop_dmv or (not on and hi - lo < c.bal_start_dmv):
-        bal.st[_WHY] = _W_BALANCED
-        return 0
-    bal.st[_ACTIVE] = 1
-    bal.st[_WHY] = _W_AUTO
-    # the highest cells above lowest + stop delta, no two adjacent, at most bal_max_cells
-    lo += c.bal_stop_dmv
+    g = bal.goal_mah
+    if hi >= c.bal_start_mv:  # the top of charge: the voltages show which cells are high, and by how much
+        if hi - lo <= c.bal_stop_dmv or (not on and hi - lo < c.bal_start_dmv):
+            st[_WHY] = _W_BALANCED
+            st[_ACTIVE] = 0
+            st[_GOAL] = 0
+            k = 0
+            while k < bal.n:
+                g[k] = 0
+                k += 1
+            return 0
+        st[_ACTIVE] = 1
+        # each cell above lowest + stop delta: 5e-5 of the capacity per mV above that (LFP's knee,
+        # 0.99 -> 1.0 SoC: ~180 mV per 1 %, so never more than it has), the others nothing; with the
+        # lowest cell still below bal_start_mv (on the plateau, where a cell shows less than it lacks)
+        # the estimator's SoC above the lowest cell's if that is more
+        s = est.cell_soc_pm if est is not None and lo < c.bal_start_mv else None
+        sl = 32767
+        k = 0
+        while s is not None and k < bal.n:
+            sl = s[k] if s[k] < sl else sl
+            k += 1
+        k = 0
+        while k < bal.n:
+            v = cells[k] - lo - c.bal_stop_dmv
+            q = 0
+            if v > 0:
+                q = v * (c.capacity_mah // 100) // 200
+                if s is not None and (s[k] - sl) * (c.capacity_mah // 1000) > q:
+                    q = (s[k] - sl) * (c.capacity_mah // 1000)
+            g[k] = q
+            k += 1
+    # the cells with the most left to bleed, no two adjacent, at most bal_max_cells
     n = 0
     while n < c.bal_max_cells:
         near = m | m >> 1 | m << 1
         best = -1
-        hi = lo
+        q = 0
         k = 0
         while k < bal.n:
-            if cells[k] > hi and not near >> k & 1:
+            if g[k] > q and not near >> k & 1:
                 best = k
-                hi = cells[k]
+                q = g[k]
             k += 1
         if best < 0:
             break
         m |= 1 << best
         n += 1
+    st[_GOAL] = 1 if m else 0
+    st[_WHY] = _W_AUTO if m else (_W_LOW if hi < c.bal_start_mv else _W_BALANCED)
     return m

@@ -50,6 +50,8 @@ KEYS = (
     ("bal_tmax_dc", 500, 500, -400, 1000, "0.1 °C"),
     ("bal_die_dc", 650, 650, -400, 1200, "0.1 °C"),
     ("bal_s", 60, 60, 5, 3600, "s"),
+    # end of charge: the CHG FET off this far below cell_ov_mv (pwfw.balance); 0: no charge stop
+    ("chg_stop_dmv", 50, 50, 0, 1000, "mV"),
 )
 
 # The current calibration: set only by `cal` and kept in its own record (pwfw.cal), not in the state's overrides.
