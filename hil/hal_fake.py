@@ -81,7 +81,7 @@ class FakeHal:
         self.relay_on = on
 
     def alert(self):
-        return self.bq.alert_pin  # the chip's ALERT output as the board's pin would show it
+        return not self.bq.alert_pin  # the chip's ALERT pin low, as pwfw.hal_board reads it
 
     def wdt_feed(self):
         pass

@@ -75,6 +75,7 @@ def report(app):
     o.str(b"cmd", "afe")
     o.str(b"sec", _SEC[after])
     o.int(b"fet_status", drv.fet_status)
+    o.int(b"alert", 1 if hal.alert() else 0)  # the ALERT pin as this MCU reads it (hal.alert: asserted)
     o.int(b"safety_a", s[1])
     o.int(b"safety_b", s[3])
     o.int(b"safety_c", s[5])

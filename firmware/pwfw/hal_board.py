@@ -64,7 +64,11 @@ class Hal:
                 break
             return
         end = time.ticks_add(time.ticks_ms(), ms)
-        while a.value():
+        # until the pin changes: from high, an assertion (App.step's extra sample); from low (a held
+        # condition latches ALERT again as soon as the status read clears it), its end, so the next
+        # assertion is seen: a held ALERT must not make this return at once and the loop spin
+        v = a.value()
+        while a.value() == v:
             left = time.ticks_diff(end, time.ticks_ms())
             if left <= 0:
                 return

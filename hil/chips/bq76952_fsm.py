@@ -214,7 +214,8 @@ class Bq76952Fsm(Bq76952Prot):
         self._vtime_us = u(0x924A) * 1000000
         self._wake_ma = self._i(0x924B, 2)
         self._bd_ma = self._i(0x9273, 2)
-        self._alert_fxn = self.dm[0x92FC - _DM_BASE] & 3 == 2  # ALERT Pin Config PIN_FXN: ALERT (alert_pin)
+        # ALERT Pin Config while its PIN_FXN is 0b10 (ALERT), else 0: the pin not driven (alert_pin)
+        self._alert_fxn = u(0x92FC) if u(0x92FC) & 3 == 2 else 0
         e = self.en[0]  # shunt uV inside which no enabled over-current condition can hold (advance)
         self._oc_quiet = (max([th for _, b, th, _ in self._oc if th <= 0 and e & b] or [-1 << 30]),
                           min([th for _, b, th, _ in self._oc if th > 0 and e & b] or [1 << 30]))
@@ -394,11 +395,21 @@ class Bq76952Fsm(Bq76952Prot):
 
     @property
     def alert_pin(self):
-        """ALERT as the MCU sees it: asserted only with the pin configured for it (ALERT Pin Config
-        PIN_FXN = 0b10; the family TRMs' default 0x00 leaves the pin unused, so a part fresh from a
-        POR never drives it) and while powered. The firmware reads it every sample: no allocation
-        (the pin function is taken from data memory by _derive)."""
-        return not self.off and self._alert_fxn and self.alarm & self.alarm_enable != 0
+        """The level the MCU's ALERT pin reads, 1 high or 0 low, on a board that pulls the net up
+        (README wiring: open drain, pull-up to 3V3). The part drives the pin only as ALERT (ALERT Pin
+        Config PIN_FXN = 0b10; the family TRMs' default 0x00 leaves it unused, so a part fresh from a
+        POR never drives it) and while powered: asserted (Alarm Status & Alarm Enable) to its active
+        level, low with OPT5 (bit 7) set; not asserted to the other one only with OPT1 (bit 3) set,
+        else it floats and the pull-up holds it high. The one place the pin's polarity is decided:
+        hal_sim and hal_fake read this level as pwfw.hal_board reads the real pin (low = asserted), the
+        emulated RP2040 drives it on the board's alert_pin. Read every sample: no allocation (the
+        configuration is taken from data memory by _derive)."""
+        c = self._alert_fxn
+        if not c or self.off:
+            return 1
+        if self.alarm & self.alarm_enable:
+            return 0 if c & 0x80 else 1
+        return 0 if c & 0x88 == 0x08 else 1
 
     def _status(self):
         r = self.reg

@@ -343,6 +343,12 @@ for (;;) {
     send('D', d);
   } else if (t === 'c') {
     cutIn = body.readUInt32LE(0);
+  } else if (t === 'g') {
+    // the levels other parts of the board drive on these pins (the AFE's ALERT on its pull-up):
+    // what the pins read as inputs from now on
+    const mask = body.readUInt32LE(0);
+    const high = body.readUInt32LE(4);
+    for (let p = 0; p < 30; p++) if (mask >> p & 1) mcu.gpio[p].setInputValue(!!(high >> p & 1));
   } else if (t === 's') {
     cdcIn = cdcIn.length ? Buffer.concat([cdcIn, body]) : body;
   } else if (t === 'q') {

@@ -349,7 +349,7 @@ class Hal:
         self._relay = 1 if on else 0
 
     def alert(self):
-        return self.bq.alert_pin
+        return not self.bq.alert_pin  # the pin low, as pwfw.hal_board reads it (the chip decides its polarity)
 
     def wdt_feed(self):
         pass

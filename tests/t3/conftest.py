@@ -5,6 +5,7 @@ With pytest-xdist the workers share the deploy through a lock file: the first de
 wait and copy its image.
 """
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -99,15 +100,49 @@ class Telemetry:
         self.ser.close()
 
 
+# MicroPython's rp2 port keeps a LittleFS2 filesystem from this flash offset to the end, in 4096-byte
+# blocks, mounted with progsize=256 (ports/rp2/modules/_boot.py; hil/rp2040/README.md)
+FS_OFFSET = 0xA0000
+
+
+def set_board_json(flash, over, out):
+    """Write board.json with `over` merged in (a dict value updates that section) into the filesystem
+    of the flash image `flash`, as `out` (its LittleFS edited offline with littlefs-python: no emulated
+    time, where a `packwatch deploy` of another board file takes a minute). Returns the board dict."""
+    import littlefs
+
+    img = bytearray(Path(flash).read_bytes())
+    fs = littlefs.LittleFS(block_size=4096, block_count=(len(img) - FS_OFFSET) // 4096, read_size=32,
+                           prog_size=256, lookahead_size=32, mount=False)
+    fs.context.buffer[:] = img[FS_OFFSET:]
+    fs.mount()
+    with fs.open("board.json", "r") as f:
+        board = json.load(f)
+    for k, v in over.items():
+        board[k] = dict(board.get(k) or {}, **v) if isinstance(v, dict) else v
+    with fs.open("board.json", "w") as f:
+        f.write(json.dumps(board))
+    fs.unmount()
+    img[FS_OFFSET:] = fs.context.buffer
+    Path(out).write_bytes(img)
+    return board
+
+
 @pytest.fixture
 def pico(pico_flash, tmp_path):
-    """start(scenario, **kw) -> (board, Telemetry): an emulated Pico booting the deployed firmware."""
+    """start(scenario, board=None, **kw) -> (board, Telemetry): an emulated Pico booting the deployed
+    firmware; `board`: keys to change in the deployed board.json (set_board_json)."""
     boards = []
 
-    def start(scenario="demo", **kw):
+    def start(scenario="demo", board=None, **kw):
         d = tmp_path / ("b%d" % len(boards))
         d.mkdir()
-        shutil.copyfile(pico_flash[0], d / FLASH_NAME)
+        if board:
+            bf = d / "board.json"  # the same file for the bridge (its chips, pins) as on the flash
+            bf.write_text(json.dumps(set_board_json(pico_flash[0], board, d / FLASH_NAME)))
+            kw["board_file"] = bf
+        else:
+            shutil.copyfile(pico_flash[0], d / FLASH_NAME)
         vb = Rp2040Board(scenario, fs_dir=d, **kw).start()
         tel = Telemetry(vb)
         boards.append((vb, tel))

@@ -4,6 +4,8 @@ rp2040js, behind the same pty, plant, scenarios and chip simulations as the unix
     rp2040js (node, board.mjs) ── pipes ── _Bridge (thread) ── pty A ── VirtualBoard relay ── pty B (host)
       MicroPython + pwfw           I2C bytes → hal_sim's chips (BQ76952Sim, INA228Sim on SimI2C)
       hal_board.py, pico.json      ADC conversions → NtcAdcSim;  plant pipe → VirtualBoard's lockstep
+                                   the BQ76952's ALERT → the board's alert_pin (GP6) as a GPIO input;
+                                   its SHUTDOWN → the emulator stopped (dark) until a charger wakes it
 
 The bridge plays the part hal_sim plays inside the unix port's process: it speaks the same plant
 pipe (hal_sim.Hal's own `_step`/`_apply`/`_fault`, run here under CPython), so the lockstep, the
@@ -196,6 +198,9 @@ class _Bridge(threading.Thread):
         self._ev = bytearray()
         board = vb.board
         self.relay_pin = board.get("relay_pin")
+        self.alert_pin = board.get("alert_pin")  # the BQ76952's ALERT, driven on this GPIO (see _drive_alert)
+        self._alert_level = None  # the level last driven on it
+        self.dark = False  # the AFE is in SHUTDOWN: no supply, the emulator no longer runs (see _loop)
         pins = board["ntc"]["pins"]
         self.adc_map = {p - 26: i for i, p in enumerate(pins) if 26 <= p <= 29}  # ADC0-3 are GP26-29
 
@@ -280,6 +285,13 @@ class _Bridge(threading.Thread):
         run = struct.Struct("<Q")
         while not self.stopping:
             chips._step(step_ms)  # the plant (VirtualBoard's lockstep) to the end of this step
+            if chips.bq.off:
+                # the AFE took SHUTDOWN: its REG1, the MCU's supply, is off. The emulated chip stops
+                # here (it is not run again); hal_sim's own dark loop steps the plant with the path open
+                # until a charger at LD wakes the part, then asks the runner for a power-on (b'W'),
+                # which starts a new emulator on the same flash: a first boot, reset cause 'power'
+                self.dark = True
+                chips._dark()  # returns only by SystemExit, when the runner closes the plant pipe
             t_ms += step_ms
             end_ns = t_ms * 1000000
             while t_ns < end_ns:
@@ -291,6 +303,8 @@ class _Bridge(threading.Thread):
                 cut, self._cut = self._cut, None
                 if cut:
                     self._send(b"c", struct.pack("<I", cut))
+                if self.alert_pin is not None:
+                    self._drive_alert(chips.bq.alert_pin)
                 target = min(t_ns + slice_ns, end_ns)
                 self._send(b"r", run.pack(target))
                 while True:
@@ -321,6 +335,14 @@ class _Bridge(threading.Thread):
                         else:  # the watchdog reset the chip
                             chips.reset()  # asks for it on the plant pipe and waits to be killed
                         return
+
+    def _drive_alert(self, level):
+        """The ALERT net's level (the chip's pin on the board's pull-up: BQ76952Sim.alert_pin) on
+        its GPIO, as an input the firmware reads; sent when it changes, before the slice that sees it."""
+        if level != self._alert_level:
+            self._alert_level = level
+            m = 1 << self.alert_pin
+            self._send(b"g", struct.pack("<II", m, m if level else 0))
 
     def _adc(self, chips, ch):
         i = self.adc_map.get(ch)
