@@ -5,6 +5,7 @@
 from array import array
 
 from pwfw.compat import const, micropython, ticks_add, ticks_diff
+from pwfw.plaus import cells_min
 
 # `fault` in `rep` and the fault `evt` names: bit k is FAULT_NAMES[k] (docs/protocol.md, protocol_vectors.json;
 # tests/t0/test_contract_names.py holds the bits below, the host's table and the spec to it)
@@ -177,10 +178,7 @@ class Pack:
     def deep_uv(self, dt):
         """After a sample the AFE answered: True once a cell has been below shutdown_mv with no charge
         current for shutdown_s (the caller rules out an open sense wire)."""
-        lo = 32767
-        for v in self.cells:
-            if v < lo:
-                lo = v
+        lo = cells_min(self.cells, self.n_cells)
         if lo < self.shutdown_mv and self.i_ma < _CHARGE_MA:
             self.low_mv = lo
             self._low_ms += dt

@@ -1,7 +1,10 @@
 # Per sample, after pwfw.pack has read the chips: the charge counted by the parts' own accumulators
 # (Counter -> Pack.i_avg_ma, what the estimator integrates) and the plausibility faults (Plaus -> bits in
 # Pack.fault). Integer-only and allocation-free (docs/hardware.md "Coulomb counting" and "Plausibility").
-from pwfw.compat import const, micropython, ticks_diff
+from pwfw.compat import MICROPYTHON, const, micropython, ticks_diff
+
+if not MICROPYTHON:
+    from pwfw.compat import ptr16
 
 _ACC_MS = const(1000)  # the BQ76952's accumulated charge is read once a second (a subcommand: ~1.5 ms of bus)
 _WIN_MS = const(10000)  # INA228 vs BQ76952 charge compared over 10 s windows (both integrate continuously)
@@ -23,6 +26,32 @@ _F_V_PACK = const(512)
 _F_I_CROSS = const(1024)
 _F_I_STUCK = const(2048)
 _F_T_CROSS = const(4096)
+
+
+@micropython.viper
+def cells_sum(cells, n: int) -> int:
+    """The sum of cells[0:n] (array('h'); viper: one call instead of a native loop of generic subscripts)."""
+    c = ptr16(cells)
+    tot = 0
+    k = 0
+    while k < n:
+        tot += ((c[k] & 0xFFFF) ^ 0x8000) - 0x8000  # int16 (ptr16 reads unsigned on MicroPython)
+        k += 1
+    return tot
+
+
+@micropython.viper
+def cells_min(cells, n: int) -> int:
+    """The lowest of cells[0:n] (array('h')), 32767 for none."""
+    c = ptr16(cells)
+    lo = 32767
+    k = 0
+    while k < n:
+        v = ((c[k] & 0xFFFF) ^ 0x8000) - 0x8000
+        if v < lo:
+            lo = v
+        k += 1
+    return lo
 
 
 class Counter:
@@ -153,14 +182,56 @@ class Plaus:
 
     @micropython.native
     def check(self, now):
+        # one native frame for the per-sample checks (a method call each cost ~30-60 us on an RP2040)
         p = self.p
-        tot = 0
-        c = p.cells
-        for k in range(self.n):
-            tot += c[k]
-        self._stack(tot)
-        self._pack_v()
-        self._stuck(tot)
+        n = self.n
+        tot = cells_sum(p.cells, n)
+        st = p.stack_mv
+        f = p.fault
+        # the stack against the sum of the cells
+        d = tot - st
+        tol = n * _CELL_ERR_MV + st * _DIV_ERR_PM // 1000 + 2 * _USERV_MV
+        k = self._v_n + 1 if (d > tol or -d > tol) else 0
+        if k >= _N_PERSIST:
+            k = _N_PERSIST
+            f |= _F_V_STACK
+        elif not k:
+            f &= ~_F_V_STACK
+        self._v_n = k
+        # PACK and LD against the stack, only with both FETs on: otherwise they are the charger's or
+        # the load's side
+        if p.afe_fets != 3:
+            self._pk_n = 0
+            f &= ~_F_V_PACK
+        else:
+            i = p.i_ma if p.i_ma >= 0 else -p.i_ma
+            tol = 2 * (st * _DIV_ERR_PM // 1000) + 2 * _USERV_MV + i * _PATH_MOHM // 1000
+            a = p.afe.pack_mv - st
+            d = p.afe.ld_mv - st
+            bad = a > tol or -a > tol or d > tol or -d > tol
+            k = self._pk_n + 1 if bad else 0
+            if k >= _N_PERSIST:
+                k = _N_PERSIST
+                f |= _F_V_PACK
+            elif not bad:
+                f &= ~_F_V_PACK
+            self._pk_n = k
+        # the current's raw reading frozen while the cells move
+        r = p.raw_i_ma
+        if r is None or r != self._st_raw:
+            self._st_raw = r
+            self._st_n = 0
+            self._st_lo = self._st_hi = tot
+            f &= ~_F_I_STUCK
+        else:
+            self._st_n += 1
+            if tot < self._st_lo:
+                self._st_lo = tot
+            if tot > self._st_hi:
+                self._st_hi = tot
+            if self._st_n >= _STUCK_N and self._st_hi - self._st_lo > n * _STUCK_MV:
+                f |= _F_I_STUCK
+        p.fault = f
         if p.next_temp != self._t_at:  # the temperatures were read this sample
             self._t_at = p.next_temp
             self._temps()
@@ -172,56 +243,6 @@ class Plaus:
             self.p.fault |= bit
         else:
             self.p.fault &= ~bit
-
-    @micropython.native
-    def _stack(self, tot):
-        st = self.p.stack_mv
-        d = tot - st
-        tol = self.n * _CELL_ERR_MV + st * _DIV_ERR_PM // 1000 + 2 * _USERV_MV
-        self._v_n = self._v_n + 1 if (d > tol or -d > tol) else 0
-        if self._v_n >= _N_PERSIST:
-            self._v_n = _N_PERSIST
-            self.p.fault |= _F_V_STACK
-        elif not self._v_n:
-            self.p.fault &= ~_F_V_STACK
-
-    @micropython.native
-    def _pack_v(self):
-        p = self.p
-        if p.afe_fets != 3:  # only with both FETs on: otherwise PACK/LD are the charger's or load's side
-            self._pk_n = 0
-            p.fault &= ~_F_V_PACK
-            return
-        st = p.stack_mv
-        i = p.i_ma if p.i_ma >= 0 else -p.i_ma
-        tol = 2 * (st * _DIV_ERR_PM // 1000) + 2 * _USERV_MV + i * _PATH_MOHM // 1000
-        a = p.afe.pack_mv - st
-        b = p.afe.ld_mv - st
-        bad = a > tol or -a > tol or b > tol or -b > tol
-        self._pk_n = self._pk_n + 1 if bad else 0
-        if self._pk_n >= _N_PERSIST:
-            self._pk_n = _N_PERSIST
-            p.fault |= _F_V_PACK
-        elif not bad:
-            p.fault &= ~_F_V_PACK
-
-    @micropython.native
-    def _stuck(self, tot):
-        p = self.p
-        r = p.raw_i_ma
-        if r is None or r != self._st_raw:
-            self._st_raw = r
-            self._st_n = 0
-            self._st_lo = self._st_hi = tot
-            p.fault &= ~_F_I_STUCK
-            return
-        self._st_n += 1
-        if tot < self._st_lo:
-            self._st_lo = tot
-        if tot > self._st_hi:
-            self._st_hi = tot
-        if self._st_n >= _STUCK_N and self._st_hi - self._st_lo > self.n * _STUCK_MV:
-            p.fault |= _F_I_STUCK
 
     def _temps(self):
         lo = 0x7FFF
