@@ -23,19 +23,33 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "host"))
 
+from hil import profiles as P  # noqa: E402
+from hil.scenarios import Scenario  # noqa: E402
 from packwatch.vboard import VirtualBoard  # noqa: E402
 
 PROTECT = {"scd_ma": 400_000, "scd_us": 120, "scd_recov_s": 5, "ocd2_ma": 252_000, "ocd2_ms": 20,
            "ocd1_ma": 176_000, "ocd1_ms": 400, "cov_mv": 3750, "cov_ms": 1000}
 FW_OV_MV, FW_OV_MS, SAMPLE_MS = 3650, 1000, 100  # the firmware's LFP cell_ov default (docs/configuration.md)
 
+# A step over the firmware's cell_ov: one cell at rest ~3598 mV (SoC 99.93 %), the others at 97 %; a
+# 90 A charger from 8 s lifts it past 3650 mV within one plant step (its IR drop, ~+60 mV), then it
+# keeps rising. On cov_charge's 50 A ramp (~0.45 mV per 100 ms) the cell stays within the simulated
+# part's 1 mV noise of the limit for seconds, and every reading below it restarts the delay (as the
+# AFE's own does): onset by the plant's crossing is then blurred by the noise, not the firmware's timing.
+_OV_SOC0 = [0.97] * 16
+_OV_SOC0[5] = 0.9993
+OV_STEP = Scenario("ov_step", 60, lambda seed: [P.pushing_charger(90.0, 3.9 * 16, 8.0)],
+                   plant_kw={"soc0": _OV_SOC0, "h0": 1.0})
+
 # name, scenario, board overrides (afe.protect, limits), run until ms, what is measured, bound (us)
 CASES = (
     ("SCD (short 3 mOhm, ~3.8 kA)", "short_circuit", {}, {}, 12_000, "fault", PROTECT["scd_us"]),
     ("OCD2 (surge 300 A)", "surge", {}, {}, 12_000, "fault", PROTECT["ocd2_ms"] * 1000),
     ("OCD1 (overload 200 A)", "surge_long", {}, {}, 12_000, "fault", PROTECT["ocd1_ms"] * 1000),
-    ("firmware cell_ov (3650 mV) at end of charge", "cov_charge", {}, {}, None, ("ov", FW_OV_MV * 10),
+    ("firmware cell_ov (3650 mV), a 90 A charger starts", OV_STEP, {}, {}, None, ("ov_step", FW_OV_MV * 10),
      (FW_OV_MS + SAMPLE_MS) * 1000),
+    ("firmware cell_ov (3650 mV), 50 A ramp (onset within the noise)", "cov_charge", {}, {}, None,
+     ("ov", FW_OV_MV * 10), None),
     # the simulated part measures the cells once per plant step (the real one every ADC loop, ~ms):
     # its COV delay starts at the first step that shows the crossing, so one step is added to the bound.
     # The firmware's limit can't sit above the AFE's COV (hard limits): at its hard limit (3600 mV as
@@ -90,6 +104,9 @@ def run_case(case, scenario, protect, limits, until_ms, what, seed, tmp, heap="9
         vb.stop()
     if what == "fault":
         onset = faults[0][0]
+    elif what[0] == "ov_step":  # the start of the step that crossed (the charger's first): the row before
+        k = next(k for k, r in enumerate(truth) if max(r[3]) >= what[1])
+        onset = truth[k - 1][0] * 1000
     else:
         thr = what[1]
         onset = next(r[0] for r in truth if max(r[3]) >= thr) * 1000
@@ -114,10 +131,11 @@ def main(argv=None):
                 us, how = run_case(k, sc, prot, lim, until, what, seed, tmp, a.heap)
                 took.append(us)
                 print("%-48s seed %d: %9d us (%s)" % (name, seed, us, how), flush=True)
-            rows.append((name, statistics.median(took), max(took), bound, max(took) <= bound))
+            rows.append((name, statistics.median(took), max(took), bound, bound is None or max(took) <= bound))
     lines = ["| scenario | onset → interruption, median | worst | bound | within |", "|---|---:|---:|---:|---|"]
     for name, med, worst, bound, ok in rows:
-        lines.append("| %s | %s | %s | %s | %s |" % (name, _fmt(med), _fmt(worst), _fmt(bound), "yes" if ok else "**no**"))
+        lines.append("| %s | %s | %s | %s | %s |" % (name, _fmt(med), _fmt(worst), "–" if bound is None else _fmt(bound),
+                                                    "–" if bound is None else "yes" if ok else "**no**"))
     table = "\n".join(lines)
     print(table)
     if not a.no_write:

@@ -91,7 +91,7 @@ class App:
         p = self.pack
         o.ints(b"cell_mv", p.cells)
         o.int(b"stack_mv", p.stack_mv)
-        o.int(b"i_ma", p.i_ma)
+        o.int(b"i_ma", p.i_ma if p.i_ok else None)  # not measured at this sample: null, not the last reading
         o.ints(b"t_dc", p.temps)
         o.int(b"soc_pm", self.est.soc_pm)
         o.int(b"sig_pm", self.est.sigma_pm)
@@ -206,10 +206,16 @@ class App:
         p = self.pack
         fault0 = p.fault
         prot0 = p.prot
-        if p.read(now):  # the AFE answered: the estimator and the protections judge fresh readings
-            self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
+        if p.read(now):  # the AFE answered: the protections judge fresh readings
             self.prot.i_sat = p.i_sat  # a saturated reading is an over-current at once (pwfw.protect)
             self.prot.check(now, p.cells, p.stack_mv, p.i_ma, p.temps)
+        # the AFE's FETs by direction (a charge alarm still lets the pack discharge); the relay, one
+        # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe).
+        # Driven before settle(): its once-a-second accumulator read waits ~1 ms on the part
+        p.drive(self.prot.fets_ok() & self.bal.st[_BAL_FETS])  # balancing's end-of-charge stop
+        self.hal.relay(self.path() != 0)
+        if p.settle():
+            self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
             if p.afe_ready and ticks_diff(now, self.bal.st[_BAL_NEXT]) >= 0:  # about once a second, not per sample
                 self.bal.run(now, p, self.est)
             if p.deep_uv(dt) and not self.prot.alarm & _OPEN_WIRE and not p.shut:
@@ -231,10 +237,6 @@ class App:
             for bit in range(len(PROT_NAMES)):
                 if changed & (1 << bit):
                     self.event(now, PROT_NAMES[bit], p.prot & (1 << bit), None, None)
-        # the AFE's FETs by direction (a charge alarm still lets the pack discharge); the relay, one
-        # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe)
-        p.drive(self.prot.fets_ok() & self.bal.st[_BAL_FETS])  # balancing's end-of-charge stop
-        self.hal.relay(self.path() != 0)
 
     def _shutdown(self, now):
         """Deep under-voltage with no charger for the board's failsafe.shutdown_s: save the state, say

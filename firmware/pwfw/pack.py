@@ -72,6 +72,7 @@ class Pack:
         self._ntc_same = array("i", [0] * self.n_ntc)
         self.stack_mv = 0
         self.i_ma = 0
+        self.i_ok = False  # i_ma was measured this sample (else it holds the last reading: `rep` says null)
         self.raw_i_ma = None
         self.fault = 0
         self.afe_misses = 0
@@ -90,6 +91,8 @@ class Pack:
         self._bs = 0
         self._next_conf = 0
         self._now = 0
+        self._dt = 0  # read() -> settle(): this sample's interval and whether the AFE answered
+        self._ok = False
         self._conf_err = None  # the step or setting the last configuration failed at
         self._want = -1  # the AFE FET state last commanded (drive()); -1: none yet
         self.alert = False  # App: the ALERT pin asserted (an extra sample): read the status at once
@@ -158,21 +161,30 @@ class Pack:
 
     @micropython.native
     def read(self, now):
-        """Take one sample; True when the AFE answered (cells, stack and the CC2 current are fresh)."""
-        dt = ticks_diff(now, self._now)
+        """Take one sample; True when the AFE answered (cells, stack and the CC2 current are fresh).
+        Only direct reads: what waits on the part (the accumulator's subcommand) is settle()'s, after
+        App has driven the power path from this sample."""
+        self._dt = ticks_diff(now, self._now)
         self._now = now
         afe_ok = self._read_afe()
         if not self.afe_ready and ticks_diff(now, self._next_conf) >= 0:
             self._reconfigure(now)
         self._read_current(afe_ok)
-        self.count.sample(dt, afe_ok)
-        if afe_ok:
-            self.plaus.check(now)
         if ticks_diff(now, self.next_temp) >= 0:
             self.next_temp = ticks_add(now, _TEMP_MS)
             self._read_temps()
         self.safe_off = bool(self.fault & _F_NO_TEMP) or self._i_sat
+        self._ok = afe_ok
         return afe_ok
+
+    @micropython.native
+    def settle(self):
+        """The rest of read()'s sample: the charge counting (once a second the BQ76952's DASTATUS6
+        subcommand, a ~1 ms wait) and the plausibility checks; True when the AFE answered."""
+        self.count.sample(self._dt, self._ok)
+        if self._ok:
+            self.plaus.check(self._now)
+        return self._ok
 
     @micropython.native
     def deep_uv(self, dt):
@@ -289,9 +301,15 @@ class Pack:
 
     def _fets(self, want):
         afe = self.afe
+        was = self._want
         self._want = want
         try:
-            afe.subcommand(0x0096 if want else 0x0095)  # ALL_FETS_ON (allows both) / ALL_FETS_OFF
+            # a cut goes first: each subcommand waits ~1 ms for its answer. The off commands add to the
+            # host's blocks; only ALL_FETS_ON clears them, so it is sent only to allow a direction again
+            if not want:
+                afe.subcommand(0x0095)  # ALL_FETS_OFF
+            elif was < 0 or want & ~was:
+                afe.subcommand(0x0096)  # ALL_FETS_ON (allows both)
             if want == 1:
                 afe.subcommand(0x0093)  # DSG_PDSG_OFF
             elif want == 2:
@@ -303,6 +321,7 @@ class Pack:
     def _read_current(self, afe_ok):
         self._i_sat = False
         self.i_sat = 0
+        self.i_ok = False
         if self.ina is None:
             if not afe_ok:  # the coulomb counter's reading came with the AFE read that failed
                 if self.afe_misses or not self.afe_ready:
@@ -330,6 +349,7 @@ class Pack:
             self._raw_n = 0
         self.raw_i_ma = raw
         self.i_ma = self.cfg.current_ma(raw)
+        self.i_ok = True
         if self._i_sat:
             self.fault |= _F_CURRENT
             self.i_sat = 1 if raw > 0 else -1  # at least full scale: an over-current (pwfw.protect)
