@@ -53,7 +53,7 @@ _UTC = const(0x01)
 
 
 def _export():
-    # the names the tests read (u.COV_TH), set from one string: as module globals
+    # the names pwfw.afe_report and the tests read (u.COV_TH), set from one string: as module globals
     # the .mpy would intern each name when the AFE set-up loads this module at boot, and an interned
     # name is never freed (docs/architecture.md, Memory)
     g = globals()
@@ -236,92 +236,6 @@ def le(v, n):
     for i in range(n):
         b[i] = (v >> (8 * i)) & 0xFF
     return bytes(b)
-
-
-# --- the `afe` read-back (pwfw.afe_report): every AFE_KEYS setting (pwfw.afe_config, in its order)
-# from where entries() below writes it, decoded to the key's unit. Constant tuples of ints: a table
-# of named rows would intern every name when this module loads at boot (docs/architecture.md, Memory).
-_K_CELL = const(0)  # U1, 50.6 mV steps: COV/CUV thresholds and hystereses
-_K_CELL_DLY = const(1)  # U2, COV/CUV delay
-_K_OC = const(2)  # U1, 2 mV across the shunt
-_K_OC_DLY = const(3)  # U1, OCC/OCD delay
-_K_SCD = const(4)  # U1, SCD table index
-_K_SCD_DLY = const(5)  # U1, SCD delay (us)
-_K_RAW = const(6)  # U1, seconds as stored
-_K_TEMP = const(7)  # I1, degC
-_K_SLEEP = const(8)  # H2 Power Config, bit 8
-# A data-memory read returns 32 bytes from its address (TRM 9.3), so three cover every setting:
-# CUV..SCD Recovery Time, OTC..Recovery Time, Power Config.
-_BLOCKS = const((_CUV_TH, 32, _OTC_TH, 22, _POWER_CONFIG, 2))
-# address, size, kind per AFE_KEYS row
-_READBACK = const((
-    _COV_TH, 1, _K_CELL,  # cov_mv
-    0x927C, 1, _K_CELL,  # cov_hyst_mv
-    _COV_TH + 1, 2, _K_CELL_DLY,  # cov_ms
-    _CUV_TH, 1, _K_CELL,  # cuv_mv
-    0x927B, 1, _K_CELL,  # cuv_hyst_mv
-    _CUV_TH + 1, 2, _K_CELL_DLY,  # cuv_ms
-    _OCC_TH, 1, _K_OC,  # occ_ma
-    _OCC_TH + 1, 1, _K_OC_DLY,  # occ_ms
-    _OCD1_TH, 1, _K_OC,  # ocd1_ma
-    _OCD1_TH + 1, 1, _K_OC_DLY,  # ocd1_ms
-    _OCD2_TH, 1, _K_OC,  # ocd2_ma
-    _OCD2_TH + 1, 1, _K_OC_DLY,  # ocd2_ms
-    _SCD_TH, 1, _K_SCD,  # scd_ma
-    _SCD_TH + 1, 1, _K_SCD_DLY,  # scd_us
-    _SCD_RECOV_TIME, 1, _K_RAW,  # scd_recov_s
-    _OTC_TH, 1, _K_TEMP,  # otc_dc
-    _OTC_TH + 2, 1, _K_TEMP,  # otc_recov_dc
-    _OTC_TH + 3, 1, _K_TEMP,  # otd_dc
-    _OTC_TH + 5, 1, _K_TEMP,  # otd_recov_dc
-    _OTC_TH + 6, 1, _K_TEMP,  # otf_dc
-    _OTC_TH + 8, 1, _K_TEMP,  # otf_recov_dc
-    _UTC_TH, 1, _K_TEMP,  # utc_dc
-    _UTC_TH + 2, 1, _K_TEMP,  # utc_recov_dc
-    _UTC_TH + 3, 1, _K_TEMP,  # utd_dc
-    _UTC_TH + 5, 1, _K_TEMP,  # utd_recov_dc
-    _OTC_TH + 1, 1, _K_RAW,  # temp_s: the five temperature delays are written alike, OTC's stands for them
-    _RECOVERY_TIME, 1, _K_RAW,  # recovery_s
-    _POWER_CONFIG, 2, _K_SLEEP,  # sleep
-))
-
-
-def readback(read_dm, shunt_uohm):
-    """[value in its AFE_KEYS unit, ...] in AFE_KEYS order, read with read_dm(address, n) (the
-    driver's: the part must not be SEALED); delays rounded to the key's unit, None for a code the
-    part would not take (an SCD index past the table)."""
-    b = _BLOCKS
-    blocks = [bytes(read_dm(b[i], b[i + 1])) for i in range(0, len(b), 2)]  # copies: the view is the driver's buffer
-    vals = []
-    t = _READBACK
-    for j in range(0, len(t), 3):
-        addr, n, kind = t[j], t[j + 1], t[j + 2]
-        code = None
-        for i in range(len(blocks)):
-            k = addr - b[2 * i]
-            if 0 <= k and k + n <= b[2 * i + 1]:
-                c = blocks[i]
-                code = c[k] if n == 1 else c[k] | (c[k + 1] << 8)
-        if code is None or kind == _K_RAW:
-            v = code
-        elif kind == _K_CELL:
-            v = cell_mv(code)
-        elif kind == _K_CELL_DLY:
-            v = (cell_delay_us(code) + 500) // 1000
-        elif kind == _K_OC:
-            v = oc_ma(code, shunt_uohm)
-        elif kind == _K_OC_DLY:
-            v = (oc_delay_us(code) + 500) // 1000
-        elif kind == _K_SCD:
-            v = scd_ma(code, shunt_uohm) if code < len(SCD_MV) else None
-        elif kind == _K_SCD_DLY:
-            v = scd_delay_us(code)
-        elif kind == _K_TEMP:
-            v = temp_dc(code)
-        else:
-            v = (code >> 8) & 1  # Power Config SLEEP
-        vals.append(v)
-    return vals
 
 
 # --- the board's configuration, as data-memory writes ---------------------------------------------
