@@ -27,9 +27,9 @@ STORE = 1 << FAULT_BITS.index("store")
 OCD1 = 0x20  # Safety Status A bit 5 (TRM SLUUBY2B 12.2.2)
 ALRT_PIN = 0x40  # FET Status bit 6: the part's ALERT pin asserted (TRM SLUUBY2B 12.2.21)
 LOAD_A = 200.0  # above the pico board's AFE OCD1 (checked against the `afe` read-back below)
-T_ON = 4000  # ms: the load starts (the board has closed its path ~2-3 s in)
-T_WAKE = 9000  # ms: the load is unplugged and a charger plugged in at LD
-SHUTDOWN_S = 5  # the board's failsafe.shutdown_s: its deep-UV timer runs from the first sample
+T_ON = 3200  # ms: the load starts (the board closes its path ~2.2 s in)
+T_WAKE = 6500  # ms: the load is unplugged and a charger plugged in at LD
+SHUTDOWN_S = 3  # the board's failsafe.shutdown_s: its deep-UV timer runs from the first sample
 WAIT = 300.0  # s of wall time for any one step (the emulator runs at 0.1-0.4x real time under load)
 
 
@@ -73,7 +73,7 @@ def test_alert_on_gp6_then_deep_uv_shutdown_goes_dark_and_a_charger_wakes_the_bo
     # nothing alerted yet: the part does not assert its pin, and the firmware reads it not asserted
     assert before["safety_a"] == 0 and not before["fet_status"] & ALRT_PIN
     assert before["alert"] == 0
-    regs2, after = _afe_at(vb, tel, T_ON + regs["ocd1_ms"] + 600)  # OCD1 tripped, inside its recovery
+    regs2, after = _afe_at(vb, tel, T_ON + regs["ocd1_ms"] + 200)  # OCD1 tripped, inside its recovery
     assert after["safety_a"] & OCD1 and after["fet_status"] & ALRT_PIN  # the part tripped and alerts
     assert after["alert"] == 1  # ... and the firmware sees its ALERT pin asserted
     truth = [r for r in vb.truth if r[8] == 1]
@@ -82,7 +82,11 @@ def test_alert_on_gp6_then_deep_uv_shutdown_goes_dark_and_a_charger_wakes_the_bo
 
     # --- SHUTDOWN: the board goes dark, a charger at LD wakes it ---------------------------------
     shut = tel.until(lambda t, f: t == "evt" and f["name"] == "shutdown", timeout=WAIT, what="evt shutdown")
-    hdr2 = tel.until(lambda t, f: t == "hdr", timeout=WAIT, what="the header after the charger woke the board")
+    # the next frame with a time past the shutdown must be the wake's header: none while dark
+    nxt = tel.until(lambda t, f: t == "hdr" or f.get("ms", 0) > shut["ms"] + 200, timeout=WAIT,
+                    what="the header after the charger woke the board")
+    assert "reset" in nxt, "the board kept running after SHUTDOWN: %r" % (nxt,)
+    hdr2 = nxt
     rep2 = tel.until(lambda t, f: t == "rep", timeout=WAIT, what="a report after the wake")
     vb.wait_t(vb.t_ms + 300, timeout=WAIT)
     assert shut["on"] == 1 and shut["val"] < 3500 and shut["ms"] >= SHUTDOWN_S * 1000
