@@ -86,7 +86,7 @@ def run(bal, now, pack, est):
         die = pack.afe.read_int_dk() - 2732  # the AFE's die: its balancing FETs heat it
     except (OSError, ValueError):
         die = None
-    m = choose(bal, now, cells, pack.i_ma, pack.temps, die, est)
+    m = choose(bal, now, cells, pack.i_ma, pack.temps, die)
     hi = 0
     k = 0
     while k < n:
@@ -105,7 +105,7 @@ def run(bal, now, pack, est):
         st[_MASK] = 0  # not known to be on: count nothing (the next decision writes again)
 
 
-def choose(bal, now, cells, i_ma, temps, die_dc, est=None):
+def choose(bal, now, cells, i_ma, temps, die_dc):
     """The mask for the next bal_s seconds, and bal.st[_WHY] (the reason, an index of balance_cmd.WHY)."""
     c = bal.cfg
     st = bal.st
@@ -134,7 +134,7 @@ def choose(bal, now, cells, i_ma, temps, die_dc, est=None):
         if ticks_diff(now, st[_UNTIL]) >= 0:
             st[_MODE] = st[_PREV]
             st[_WHY] = _W_TIMEOUT
-            return choose(bal, now, cells, i_ma, temps, die_dc, est)
+            return choose(bal, now, cells, i_ma, temps, die_dc)
         st[_WHY] = _W_MANUAL
         k = 0
         while k < bal.n:  # never below the lowest cell, even by hand
@@ -159,24 +159,13 @@ def choose(bal, now, cells, i_ma, temps, die_dc, est=None):
             return 0
         st[_ACTIVE] = 1
         # each cell above lowest + stop delta: 5e-5 of the capacity per mV above that (LFP's knee,
-        # 0.99 -> 1.0 SoC: ~180 mV per 1 %, so never more than it has), the others nothing; with the
-        # lowest cell still below bal_start_mv (on the plateau, where a cell shows less than it lacks)
-        # the estimator's SoC above the lowest cell's if that is more
-        s = est.cell_soc_pm if est is not None and lo < c.bal_start_mv else None
-        sl = 32767
-        k = 0
-        while s is not None and k < bal.n:
-            sl = s[k] if s[k] < sl else sl
-            k += 1
+        # 0.99 -> 1.0 SoC: ~180 mV per 1 %, so never more than it has; a cell still on the plateau shows
+        # less than it lacks, and the next top of charge measures again), the others nothing. Not the
+        # estimator's per-cell SoC: in T2 it put a cell 15 % above the lowest where the plant had 1.5 %
         k = 0
         while k < bal.n:
             v = cells[k] - lo - c.bal_stop_dmv
-            q = 0
-            if v > 0:
-                q = v * (c.capacity_mah // 100) // 200
-                if s is not None and (s[k] - sl) * (c.capacity_mah // 1000) > q:
-                    q = (s[k] - sl) * (c.capacity_mah // 1000)
-            g[k] = q
+            g[k] = max(1, v * (c.capacity_mah // 100) // 200) if v > 0 else 0  # >= 1 mAh: on to the stop delta
             k += 1
     # the cells with the most left to bleed, no two adjacent, at most bal_max_cells
     n = 0

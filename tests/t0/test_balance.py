@@ -176,3 +176,49 @@ def test_balance_command_refusals_are_one_clear_line(app):
         if not ok:
             assert "internal error" not in r[1]["error"] and r[1]["error"], r
     assert app.cmd("balance cells 0xZZ")[1]["error"] == "mask must be an integer or 0x-hex, got 0xZZ"
+
+
+def test_the_state_index_tables_are_one_table():
+    # Balancer.st's indices are private const() in each module that reads the array (MicroPython inlines
+    # them and cannot import them; public names would cost qstrs in the loop's heap): pwfw.balance holds
+    # the table, and every copy (balance_run, balance_cmd, app's _BAL_*) must name the same indices
+    import re
+
+    fw = ROOT / "firmware" / "pwfw"
+    pat = re.compile(r"^(_[A-Z_]+) = const\((\d+)\)", re.M)
+
+    def table(name):
+        return dict(pat.findall((fw / name).read_text()))
+
+    ref = table("balance.py")
+    names = ("_MODE", "_PREV", "_MASK", "_WANT", "_UNTIL", "_WHY", "_ACTIVE", "_PAUSED", "_NEXT", "_LAST",
+             "_FETS", "_DUE", "_NWIN", "_GOAL", "_OFF", "_BLED")
+    assert [ref[n] for n in names] == [str(k) for k in range(len(names))] and ref["_N_ST"] == str(len(names))
+    for mod in ("balance_run.py", "balance_cmd.py"):
+        got = table(mod)
+        assert {n: got[n] for n in names if n in got} == {n: ref[n] for n in names if n in got}, mod
+        assert sum(n in got for n in names) >= 9, mod
+    app = table("app.py")
+    assert {k[5:]: v for k, v in app.items() if k.startswith("_BAL_")} == {
+        n[1:]: ref[n] for n in ("_MASK", "_NEXT", "_FETS")}
+
+
+def test_a_one_sample_spike_does_not_start_balancing_the_window_mean_decides(app):
+    # 20 mV is bal_start_dmv (docs/configuration.md): a cell that reads 25 mV high on one sample only
+    # (a different cell every sample, as a noisy reading would) moves no cell's mean over a decision
+    # window by more than a few mV, so nothing balances; a policy that decides on one sample sees a
+    # 25 mV spread at every decision and bleeds whichever cell spiked then
+    hal = app.hal_
+    n = 0
+    for _ in range(3000):  # 5 min of 100 ms samples: five decisions
+        c = list(BASE)
+        c[n % 16] += 25
+        n += 1
+        hal.set(cells=c, i_ma=1000)
+        app.step()
+        assert hal.bq.bal_mask == 0, n
+    # the control: the same 25 mV held on one cell starts it at the next decision
+    c = cells(c7=3475)
+    hal.set(cells=c, i_ma=1000)
+    app.run_ms(65000)
+    assert hal.bq.bal_mask == 1 << 7

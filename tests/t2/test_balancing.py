@@ -153,3 +153,70 @@ def test_balancing_refuses_as_configured(board, tmp_path, case, why, limits, par
     else:
         assert not bled and not any(r["bal"] for r in c.reports())
         assert t == "ok" and f["why"] == why and f["bal"] == 0, f
+
+
+def _fw_events(c, name):
+    return [f for t, f in c.frames if t == "evt" and f.get("name") == name and f.get("on") == 1]
+
+
+def test_charge_found_at_the_top_is_bled_in_the_rest_below_the_start_voltage(board, tmp_path):
+    # The top of charge shows cell HIGH 1.5 % above the others (plant: 0.995 against 0.98, identical
+    # cells of 1 Ah). A discharge then takes every cell onto the plateau, below bal_start_mv, and the
+    # pack rests there. Charge-based balancing keeps bleeding HIGH in that rest (a voltage-only policy
+    # stops as soon as the highest cell is below bal_start_mv), waits while the pack discharges, and
+    # stops by itself without taking HIGH below the lowest cell (the plant's SoC).
+    start_mv = 3450
+    parts = (P.Constant(-1.0, 60.0, 180.0),)  # 1 C for 2 min: 3.3 % off every cell
+    sc = _scenario("bal_rest", 0.995, 0.98, parts=parts, cap_ah=1.0, minutes=24)
+    c, lim = _start(board, tmp_path, sc, cap_mah=1000, bal_start_mv=start_mv)
+    c.wait_t(24 * 60 * 1000, timeout=600)
+    rows = _truth(c)
+    soc0 = np.array(rows[0][5])
+    assert soc0[HIGH] - np.delete(soc0, HIGH).max() > 0.01
+    v_max = np.array([max(r[3]) for r in rows]) / 10.0  # mV, the plant's highest cell
+    t = np.array([r[0] for r in rows])
+    bled = np.array([r[12] >> HIGH & 1 for r in rows])
+    other = np.array([r[12] & ~(1 << HIGH) for r in rows])
+    assert not other.any()  # only the high cell was ever bled
+    assert bled[(t < 60000) & (v_max >= start_mv)].any()  # it started at the top
+    # discharging (from one decision after the load starts): nothing bleeds
+    dsg = (t > 60000 + 2 * lim["bal_s"] * 1000) & (t <= 180000)
+    assert dsg.sum() > 100 and not bled[dsg].any()
+    # the rest after it, every cell below bal_start_mv: HIGH bleeds there for minutes
+    rest = (t > 180000) & (v_max < start_mv)
+    assert rest.sum() > 600
+    on_s = bled[rest].sum() * (t[1] - t[0]) / 1000.0
+    assert on_s > 180, "bled %.0f s in the rest below bal_start_mv" % on_s
+    # ... and stopped by itself there: nothing in the last 3 minutes, HIGH still not below the lowest
+    assert not bled[t > t[-1] - 180000].any()
+    soc = np.array(rows[-1][5])
+    assert soc[HIGH] >= np.delete(soc, HIGH).max()
+    assert c.vb.plant.bled_as[HIGH] <= (soc0[HIGH] - np.delete(soc0, HIGH).max()) * 3600.0
+
+
+def test_charge_stops_before_cell_ov_and_the_charger_goes_on(board, tmp_path):
+    # One cell 2.6 % above the rest near the end of a 0.2 C CC-CV charge from a mains charger (which stops
+    # for good if the BMS opens the relay); a 1 Ah pack, so the cell's 64 mA bleed moves it in minutes.
+    # The firmware turns only the AFE's CHG FET off when that cell reaches cell_ov_mv - chg_stop_dmv
+    # (3600 mV): no cell_ov trip (a voltage-only policy lets it climb to 3650, the relay opens and the
+    # charger is gone), the relay stays closed, and the charge goes on once the bled cell has fallen
+    # cell_ov_hyst_mv further: the pack tops up in pulses.
+    ov, stop = 3650, 50  # the LFP defaults (docs/configuration.md)
+    parts = (P.mains(0.2, 16 * 3.5, 0.02, 5.0),)
+    sc = _scenario("bal_chg_stop", 0.996, 0.97, parts=parts, cap_ah=1.0, minutes=20)
+    c, _ = _start(board, tmp_path, sc, cap_mah=1000)
+    c.wait_t(20 * 60 * 1000, timeout=600)
+    rows = _truth(c)
+    v_max = np.array([max(r[3]) for r in rows]) / 10.0
+    i = np.array([r[1] for r in rows]) / 1000.0
+    assert v_max.max() < ov  # never at cell_ov in the plant
+    assert not _fw_events(c, "cell_ov") and not _fw_events(c, "cov")
+    k = int(np.argmax(v_max >= ov - stop - 5))  # the high cell at the charge stop (1 mV AFE noise)
+    assert v_max[k] >= ov - stop - 5, "the charge never reached the stop: %.0f mV" % v_max.max()
+    after = rows[k:]
+    assert all(r[6] for r in after)  # the relay stayed closed
+    assert any((r[10] & 2) == 0 for r in after)  # the CHG FET off (plant path bit 1)
+    stopped = np.flatnonzero(i[k:] < 0.01)
+    assert len(stopped), "the charge current never stopped"
+    assert (i[k + stopped[0]:] > 0.1).any(), "the charger did not go on after the stop"
+    assert any(r[12] >> HIGH & 1 for r in after)  # the high cell bled meanwhile
