@@ -1,11 +1,9 @@
 # TI BQ76952 battery monitor (AFE) on I2C: direct commands, subcommands, data memory, optional CRC-8.
 # Register map and transfer rules: docs/hardware.md (from the BQ76952 TRM, SLUUBY2).
-from array import array
-
 from pwfw.compat import MICROPYTHON, const, micropython, sleep_ms
 
 if not MICROPYTHON:
-    from pwfw.compat import ptr8, ptr32
+    from pwfw.compat import ptr8
 
 _SAFETY_A = const(0x02)  # Safety Alert A, Safety Status A, ... PF Status D (0x11): 16 bytes
 _BAT_STATUS = const(0x12)
@@ -99,34 +97,6 @@ def _unpack_cells(out, d, m, n: int):
         i += 1
 
 
-@micropython.viper
-def _copy(dst, src, n: int):
-    a = ptr8(dst)
-    b = ptr8(src)
-    k = 0
-    while k < n:
-        a[k] = b[k]
-        k += 1
-
-
-@micropython.viper
-def _frame_words(d, w):
-    """w (array('i')) = Battery Status, stack, PACK, LD (userV) and CC2 of read_frame's block d, the
-    last four signed 16-bit: one call per sample instead of four."""
-    b = ptr8(d)
-    p = ptr32(w)
-    p[0] = b[0] | (b[1] << 8)
-    k = 1
-    j = _STACK - _BAT_STATUS  # stack, PACK, LD, CC2: adjacent words
-    while k < 5:
-        v = b[j] | (b[j + 1] << 8)
-        if v & 0x8000:
-            v -= 0x10000
-        p[k] = v
-        k += 1
-        j += 2
-
-
 def cell_inputs(cells, cell_map=None):
     """1-based cell inputs in use: all 16, or TI's layout for fewer (1..n-1 and 16, top cell on VC16)."""
     if cell_map is None:
@@ -160,7 +130,6 @@ class BQ76952:
         self._rf = mv[: _FRAME * w]
         # data bytes: the raw buffer itself, or the CRC-checked bytes copied out of it
         self._d = bytearray(_FRAME) if crc else self._raw
-        self._fw = array("i", bytes(20))  # read_frame's words (_frame_words)
         self._cmd = bytearray(2)
         self._cb = bytearray(4)  # CB_ACTIVE_CELLS write: subcommand + mask
         # the CRC of the first read byte covers (addr W, reg, addr R): precompute the address part
@@ -287,18 +256,16 @@ class BQ76952:
         CFGUPDATE, security mode) makes the driver `stale`: ua is forgotten (cc2_ma 0) until
         configure() verifies the settings again, so no current is scaled with a unit the part lost."""
         self._read(_BAT_STATUS, self._rf, _FRAME)
+        self._cells2(out_mv)
         d = self._d
-        _unpack_cells(out_mv, d, self._map2, self.cells)
-        w = self._fw
-        _frame_words(d, w)
-        self.status = w[0]
+        self.status = d[0] | (d[1] << 8)
         if self._bs_ok >= 0 and (self.status & _BS_WATCH) != self._bs_ok:
             self.stale = True
             self.ua = 0
-        self.stack_mv = w[1] * _USERV_MV
-        self.pack_mv = w[2] * _USERV_MV
-        self.ld_mv = w[3] * _USERV_MV
-        raw = w[4]
+        self.stack_mv = _s16(d, _STACK - _BAT_STATUS) * _USERV_MV
+        self.pack_mv = _s16(d, _PACK - _BAT_STATUS) * _USERV_MV
+        self.ld_mv = _s16(d, _LD - _BAT_STATUS) * _USERV_MV
+        raw = _s16(d, _CC2 - _BAT_STATUS)
         self.cc2_sat = raw >= _CC2_FULL or raw < -_CC2_FULL
         self.cc2_ma = raw * self.ua
 
@@ -306,12 +273,19 @@ class BQ76952:
     def _cells(self, out_mv):
         _unpack_cells(out_mv, self._d, self._map, self.cells)
 
+    @micropython.native
+    def _cells2(self, out_mv):
+        _unpack_cells(out_mv, self._d, self._map2, self.cells)
+
     def read_safety(self):
         """Safety Alert/Status A-C and PF Alert/Status A-D (0x02..0x11) into self.safety, and FET
         Status (0x7F) into self.fet_status; allocation-free (two reads: on a change of Battery
         Status SS/PF, and once a second)."""
         self._read(_SAFETY_A, self._r16, 16)
-        _copy(self.safety, self._d, 16)
+        s = self.safety
+        d = self._d
+        for i in range(16):
+            s[i] = d[i]
         self._read(_FET_STATUS, self._r1, 1)
         self.fet_status = self._d[0]
 
