@@ -11,6 +11,7 @@ Safety Status A bit 5 OCD1: TRM SLUUBY2B 12.2), the AFE settings read back by `a
 (lockstep rows: [0] plant ms, [1] current at the step's end, [7] the firmware's clock, [8] boot,
 [10] path bits relay/CHG/DSG) and the board-file values the test sets.
 """
+import select
 import time
 
 import pytest
@@ -52,7 +53,10 @@ def _afe_at(vb, tel, t_ms):
         time.sleep(0.01)
     n = len(tel.frames)
     tel.send("afe")
-    time.sleep(0.3)  # the line crosses the relay into the board's pty while time stands still
+    # time stands still until the line has crossed the relay into the board's pty (the bridge, held,
+    # does not read it meanwhile)
+    while not select.select([vb._a_slave], [], [], 0.01)[0]:
+        assert time.monotonic() < end, "the line never reached the board's serial port"
     vb.hold_at_ms = None
     tel.until(lambda t, f: t in ("ok", "err") and f.get("cmd") == "afe", timeout=WAIT, what="the afe reply")
     got = tel.frames[n:]

@@ -200,7 +200,6 @@ class _Bridge(threading.Thread):
         self.relay_pin = board.get("relay_pin")
         self.alert_pin = board.get("alert_pin")  # the BQ76952's ALERT, driven on this GPIO (see _drive_alert)
         self._alert_level = None  # the level last driven on it
-        self.dark = False  # the AFE is in SHUTDOWN: no supply, the emulator no longer runs (see _loop)
         pins = board["ntc"]["pins"]
         self.adc_map = {p - 26: i for i, p in enumerate(pins) if 26 <= p <= 29}  # ADC0-3 are GP26-29
 
@@ -290,7 +289,6 @@ class _Bridge(threading.Thread):
                 # here (it is not run again); hal_sim's own dark loop steps the plant with the path open
                 # until a charger at LD wakes the part, then asks the runner for a power-on (b'W'),
                 # which starts a new emulator on the same flash: a first boot, reset cause 'power'
-                self.dark = True
                 chips._dark()  # returns only by SystemExit, when the runner closes the plant pipe
             t_ms += step_ms
             end_ns = t_ms * 1000000
