@@ -27,6 +27,15 @@ from hil.mpcompat import micropython, ptr8, ptr32
 # balanced, bit k = cell k from the bottom). Reply: <H length, then the header below.
 _REQ = 17
 _HDR = 20  # <IiiIHBB: t_ms, i_ma (at the step's end), i_avg_ma (the step's mean), stack_mv10, flags, n_cells, n_temps
+# Requests of steps taken from replies sent ahead (which the runner computed assuming exactly that
+# request) tell the runner nothing it needs at once: up to this many go out in one write, so it wakes
+# once per batch instead of once per step. Any other request goes out at once, with those before it,
+# and they all go out before a read that may wait (the runner sends replies ahead in batches, one
+# write each, and tells in each how many more that write holds: flags bits 8-14, read with the first
+# in one system call), before a line to the serial port, a command byte and a reset (so the runner
+# knows every step anything outside has seen).
+_BATCH = 4
+_MP = sys.implementation.name == "micropython"
 
 
 @micropython.viper
@@ -74,6 +83,17 @@ def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
 
+@micropython.viper
+def _copy(dst, src, k: int, n: int):
+    """dst[0:n] = src[k:k + n], allocating nothing."""
+    d = ptr8(dst)
+    s = ptr8(src)
+    i = 0
+    while i < n:
+        d[i] = s[k + i]
+        i += 1
+
+
 class Hal:
     def __init__(self, board):
         self.board = board
@@ -98,9 +118,15 @@ class Hal:
 
     def _pipe(self):
         """The plant pipe's buffers and the per-step state the request carries (rp2040.py shares it)."""
-        self._req = bytearray(_REQ)
-        self._req[0] = 83  # 'S'
-        self._len = bytearray(2)
+        self._reqs = bytearray(_REQ * _BATCH)  # step requests not sent yet (see _BATCH)
+        for k in range(_BATCH):
+            self._reqs[k * _REQ] = 83  # 'S'
+        self._nreq = 0
+        # the rest of the runner's last write (replies sent ahead, each as long as its first), read with
+        # that one in one more system call: _an of them from _ab[_ai:] (see _reply); room for three of
+        # 16 cells and the plant's 7 temperatures (69 B each), made larger if a write holds more
+        self._ab = bytearray(3 * (2 + _HDR + 2 * (16 + 7) + 1))
+        self._ai = self._an = 0
         self._pkt = bytearray(512)  # length prefix (2 bytes) + the step reply
         self._pmv = memoryview(self._pkt)
         self._want = self._pmv[:2]  # what the next reply is expected to fill (see _step)
@@ -155,29 +181,37 @@ class Hal:
                 self._power_on()
 
     def _power_on(self):
-        r = self._req
-        r[0] = 87  # 'W' (+ 16 bytes the runner ignores): a power-on, reset cause 'power'
-        self._tx.write(r)
+        self._last(87)  # 'W': a power-on, reset cause 'power'
+
+    def _last(self, kind):
+        """The last request of this process ('R' reset, 'W' power-on; + 16 bytes the runner ignores),
+        after the step requests held back: never answered (the runner kills this process)."""
+        self._flush()
+        r = self._reqs
+        r[0] = kind
+        self._nreq = 1
+        self._flush()
         while True:
-            self._read_exact(memoryview(self._len), 0)  # never answered: the runner kills this process
+            self._read_exact(self._pmv[:2], 0)
 
     def _step(self, ms):
         self._t += ms
         self._dt_us = ms * 1000
         t = self._t
-        r = self._req
-        r[1] = t & 255
-        r[2] = (t >> 8) & 255
-        r[3] = (t >> 16) & 255
-        r[4] = (t >> 24) & 255
+        r = self._reqs
+        o = self._nreq * _REQ
+        r[o + 1] = t & 255
+        r[o + 2] = (t >> 8) & 255
+        r[o + 3] = (t >> 16) & 255
+        r[o + 4] = (t >> 24) & 255
         bq = self.bq
         out = self._relay | (2 if bq.chg_fet else 0) | (4 if bq.dsg_fet else 0)
-        r[5] = out
+        r[o + 5] = out
         c = self._cut & 0xFFFFFFFF
-        r[9] = c & 255
-        r[10] = (c >> 8) & 255
-        r[11] = (c >> 16) & 255
-        r[12] = (c >> 24) & 255
+        r[o + 9] = c & 255
+        r[o + 10] = (c >> 8) & 255
+        r[o + 11] = (c >> 16) & 255
+        r[o + 12] = (c >> 24) & 255
         cm = bq.bal_mask  # the part's balancing FETs (inputs) as the plant's cells (its wiring)
         if cm != self._bal_chip:
             self._bal_chip = cm
@@ -188,29 +222,57 @@ class Hal:
                     b |= 1 << k
             self.bal = b
         b = self.bal
-        r[13] = b & 255
-        r[14] = (b >> 8) & 255
-        r[15] = (b >> 16) & 255
-        r[16] = (b >> 24) & 255
+        r[o + 13] = b & 255
+        r[o + 14] = (b >> 8) & 255
+        r[o + 15] = (b >> 16) & 255
+        r[o + 16] = (b >> 24) & 255
+        self._nreq += 1
         # a reply sent ahead assumed these outputs, no cut and the last request's balancing mask
         self._sent = out if self._cut < 0 and b == self._bal_sent else -1
         self._bal_sent = b
         self._cut = -1
-        self._tx.write(r)
-        while not self._reply():
-            pass  # a speculative reply for another step: the runner sends the right one next
+        if self._sent < 0:
+            self._flush()  # no reply sent ahead can be ours: the runner answers this request itself
+        ahead = True  # may a reply sent ahead still be ours?
+        while not self._reply(ahead):
+            # a reply sent ahead for another step: this request must reach the runner, which then
+            # undoes the steps it computed ahead and answers it; later replies sent ahead are not ours
+            ahead = False
+            self._flush()
+        if self._nreq >= _BATCH:
+            self._flush()
         self._apply(self._pkt)
 
-    def _reply(self):
-        """Read one step reply into _pkt; False if it is a speculative one that does not fit.
+    def _flush(self):
+        """Send the step requests held back (see _BATCH)."""
+        n = self._nreq
+        if n:
+            self._nreq = 0
+            if _MP:
+                self._tx.write(self._reqs, n * _REQ)  # a stream's write(buf, n): no slice
+            else:  # CPython (the emulated RP2040's bridge)
+                self._tx.write(memoryview(self._reqs)[: n * _REQ])
 
-        The runner may send a reply before it has read our request: the step it expects next (flags
-        bit 15 set, bits 0-2 = the relay and FET outputs it assumed, with no FET cut and the balancing
-        mask unchanged). It is ours if the time and all of that match; otherwise the runner undoes
-        that step and answers the request itself."""
+    def _reply(self, ahead):
+        """Read one step reply into _pkt; False if it is one sent ahead that is not ours.
+
+        The runner may send replies before it has read their requests: the steps it expects next
+        (flags bit 15 set, bits 0-2 = the relay and FET outputs it assumed, with no FET cut and the
+        balancing mask unchanged). One is ours if the time and all of that match and no reply sent
+        ahead was dropped before it (`ahead`: the runner, finding a request not the one it expected,
+        undoes every step it computed ahead); otherwise the runner answers the request itself."""
+        p = self._pkt
+        if self._an:  # read already, with the first reply of its write
+            n = len(self._want)
+            _copy(p, self._ab, self._ai, n)
+            self._ai += n
+            self._an -= 1
+            if p[19] & 0x80:
+                return ahead and _u32(p, 2) == self._t & 0xFFFFFFFF and (p[18] & 7) == self._sent
+            return True
+        self._flush()  # the read may wait for the runner: it must have every request first
         # one read for the whole reply: its size is known from the last one (a reply with faults is
         # longer: the rest follows), so readinto, which fills its buffer, gets it in one system call
-        p = self._pkt
         self._read_exact(self._want, 0)
         n = 2 + (p[0] | (p[1] << 8))
         have = len(self._want)
@@ -225,8 +287,19 @@ class Hal:
             else:
                 nf = p[2 + _HDR + 2 * (p[20] + p[21])]
                 self._want = self._pmv[: n - 4 * nf]  # the next reply, without faults
+        k = p[19] & 0x7F if n >= 2 + _HDR else 0
+        if k and n == len(self._want):  # the rest of its write is in the pipe (one write): read it now
+            m = n * k
+            if m > len(self._ab):
+                self._ab = bytearray(m)
+            if not _MP:  # CPython (the emulated RP2040's bridge)
+                self._read_exact(memoryview(self._ab)[:m], 0)
+            elif self._rx.readinto(self._ab, m) != m:  # readinto(buf, nbytes): all of it, no slice
+                raise SystemExit(0)  # the runner is gone: the board loses power
+            self._ai = 0
+            self._an = k
         if p[19] & 0x80:
-            return _u32(p, 2) == self._t & 0xFFFFFFFF and (p[18] & 7) == self._sent
+            return ahead and _u32(p, 2) == self._t & 0xFFFFFFFF and (p[18] & 7) == self._sent
         return True
 
     def _grow(self, n):
@@ -329,11 +402,13 @@ class Hal:
     # --- the rest of the HAL contract -------------------------------------------------------
     def serial_read(self):
         for _ in self._poll.ipoll(0):
+            self._flush()  # a command (Ctrl-C, Ctrl-D included) at a step the runner knows
             c = self._in.read(1)
             return c[0] if c else -1
         return -1
 
     def serial_write(self, buf, n):
+        self._flush()  # every line out is from a step the runner knows (truth rows, power cuts)
         self._out.write(buf, n)
 
     def adc_u16(self, ch):
@@ -358,12 +433,7 @@ class Hal:
         return self._cause
 
     def reset(self):
-        # the runner is the power supply: ask it to cut power and start us again
-        r = self._req
-        r[0] = 82  # 'R' (+ 16 bytes the runner ignores)
-        self._tx.write(r)
-        while True:
-            self._read_exact(memoryview(self._len), 0)  # never answered: the runner kills this process
+        self._last(82)  # 'R': the runner is the power supply: it cuts power and starts us again
 
     def uid(self):
         return self._uid

@@ -7,6 +7,8 @@ def run(board, pipeline, end_ms):
     c = board("deep_discharge", seed=3, truth_every_ms=100, pipeline=pipeline)
     c.vb.hold_at_ms = end_ms  # both runs stop at the same virtual instant
     c.until(lambda t, f: t == "rep" and f["ms"] > end_ms - 1000, timeout=120, what="the last report")
+    while not c.vb.held:  # and it stands there: every step up to the hold is in the truth
+        c.read()
     return c.vb.truth, [f for f in c.frames], c.vb.spec_hits, c.vb.spec_misses
 
 
@@ -26,3 +28,21 @@ def test_steps_computed_ahead_give_exactly_the_lockstep_run(board):
     assert len(reps) >= 25 * 60 - 2 and [e for t, e in frames_a if t == "evt" and e["name"] == "cell_uv"]
     n = min(len(frames_a), len(frames_b))
     assert frames_a[:n] == frames_b[:n] and n >= len(reps)
+
+
+def test_a_hold_stops_the_firmware_where_the_plant_is(board):
+    """freeze() (hold_at_ms = where the runner last heard of the firmware): the firmware stands still
+    with the plant not one step ahead of it, and hold_at_ms says where. The runner sends replies ahead
+    (up to 8) and cannot take them back, so the firmware takes them and the hold moves to the last one's
+    end. On the old runner the hold stayed behind the firmware by the replies it had sent ahead: the
+    plant was past hold_at_ms, and advance(ms) moved the firmware less than ms."""
+    c = board("day", truth_every_ms=1)  # every step's truth: its last row is the firmware's last step
+    c.until(lambda t, f: t == "rep", what="first report")
+    for _ in range(5):
+        h = c.freeze()
+        assert c.vb.plant.t_ms == h == c.vb.truth[-1][0] == c.vb.t_ms
+        c.advance(1000)
+        assert c.vb.plant.t_ms == c.vb.truth[-1][0] <= h + 1000 < c.vb.plant.t_ms + 100
+        c.vb.hold_at_ms = None
+        n = len(c.reports())
+        c.until(lambda t, f: t == "rep" and len(c.reports()) > n + 2, what="reports after the hold")

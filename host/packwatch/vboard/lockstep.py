@@ -6,7 +6,7 @@ of 17 bytes `<cIIiI` = (b'S', t_ms, outputs: bit0 relay, bit1 AFE CHG FET on, bi
 cut_us: us into the previous step when an AFE FET opened, -1 none; bal: cell mask being balanced),
 or b'R' + 16 bytes (the board asks to be reset), or b'W' + 16 (its supply is back: a power-on); a
 reply `<H` length + `<IiiIHBB` (t_ms, i_ma at the step's end, i_avg_ma the step's mean, stack in
-0.1 mV, flags: bit 3 a charger at LD, bit 15 and 0-2 see _speculate; n_cells, n_temps) + n_cells × `<H` cell
+0.1 mV, flags: bit 3 a charger at LD, bits 15, 0-2 and 8-14 see _speculate; n_cells, n_temps) + n_cells × `<H` cell
 voltage in 0.1 mV + n_temps × `<h` 0.1 °C + `B` fault count + faults as `<BBh` (hil/faults.py).
 docs/architecture.md has the same layout.
 """
@@ -18,7 +18,8 @@ import time
 from hil.faults import CODES as CHIP_FAULTS
 from hil.plant import Plant
 
-_SPEC_DEPTH = 2  # steps computed ahead of the firmware (see _speculate)
+_SPEC_DEPTH = 8  # steps computed ahead of the firmware (see _speculate)
+_SPEC_WRITE = 4  # replies sent ahead in one write (hal_sim sends its requests of those in batches too)
 _HIST = 48  # the firmware's step lengths kept to find the cycle they repeat (see _predict)
 _REQ = struct.Struct("<cIIiI")  # kind, t_ms, outputs, cut_us, bal (hal_sim._step)
 _LD_CHARGER = 0x0008  # reply flags bit 3: a charger at PACK+/LD (wakes the AFE from SHUTDOWN)
@@ -51,7 +52,7 @@ class Lockstep:
         # i_ma is the current at the step's end, i_avg_ma its mean; bal = the cells bled in that step
         # (bit k = cell k; each cell's bled charge so far is plant.bled_as)
         self.truth = []
-        self.hold_at_ms = None  # freeze virtual time here (tests)
+        self._hold = None  # hold_at_ms
         self._pending = None  # a step request waiting for wall time or for the hold to lift
         self._rng = random.Random(self.seed)
         self._kill_at = None
@@ -76,12 +77,27 @@ class Lockstep:
             return self.plant.t_ms
 
     @property
+    def hold_at_ms(self):
+        """Freeze virtual time here (tests): the firmware waits at its first step past it."""
+        return self._hold
+
+    @hold_at_ms.setter
+    def hold_at_ms(self, t):
+        # virtual time cannot stop before the plant: replies already sent ahead cannot be taken back
+        # (the firmware takes them), so a hold before the last one's end is there, where the firmware
+        # will stand still (and so is one before a step the runner took while the caller read t_ms)
+        with self._lock:
+            if t is not None:
+                t = max(t, self.plant.t_ms)
+            self._hold = t
+
+    @property
     def held(self):
         """True while the firmware waits at hold_at_ms for its next step: virtual time stands still, so
         a test can act at a defined virtual time however late its own thread runs."""
         with self._lock:
-            return (self.hold_at_ms is not None and self._pending is not None and self._t_fw0 is not None
-                    and self._vt0 + (self._pending[0] - self._t_fw0) > self.hold_at_ms)
+            return (self._hold is not None and self._pending is not None and self._t_fw0 is not None
+                    and self._vt0 + (self._pending[0] - self._t_fw0) > self._hold)
 
     def power_loss_in(self, wall_s):
         """Cut power after `wall_s` seconds of wall time, wherever the firmware is by then."""
@@ -132,7 +148,7 @@ class Lockstep:
         if self._t_fw0 is None:
             return 0.0
         vt = self._vt0 + (t_ms - self._t_fw0)
-        if self.hold_at_ms is not None and vt > self.hold_at_ms:
+        if self._hold is not None and vt > self._hold:
             return 0.02  # frozen: check again soon
         if not self.realtime:
             return 0.0
@@ -156,7 +172,10 @@ class Lockstep:
     # it; the runner, seeing a request that does not match the oldest step ahead, undoes all of them
     # (Plant.snapshot/restore) and answers as asked. The plant's trajectory is exactly the lockstep
     # one (tests/t2/test_vboard_lockstep.py). No speculation across scenario events, holds, pending
-    # power cuts, or in real-time mode.
+    # power cuts, or in real-time mode. Fewer wake-ups: the replies go _SPEC_WRITE to a write (flags
+    # bits 8-14: how many more that write holds), and hal_sim sends the requests of the steps it took
+    # from them in batches (hal_sim._BATCH), so this side wakes about once per four steps; it learns of
+    # the firmware's steps that much later (t_ms), never later than a line the firmware sends.
     # (t_ms, outputs, dt, bal, j): the step after the last one answered or computed ahead, j steps
     # after the last one the firmware took
     _next = None
@@ -245,17 +264,45 @@ class Lockstep:
         plant = self.plant
         t0 = plant.t_ms
         if (not self._spec_ok or self.realtime or self._kill_at is not None or self._rep_w is None
-                or (self.hold_at_ms is not None and t0 + dt > self.hold_at_ms)
+                or (self._hold is not None and t0 + dt > self._hold)
                 or self.scenario.events_between(t0, t0 + dt)):
             self._next = None
-            return
+            return None
         snap = plant.snapshot()
         plant.step(dt, bool(outputs & 1), bool(outputs & 2), bool(outputs & 4), -1, bal)
         self._specq.append((t_next & 0xFFFFFFFF, outputs, snap, dt, self._truth_row(t_next), bal))
         d = self._predict(j + 1)
         self._next = ((t_next + d) & 0xFFFFFFFF, outputs, d, bal, j + 1)
-        try:  # sent at once: flags bit 15 = speculative, bits 0-2 = the outputs assumed
-            os.write(self._rep_w, self._reply(t_next, (), 0x8000 | (outputs & 7)))
+        # flags bit 15 = speculative, bits 0-2 = the outputs assumed (_send_ahead adds bits 8-14)
+        return self._reply(t_next, (), 0x8000 | (outputs & 7))
+
+    def _run_ahead(self):
+        """Compute steps ahead up to _SPEC_DEPTH, their replies sent _SPEC_WRITE to a write."""
+        out = []
+        q = self._specq
+        while len(q) < _SPEC_DEPTH and self._next is not None:
+            r = self._speculate()
+            if r is None:
+                break
+            out.append(r)
+            if len(out) == _SPEC_WRITE:
+                self._send_ahead(out)
+                out = []
+        if out:
+            self._send_ahead(out)
+
+    def _send_ahead(self, replies):
+        """One write (atomic: < PIPE_BUF), each reply telling in flags bits 8-14 how many more it
+        holds: hal_sim reads those without waiting, so it sends its held requests only before the
+        last one's successor (see hal_sim._BATCH)."""
+        buf = bytearray(b"".join(replies))
+        n = len(replies)
+        o = 0
+        for k in range(n):
+            buf[o + 19] |= n - 1 - k
+            o += len(replies[k])
+        try:
+            os.write(self._rep_w, buf)
         except OSError:
             pass
 

@@ -129,9 +129,9 @@ class VirtualBoard(BoardProcess, Relay, Lockstep):
             if self._outq and self._b_master is not None:
                 self._flush_host()
             self._serve()
-            while (len(self._specq) < _SPEC_DEPTH and self._pending is None and self._next is not None
-                   and not self._reqbuf):
-                self._speculate()
+            if (len(self._specq) < _SPEC_DEPTH and self._pending is None and self._next is not None
+                    and not self._reqbuf):
+                self._run_ahead()
 
     def _housekeeping(self, now):
         """The slow checks, every few ms of wall time rather than on every step."""
