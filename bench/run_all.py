@@ -24,8 +24,9 @@ BENCHES = [
     ("counting.md", [sys.executable, "bench/hil/bench_counting.py"], "coulomb counting under inverter ripple: samples vs the hardware accumulators"),
     ("rp2040.md", [sys.executable, "bench/rp2040/bench_rp2040.py"], "the firmware on the emulated RP2040 (skips without it)"),
 ]
-ORDER = ["vboard.md", "vboard_issue12.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "counting.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "balancing.md", "plant.md"]
-# balancing.md: `make bench-balancing` (bench/hil/bench_balancing.py, ~20 min for 7 simulated days: not in `make bench`)
+ORDER = ["vboard.md", "vboard_issue12.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "counting.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "balancing.md", "balancing_bal_dsg_1_bal_max_cells_8_bal_r_ohm_27.md", "plant.md"]
+# balancing.md: `make bench-balancing` (bench/hil/bench_balancing.py, ~20 min for 7 simulated days: not in `make bench`);
+# balancing_bal_dsg_1_...: the same with --set bal_r_ohm=27 --set bal_max_cells=8 --set bal_dsg=1 (what the target needs)
 
 
 def run(only=None):

@@ -238,7 +238,8 @@ def main(argv=None):
     paper = []
     for label, cells_, hours, r in (("defaults: 4 cells, charge and rest (19 h a day), 55 Ω", 4, 19, 55),
                                     ("bal_max_cells 8, bal_dsg 1 (24 h a day), 55 Ω", 8, 24, 55),
-                                    ("defaults, 27 Ω (126 mA)", 4, 19, 27)):
+                                    ("defaults, 27 Ω (126 mA)", 4, 19, 27),
+                                    ("bal_max_cells 8, bal_dsg 1, 27 Ω", 8, 24, 27)):
         d, parts = days_needed(need, cells_, hours, duty, 3.4 / r)
         paper.append("| %s | %s | %.1f |" % (label, " / ".join("%.1f" % parts[k] for k in parts), d))
     tab, first, late = table(res)
@@ -246,7 +247,7 @@ def main(argv=None):
         a.days, a.capacity_ah, a.seed, a.sample_ms, "".join(" --set %s=%d" % kv for kv in sorted(limits.items())))
     bled_mah = ", ".join("%.0f" % (q / 3.6) for q in bled)
     text = "\n".join([
-        "# Balancing over days (issue 14)", "",
+        "# Balancing over days (issue 14)%s" % "".join(", %s %d" % kv for kv in sorted(limits.items())), "",
         "`%s` (%.0f s wall for %d simulated days; `make bench-balancing`). 16S LFP %.0f Ah, SoC spread ±3 %%"
         " and capacity spread ±2 %% (uniform, seed %d), one cycle a day: CC-CV charge 08:00 (0.2 C to 3.50 V"
         " per cell, tail 0.02 C), rest, inverter load 18:00–23:00, rest; firmware sampling every %d ms,"
