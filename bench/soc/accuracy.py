@@ -233,11 +233,15 @@ def sensors(chem, name, t, i, v):
 
 
 # ---- estimators -------------------------------------------------------------------------------------
-def run_pwfw(model, t, im, vm, start):
+def run_pwfw(model, t, im, vm, start, temp_c=None):
+    """temp_c: the board's thermistor reading (one value or per sample), as the firmware has it."""
     from packwatch.estimate import estimate
     from packwatch.logcsv import Log
     cols = {"t_s": t, "current_a": im}
     names = ["t_s", "current_a"]
+    if temp_c is not None:
+        cols["temp1_c"] = np.broadcast_to(np.asarray(temp_c, float), np.shape(t)).copy()
+        names.append("temp1_c")
     for k in range(vm.shape[1]):
         cols["cell%02d_v" % (k + 1)] = vm[:, k]
         names.append("cell%02d_v" % (k + 1))

@@ -196,17 +196,25 @@ def score(cellset, model_name, sc, model, xf, xe, n_cells=N_CELLS, hours=None):
     def run():
         rows = {}
         for lab, st in starts_of(float(truth_pack[0])).items():
-            s, sig, cells = A.run_pwfw(model, tl, im, vm, st)
+            s, sig, cells = A.run_pwfw(model, tl, im, vm, st, round(sc["cond"]["temp_c"], 1))  # NTC: ambient
             m = A.metrics(tl, s, truth_pack, sig)
             m.update(A.cell_metrics(tl, cells, socl))
             rows["pwfw.soc|" + lab] = m
+        return [np.frombuffer(json.dumps(rows).encode(), np.uint8).astype(float)]
+
+    def run_peers():   # cached apart from pwfw.soc's sources: a changed soc.py re-runs only pwfw.soc
+        rows = {}
+        for lab, st in starts_of(float(truth_pack[0])).items():
             s, _ = A.run_cc(model, tl, im, st)
             rows["coulomb|" + lab] = A.metrics(tl, s, truth_pack, None)
             s, sig = run_ukf(model, tl, im, vm, st, sc["cond"]["period_s"])
             rows["filterpy UKF|" + lab] = A.metrics(tl, s, truth_pack, sig)
         return [np.frombuffer(json.dumps(rows).encode(), np.uint8).astype(float)]
 
+    kp = ["gpeers", json.dumps(model, sort_keys=True), tl, im, vm, socl, (ROOT / "bench/soc/peer_ukf.py").read_bytes(),
+          [inspect.getsource(f) for f in (run_ukf, starts_of, A.metrics, A.run_cc)]]
     rows = json.loads(bytes(A.cached("gscore", key, run)[0].astype(np.uint8)).decode())
+    rows.update(json.loads(bytes(A.cached("gpeers", kp, run_peers)[0].astype(np.uint8)).decode()))
     return {"rows": rows, "hours": float(tl[-1] - tl[0]) / 3600, "soc_range": (
         float(truth_pack.min()), float(truth_pack.max())), "start": float(truth_pack[0])}
 

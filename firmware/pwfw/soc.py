@@ -45,6 +45,8 @@ _CQ_MIN = const(50)
 _LEARN_D = const(150000)      # learn capacity between confident points at least 15 % apart
 _LEARN_SIG = const(8000)      # a confident point: a sync, or sigma <= 0.8 % after a correction at rest
 _LEARN_REST = const(600000)   # ... of 10 min or more (relaxed: NMC's slow RC, most of LFP's)
+_CALM_MS = const(1200000)     # after a window above C/10: no plateau corrections for 20 min (RC, hysteresis)
+_FLAT_UV = const(40000)       # "plateau": the OCV moves less than 40 mV over +-10 % around the estimate
 
 # @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
@@ -285,6 +287,7 @@ class Estimator:
         self._rc1_rem = 0                                 # their integration remainders
         self._rc2_rem = 0
         self._rest_ms = 0                                 # time the current has been at rest
+        self._calm_ms = _CALM_MS                          # time since the last window above C/10
         self._full_ms = 0                                 # time at the CV tail
         self._vmin_mv = 99999                             # lowest cell of the last sample
         self._full_latch = False
@@ -668,6 +671,8 @@ class Estimator:
         wn = self._win_n
         s = self._win_soc_q // wn * 8 + 4                  # mean of soc + pending over the window (ppm)
         i = self._win_i_q // wn * 4                        # mean current (mA)
+        c = self._calm_ms + self._win_ms
+        self._calm_ms = 0 if abs(i) > self.cap_mah // 10 else min(c, 1 << 28)
         ir = self._ir_err_uv(s, i)
         e = self._innovations(s, i)
         sl = self._correct_pack(s, i, e, ir)
@@ -675,10 +680,18 @@ class Estimator:
             self._correct_cells(s, e, sl, ir)
         self._clear_win()
 
+    def _tw(self):
+        # degC away from the model's 25 degC (its characterisation): R and RC roughly double per 20 degC
+        # colder (Arrhenius), so what the model says of them is worth less; unknown temperature: 10 degC
+        t = self.t_dc
+        return 10 if t is None else min(40, abs(t - 250) // 10)
+
     def _ir_err_uv(self, s, i):
-        # IR model error: 45 % of the IR drop (ageing, diffusion) plus the current changes in the window
+        # IR model error: 45 % of the IR drop (ageing, diffusion), 5 % more per degC away from the
+        # model's temperature, plus the current changes in the window
         r0 = self._tab(self._r0, s)
-        return abs(i) * r0 // 1000 * _IR_PCT // 100 + (self._win_di_q // self._win_n * 4) * r0 // 1000
+        return (abs(i) * r0 // 1000 * (_IR_PCT + 5 * self._tw()) // 100
+                + (self._win_di_q // self._win_n * 4) * r0 // 1000)
 
     @micropython.native
     def _innovations(self, s, i):
@@ -709,7 +722,7 @@ class Estimator:
         m = self.m
         half = abs(self._tab(m.half, s))
         hu = half * ((_H1 - abs(self._hyst_q15) + _H1 // 2) >> 5) >> 10
-        rlx = (abs(self._rc1_uv) + abs(self._rc2_uv)) * 3 // 10
+        rlx = (abs(self._rc1_uv) + abs(self._rc2_uv)) * (6 + self._tw()) // 20   # 30 % at 25 degC
         rlx += max(2000, 2 * half) * 300 // (min(self._rest_ms, 36000000) // 1000 + 300)
         return max(500, min(120000, _rss(m.cell_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
 
@@ -724,8 +737,14 @@ class Estimator:
         that interval is wide (tens of %), so the voltage carries no weight there; at the knees, NMC, or
         after a long rest with the branch known it is narrow and corrects. Global inversion, not a local
         slope: a small steep bit or a knee edge next to a plateau cannot fake information."""
-        r = self._pack_err_uv(s, ir)
         hq = self._hyst_q15
+        flat = self._ocv(s + 100000) - self._ocv(s - 100000) < _FLAT_UV
+        if flat and self._calm_ms < _CALM_MS:
+            # on a plateau under or just after a load the voltage is not at rest (IR and RC at another
+            # temperature or age than the model's, hysteresis): it would only move a right state or
+            # shrink the sigma of a wrong one, so it is not used until the cell has settled
+            return 0
+        r = self._pack_err_uv(s, ir)
         vo = self._ocv(s) + e                              # the measured OCV of the mean cell
         z = self._inv(vo, hq)
         # surface lag: under a sustained load the particle surface runs ahead of the bulk by about the
@@ -739,6 +758,7 @@ class Estimator:
         sz = (self._inv(vo + 2 * r, hq) - self._inv(vo - 2 * r, hq)) >> 2
         sz = max(1000, _rss(sz >> 6, sl >> 6, self.m.soc_err_ppm >> 6, 0) << 6)   # + the tables' SoC axis
         sig = self._sig_ppm
+        sig0 = sig
         d = max(-_PPM, min(_PPM, z - s))
         # consistency of the prior with this window, in the voltage domain: is there a SoC within
         # s +- a*sigma (toward the measurement, plus the lag) whose OCV lies within sqrt(9 - a^2)*r of vo?
@@ -775,6 +795,11 @@ class Estimator:
                 self._sig_ppm = max(_SIG_MIN, post, floor)
             else:
                 self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
+            if flat and self._sig_ppm < sig0:
+                # on a plateau a wrong state looks like a right one (a few mV of model error, relaxation
+                # or an unknown hysteresis branch span tens of %): the voltage may move the estimate
+                # and widen its sigma, never narrow it; only an anchor (full, empty, a knee) does
+                self._sig_ppm = sig0
             if self._rest_ms >= _LEARN_REST and self._sig_ppm <= _LEARN_SIG:
                 self._learn(self._soc_ppm + self._pend_ppm, self._sig_ppm)
         else:
