@@ -32,17 +32,18 @@ def test_steps_computed_ahead_give_exactly_the_lockstep_run(board):
 
 def test_a_hold_stops_the_firmware_where_the_plant_is(board):
     """freeze() (hold_at_ms = where the runner last heard of the firmware): the firmware stands still
-    with the plant not one step ahead of it, and hold_at_ms says where. The runner sends replies ahead
-    (up to 8) and cannot take them back, so the firmware takes them and the hold moves to the last one's
-    end. On the old runner the hold stayed behind the firmware by the replies it had sent ahead: the
-    plant was past hold_at_ms, and advance(ms) moved the firmware less than ms."""
+    at its last step before the hold with the plant not one step ahead of it. The runner sends replies
+    ahead (up to 8) and cannot take them back, so the firmware takes them and the hold moves to the
+    last one's end. On the old runner the hold stayed behind the firmware by the replies it had sent
+    ahead: the plant was past hold_at_ms and the truth behind the plant (fails the first assertion)."""
     c = board("day", truth_every_ms=1)  # every step's truth: its last row is the firmware's last step
     c.until(lambda t, f: t == "rep", what="first report")
+    vb = c.vb
     for _ in range(5):
         h = c.freeze()
-        assert c.vb.plant.t_ms == h == c.vb.truth[-1][0] == c.vb.t_ms
-        c.advance(1000)
-        assert c.vb.plant.t_ms == c.vb.truth[-1][0] <= h + 1000 < c.vb.plant.t_ms + 100
-        c.vb.hold_at_ms = None
+        assert vb.plant.t_ms == vb.truth[-1][0] == vb.t_ms <= h, (vb.plant.t_ms, vb.truth[-1][0], vb.t_ms, h)
+        c.advance(1000)  # the firmware's next step would pass the new hold (steps of at most 100 ms)
+        assert vb.plant.t_ms == vb.truth[-1][0] <= h + 1000 < vb.plant.t_ms + 100
+        vb.hold_at_ms = None
         n = len(c.reports())
         c.until(lambda t, f: t == "rep" and len(c.reports()) > n + 2, what="reports after the hold")
