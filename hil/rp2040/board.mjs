@@ -263,10 +263,30 @@ let cdcOut = [];
 let cdcOutBytes = 0;
 cdc.onSerialData = (buf) => { cdcOut.push(Buffer.from(buf)); cdcOutBytes += buf.length; };
 let cdcIn = Buffer.alloc(0);
+// rp2040js's CDC host answers every OUT buffer the device arms at once, with no bytes when it has none:
+// the device re-arms it, and the USB interrupt then fires ~37 000 times a second, so the CPU never
+// idles (4 host CPU-s per emulated second at an idle REPL). A USB host sends OUT data only when it has
+// some: the armed buffer waits here until then.
+let outArmed = 0; // the size of the OUT buffer the device has armed and no data has filled yet
+function outData(size) {
+  const buf = new Uint8Array(Math.min(size, cdc.txFIFO.itemCount));
+  for (let i = 0; i < buf.length; i++) buf[i] = cdc.txFIFO.pull();
+  mcu.usbCtrl.endpointReadDone(cdc.outEndpoint, buf);
+}
+mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+  if (endpoint !== cdc.outEndpoint) return;
+  if (cdc.txFIFO.itemCount) outData(size);
+  else outArmed = size;
+};
 function feedCdc() {
   let k = 0;
   while (k < cdcIn.length && !cdc.txFIFO.full) cdc.sendSerialByte(cdcIn[k++]);
   if (k) cdcIn = cdcIn.subarray(k);
+  if (outArmed && cdc.txFIFO.itemCount) {
+    const size = outArmed;
+    outArmed = 0;
+    outData(size);
+  }
 }
 
 // I2C: start, write byte and stop are reported and answered at once; connect (ACK or NACK of the
