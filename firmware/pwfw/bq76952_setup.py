@@ -60,7 +60,11 @@ def setup(drv, plan, afe=None):
         # a part with unprogrammed OTP starts without CRC, one already switched talks CRC:
         # try the other framing once (TRM 10.2, Comm Type / SWAP_COMM_MODE)
         drv.set_crc(not drv.crc)
-        r = drv.subcommand(DEVICE_NUMBER, 2)
+        try:
+            r = drv.subcommand(DEVICE_NUMBER, 2)
+        except BaseException:  # no answer in either: the bus, not the framing; keep the one it had
+            drv.set_crc(not drv.crc)  # (else it flips at each retry, and a plain board reads with CRC)
+            raise
     if r[0] | (r[1] << 8) != BQ76952_ID:
         raise ConfigError("device number")
     drv.fets_enabled = False

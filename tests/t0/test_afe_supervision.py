@@ -143,3 +143,20 @@ def test_the_firmwares_own_alarm_turns_the_afes_fet_off_by_direction(rig):
     frames = r.run(10000)
     assert [e["on"] for e in evts(frames, "cell_ov")] == [0]
     assert hal.bq.chg_fet and hal.bq.dsg_fet
+
+
+@pytest.mark.parametrize("stop_ms", [3000, 6000, 8000, 12000])
+def test_a_bus_that_nacks_at_boot_then_answers_raises_no_crc_fault_on_a_plain_board(rig, stop_ms):
+    # the set-up tries the other framing once when the part does not answer (a CRC board's part back
+    # in plain I2C after a POR); a bus that answers in neither is not a framing, and the driver must
+    # keep the board's: a plain board never reads its part with CRC, so it never sees a CRC error
+    assert not BOARD["afe"].get("crc")
+    hal = FakeHal(BOARD)
+    hal.i2c.fail_next(BOARD["afe"].get("addr", 8), 10 ** 9)  # NACKs from power-up ...
+    r = rig(hal)
+    frames = r.run(stop_ms)
+    hal.i2c.fail_next(BOARD["afe"].get("addr", 8), 0)  # ... until here, whichever retry it falls between
+    frames += r.run(8000)
+    assert not evts(frames, "afe_crc")
+    assert not any(rep["fault"] & 2 for rep in reps(frames))  # docs/protocol.md: bit 1 afe_crc
+    assert [e["on"] for e in evts(frames, "afe_config")][-1] == 0 and hal.bq.chg_fet and hal.bq.dsg_fet

@@ -138,6 +138,7 @@ def test_configure_failing_at_boot_keeps_the_fets_off_until_a_retry_succeeds(boa
     assert confs and confs[0]["on"] == 1 and confs[0]["setting"]  # names the step that failed
     ok = [e for e in confs if e["on"] == 0]
     assert ok and all(e["on"] == 1 for e in confs[:confs.index(ok[0])])
+    assert not evts(c, "afe_crc")  # a plain board: the set-up's framing probe must not leave it on CRC
     tr = [r for r in c.vb.truth if r[8] == 1]
     # while the part cannot be configured its FETs stay off: nothing flows though the load wants 15 A
     failing = [r for r in tr if r[0] < stop]
