@@ -71,15 +71,22 @@ NOTES = """# Protection: fault onset to current interruption
 
 command: `.venv/bin/python bench/hil/bench_protection.py --seeds {seeds}` (plant time: it does not depend on
 the machine's load). Board: boards/sim.json with afe.protect SCD 400 A / 120 µs, OCD2 252 A / 20 ms, OCD1
-176 A / 400 ms, COV 3750 mV / 1 s (3600 mV and firmware cell_ov 3592 mV / 20 s for the AFE-COV row). Onset: the
-plant's fault log, or the first step whose highest cell passes the threshold (the AFE's at its 50.6 mV
-step); interruption: `Plant.interruptions`. Seeds 1–{seeds}.
+176 A / 400 ms, COV 3750 mV / 1 s (3600 mV and firmware cell_ov 3592 mV / 20 s for the AFE-COV row), the
+end-of-charge stop (chg_stop_dmv) off in the over-voltage rows. Onset: the plant's fault log; for the
+charger step, the start of the plant step in which the cell passed the row's cell_ov (3620 mV); for the
+ramps, the first 100 ms truth row whose highest cell passes the threshold (the AFE's at its 50.6 mV step).
+Interruption: `Plant.interruptions`. Seeds 1–{seeds}.
 
 {table}
 
 The AFE's over-current protections cut at their configured delay inside a step (the simulated part's
-own µs time base). The simulated part measures cell voltages once per plant step (100 ms; the real one
-every ADC loop), so its COV bound adds one step. A firmware protection's bound is its delay + one sample.
+own µs time base). A firmware protection's bound is its delay + one sample: the charger-step row
+measures it (a 90 A charger lifts one cell past the limit within one step). On the 50 A ramps the
+highest cell rises ~0.45 mV per 100 ms and stays within the simulated part's 1 mV (1σ) reading noise
+of the threshold for seconds; a reading below the limit restarts the delay (in the firmware and in
+the part alike), so onset → cut there spreads by seed with the noise (no bound given for the
+firmware's ramp row). The simulated part measures cell voltages once per plant step (100 ms; the real
+one every ADC loop), so its COV bound adds one step.
 """
 
 
