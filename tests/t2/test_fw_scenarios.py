@@ -342,9 +342,6 @@ def test_a_degrading_cell_is_found_and_limits_the_pack(board):
     assert empty.max <= 3.0, empty
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: on the LFP plateau with the generic lfp.json the firmware's SoC "
-                   "walks away from the plant's (the plant's OCV sits 35-50 mV below the model's, docs/hil.md): "
-                   "worse than coulomb counting from its own start")
 def test_soc_error_does_not_grow_past_coulomb_counting(board):
     # issue 15 target: never worse than coulomb counting. Counting from the board's first report keeps
     # that report's error, give or take the sensors: 0.5 % current gain and 1.5 % capacity spread
