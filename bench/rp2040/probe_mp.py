@@ -83,8 +83,10 @@ if UNIX:
             self._t = 0
             self._relay = 1
             self.sim_heap = 0
+            self._pipe()  # the per-step state _apply uses (the request buffers stay unused)
             self._chips(board, 1)
-            body = struct.pack("<IiIHBB", 0, -20000, 528000, 0, 16, 7)
+            # t_ms, i_ma, i_avg_ma (one current over the step), stack, flags, cells, temps
+            body = struct.pack("<IiiIHBB", 0, -20000, -20000, 528000, 0, 16, 7)
             body += struct.pack("<16H7h", *([32800 + 7 * k for k in range(16)] + [250, 251, 252, 250, 250, 250, 300]))
             body += b"\0"
             self.pkt = struct.pack("<H", len(body)) + body
@@ -92,6 +94,7 @@ if UNIX:
 
         def _step(self, ms):
             self._t += ms
+            self._dt_us = ms * 1000  # the chip's protections run over the step (advance)
             self._apply(self.pkt)
 
         def serial_read(self):
