@@ -113,6 +113,41 @@ print("OK")
     assert "OK" in out
 
 
+def test_cold_windows_and_negative_readings_under_micropython(mp):
+    # Below-zero limits and readings (LFP: no charging below 0 °C, no discharge below -20 °C; the values
+    # and limits of the T0 CASES): pwfw.protect judges them in viper, whose 32-bit loads are
+    # zero-extended on this 64-bit port, so a limit or reading read back without its sign would alarm
+    # at once or never.
+    out = mp.run(RIG + """
+r = Rig()
+r.temps = [250, -1, None]  # -0.1 °C while charging: ot_chg after temp_ms, the cold sensor reported
+r.i = 2000
+assert r.until(P.OT_CHG, 1) == r.cfg.temp_ms
+assert r.events() == [(P.OT_CHG, 1, -1, 1)]
+r.temps = [250, 30, None]  # inside the hysteresis band: held
+for k in range(30): r.step()
+assert r.p.alarm == 1 << P.OT_CHG
+r.temps = [250, 31, None]
+assert r.until(P.OT_CHG, 0) == r.cfg.release_ms
+r.events()
+r.temps = [250, -200, None]  # -20.0 °C while discharging: at the limit, no alarm
+r.i = -2000
+for k in range(30): r.step()
+assert r.p.alarm == 0
+r.temps = [-201, 250, None]
+assert r.until(P.OT_DSG, 1) == r.cfg.temp_ms
+assert r.events() == [(P.OT_DSG, 1, -201, 0)]
+r.i = -400  # |i| <= dir_ma: at rest, no direction: the discharge window no longer applies
+assert r.until(P.OT_DSG, 0) is None  # release needs the temperature back inside, whatever the current
+r.temps = [-169, 250, None]
+assert r.until(P.OT_DSG, 0) == r.cfg.release_ms
+r.cells[5] = -5  # a negative cell reading (a glitch): implausible, never an under-voltage
+assert r.step() == 0 and r.p.alarm == 0
+print("OK")
+""")
+    assert "OK" in out
+
+
 def test_check_allocates_nothing_in_steady_state(mp):
     # Steady states: all quiet; alarms set and held (condition persisting, latched); a sensor None.
     out = mp.run(RIG + """
