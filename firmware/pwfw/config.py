@@ -4,7 +4,7 @@
 # and the checks live in pwfw.config_keys, loaded for a change or a listing and dropped after it: the
 # loop does not hold them (docs/architecture.md, Memory). A MemoryError while loading it propagates:
 # the caller answers or flags it (pwfw.commands, App).
-from pwfw.compat import MICROPYTHON, call
+from pwfw.compat import MICROPYTHON, call, unload
 
 if not MICROPYTHON:  # the host reads the one source of the keys here (packwatch.boardfile, tests)
     from pwfw.config_keys import (_BOARD_FIELDS, _ORDER, CAL_KEYS, CELLS_MAX, CELLS_MIN,  # noqa: F401
@@ -22,7 +22,8 @@ class Config:
         self.unlocked_at = None  # ticks of the last `unlock`, None while locked (pwfw.commands)
         self.bad_keys = 0  # wrong unlock keys in a row
         self.lockout_at = None  # ticks when the last lock-out began
-        call("config_keys", "init", self, board)  # chem, cells and every key's int attribute
+        self._over = None  # overrides(), kept current by each change: a state save does not load config_keys
+        self._apply("init", board)  # chem, cells and every key's int attribute
         if not MICROPYTHON:
             self.hard_limits(board)
 
@@ -36,15 +37,36 @@ class Config:
         return call("config_keys", "as_dict", self)
 
     def overrides(self):
-        """Keys that differ from the chemistry defaults: what to persist."""
-        return call("config_keys", "overrides", self)
+        """Keys that differ from the chemistry defaults: what to persist. Worked out (pwfw.config_keys)
+        when a value changes, not per save: App.save must fit beside a start-up's heap, where the key
+        table (~10 KB on the unix port, ~6 KB on rp2) often does not (tests/t2 power-loss)."""
+        return self._over
+
+    def _apply(self, fn, *args):
+        # pwfw.config_keys.<fn>(self, *args), then overrides() in the same load of the key table
+        import sys
+
+        held = "pwfw.config_keys" in sys.modules
+        from pwfw import config_keys as k
+
+        try:
+            r = getattr(k, fn)(self, *args)
+            self._over = k.overrides(self)  # not after a refused change: nothing was applied
+            return r
+        finally:
+            k = None
+            if MICROPYTHON and not held:
+                unload("config_keys")
 
     def set(self, key, value):
         self.update({key: value})
 
     def update(self, changes, apply=True):
         """Apply all of changes or none: ValueError names the first problem (apply=False: check only)."""
-        call("config_keys", "update", self, changes, apply)
+        if apply:
+            self._apply("update", changes, True)
+        else:
+            call("config_keys", "update", self, changes, False)
 
     def hard_limits(self, board):
         """The chemistry's and the board's hard limits (pwfw.limits), the present values checked
@@ -54,7 +76,7 @@ class Config:
     def load_overrides(self, d):
         """Apply persisted overrides one by one, skipping bad ones (a newer/older firmware may differ).
         Returns the list of rejected keys; never raises on bad data."""
-        return call("config_keys", "load_overrides", self, d)
+        return self._apply("load_overrides", d)
 
     def current_ma(self, raw_ma):
         """Calibrated current: (raw - offset) * (1 + gain_ppm / 1e6), integer-only without big ints
