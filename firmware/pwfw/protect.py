@@ -24,8 +24,10 @@ OPEN_WIRE = const(7)
 # protocol_vectors.json; tests/t0/test_contract_names.py holds them, the host's table and the spec to it)
 ALARM_NAMES = ("cell_ov", "cell_uv", "ot_chg", "ot_dsg", "oc_chg", "oc_dsg", "imbalance", "open_wire")
 
-# Everything but imbalance opens the relay: imbalance is a maintenance warning, not a hazard.
-_RELAY_MASK = const(0xBF)
+# Everything but imbalance and cell_uv opens the relay: imbalance is a maintenance warning, not a hazard;
+# an under-voltage is stopped by the AFE's DSG FET alone, so a charger can still recharge the pack
+# (series FETs: the charge flows through DSG's body diode; docs/hardware.md, "Deep under-voltage").
+_RELAY_MASK = const(0xBD)
 # The AFE's FETs per direction: charging stops on cell_ov, ot_chg, oc_chg, open_wire; discharging on
 # cell_uv, ot_dsg, oc_dsg, open_wire (the relay, one switch, opens on any _RELAY_MASK alarm).
 _CHG_STOP = const(0x95)

@@ -165,11 +165,15 @@ def test_open_wire_reports_signed_difference():
 
 
 @pytest.mark.parametrize("bit", range(8))
-def test_relay_opens_for_every_alarm_but_imbalance(bit):
+def test_relay_opens_for_every_alarm_but_imbalance_and_under_voltage(bit):
+    # under-voltage: the AFE's DSG FET stops the discharge, the relay stays closed for a charger
+    # (docs/hardware.md, "Deep under-voltage"); fets_ok still blocks discharge for it
     r = Rig()
     assert r.p.relay_ok()
     r.p.alarm = 1 << bit
-    assert r.p.relay_ok() == (bit == P.IMBALANCE)
+    assert r.p.relay_ok() == (bit in (P.IMBALANCE, P.CELL_UV))
+    if bit == P.CELL_UV:
+        assert r.p.fets_ok() == 1  # charge only
 
 
 def test_one_sample_glitch_is_not_an_alarm_even_with_zero_delays():

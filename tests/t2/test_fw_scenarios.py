@@ -334,7 +334,7 @@ def test_a_degrading_cell_is_found_and_limits_the_pack(board):
     last = [f for t, f in c.frames if t == "rep" and f["ms"] <= uv["ms"]][-1]
     assert last["soc_pm"] <= 50  # the pack SoC follows the weakest cell: ~0 % when it is empty
     r = c.until(lambda t, f: t == "rep" and f["ms"] > uv["ms"] + 2000)
-    assert abs(r["i_ma"]) < 200  # relay open: the load is cut
+    assert abs(r["i_ma"]) < 200  # the AFE's DSG FET off: the load is cut
     s = soc_against_plant(c)
     assert s.in_3sigma >= 0.95, s
     # issue 15 target: LFP within 3 points after the first knee (the weak cell's, before its cut-off)
