@@ -190,7 +190,6 @@ class App:
                 self.save(now)
         hal.wdt_feed()
 
-    @micropython.native  # every step: ~75 us as bytecode on the RP2040
     def _alerted(self):
         """ALERT newly asserted since the last look (the part latches it until the status read clears
         it; a condition that persists latches again at once, so only an assertion counts)."""

@@ -67,6 +67,7 @@ def _crc8_table():
 
 
 _T = _crc8_table()  # CRC-8, polynomial 0x07, init 0 (the BQ769x2 bus CRC)
+del _crc8_table  # run once: its code need not stay in the loop's heap
 
 
 def crc8(data, crc=0):

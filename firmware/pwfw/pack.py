@@ -263,7 +263,6 @@ class Pack:
             self._next_conf = self._now
         return False
 
-    @micropython.native  # every sample: ~120 us as bytecode on the RP2040
     def _supervise(self):
         """Battery Status every sample (it came with the frame); Safety/PF/FET Status when SS or PF
         changes and every _SAFETY_EVERY samples."""

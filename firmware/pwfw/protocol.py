@@ -38,8 +38,9 @@ def _digits(buf, n: int, v: int) -> int:
 
 @micropython.viper
 def _crc_table(tab):
-    """CRC-32 (IEEE 802.3, reflected 0xEDB88320, as binascii.crc32) byte table into array('I', 256),
-    in machine words: the Python-int way makes big ints on 32-bit ports (past 2**30)."""
+    """CRC-32 (IEEE 802.3, reflected 0xEDB88320, as binascii.crc32) nibble table into array('I', 16),
+    in machine words: the Python-int way makes big ints on 32-bit ports (past 2**30). A nibble table
+    (two lookups a byte) rather than a byte table: 64 B instead of 1 KB of the loop's heap."""
     t = ptr32(tab)
     # built at run time: a constant past 2**30 (even one the compiler folds) is an object to viper on 32-bit ports
     poly = 0xEDB8
@@ -47,10 +48,10 @@ def _crc_table(tab):
     low31 = 0x7FFF
     low31 = (low31 << 16) | 0xFFFF  # masks the sign after a shift right: a logical shift
     i = 0
-    while i < 256:
+    while i < 16:
         c = i
         k = 0
-        while k < 8:
+        while k < 4:
             if c & 1:
                 c = ((c >> 1) & low31) ^ poly
             else:
@@ -60,8 +61,9 @@ def _crc_table(tab):
         i += 1
 
 
-_CRC_T = array("I", [0] * 256)
+_CRC_T = array("I", bytes(64))
 _crc_table(_CRC_T)
+del _crc_table  # run once: its native code would stay in the loop's heap on rp2
 
 
 @micropython.viper
@@ -75,7 +77,9 @@ def _crc_line(buf, n: int, tab) -> int:
     c = -1
     i = 0
     while i < n:
-        c = int(t[(c ^ b[i]) & 0xFF]) ^ ((c >> 8) & 0xFFFFFF)
+        x = b[i]
+        c = int(t[(c ^ x) & 0xF]) ^ ((c >> 4) & 0xFFFFFFF)
+        c = int(t[(c ^ (x >> 4)) & 0xF]) ^ ((c >> 4) & 0xFFFFFFF)
         i += 1
     c = c ^ -1
     b[n] = 32
