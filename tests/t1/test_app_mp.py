@@ -39,16 +39,23 @@ def run(mp, tmp_path, code):
 
 def test_app_boots_samples_and_answers_in_96k(mp, tmp_path):
     out = run(mp, tmp_path, """
-hal.keep_tx = True
+# what was sent, kept a frame per block (one growing buffer would need a large free block in this
+# fragmented heap: a failure of the rig, not of the firmware)
+frames = []
+def keep(buf, n):
+    frames.append(bytes(buf[:n]))
+hal.serial_write = keep
 for _ in range(50):
     app.step()
 hal.rx = bytearray(b"ping\\nset cell_ov_mv 9\\ninfo\\n")
 for _ in range(20):
     app.step()
-text = bytes(hal.tx)
-assert text.count(b"#rep ") >= 2
-assert b'#ok {"cmd":"ping"' in text and b'#err {"cmd":"set"' in text and b'#ok {"cmd":"info"' in text
+def sent(s):
+    return any(s in f for f in frames)
+assert sum(1 for f in frames if f.startswith(b"#rep ")) >= 2
+assert sent(b'#ok {"cmd":"ping"') and sent(b'#err {"cmd":"set"') and sent(b'#ok {"cmd":"info"')
 assert hal.relay_on is True
+frames = None  # the rig's, not the firmware's
 gc.collect()
 print("FIRMWARE", gc.mem_alloc() - BASE, "RIG", BASE)
 """)

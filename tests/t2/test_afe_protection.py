@@ -27,6 +27,9 @@ PROTECT = {"scd_ma": 400_000, "scd_us": 120, "scd_recov_s": 5,  # 120 us = 8 ste
            "ocd1_ma": 176_000, "ocd1_ms": 400}  # (118 + 2) * 10/3 ms
 
 
+NO_STOP = {"chg_stop_dmv": 0}  # no end-of-charge stop below cell_ov (pwfw.balance): the protections are tested
+
+
 def board_file(tmp_path, protect=None, limits=None):
     sim = json.loads((ROOT / "boards" / "sim.json").read_text())
     sim["afe"]["protect"] = dict(PROTECT, **(protect or {}))
@@ -105,7 +108,9 @@ def test_long_overload_past_ocd1_is_cut_within_its_delay(board, tmp_path):
 
 
 def test_end_of_charge_the_firmwares_cell_ov_opens_the_path_before_the_afes_cov(board, tmp_path):
-    bf, sim = board_file(tmp_path, protect={"cov_mv": 3750, "cov_ms": 1000})
+    # the end-of-charge stop (chg_stop_dmv, balancing) would end the charge 50 mV below cell_ov: off here,
+    # so the over-voltage protections themselves are what acts (tests/t2/test_balancing.py tests the stop)
+    bf, sim = board_file(tmp_path, protect={"cov_mv": 3750, "cov_ms": 1000}, limits=NO_STOP)
     c = board("cov_charge", board_file=bf, truth_every_ms=100)
     on = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 1, timeout=120,
                  what="cell_ov trip")
@@ -125,7 +130,7 @@ def test_end_of_charge_with_a_slow_firmware_limit_the_afe_cuts_charging(board, t
     # part applies it: 3600 mV is 71 steps of 50.6 mV, 3592 mV) and 20 s slow: the hardware layer
     # must act alone (a firmware limit above the AFE's COV is refused since the hard limits)
     bf, sim = board_file(tmp_path, protect={"cov_mv": 3600, "cov_ms": 1000, "cov_hyst_mv": 100},
-                         limits={"cell_ov_mv": 3592, "cell_ov_ms": 20_000})
+                         limits=dict(NO_STOP, cell_ov_mv=3592, cell_ov_ms=20_000))
     cov_mv = sim["afe"]["protect"]["cov_mv"]
     c = board("cov_charge", board_file=bf, truth_every_ms=100)
     c.until(lambda t, f: t == "evt" and f["name"] == "cov" and f["on"] == 1, timeout=120, what="evt cov on")

@@ -43,6 +43,8 @@ def test_over_voltage_trips_opens_relay_and_releases_with_hysteresis(board):
     c = board("charge_ov")
     c.until(lambda t, f: t == "rep")
     # trip below the high cell's full-charge rest voltage (~3.47 V) so the test controls the release
+    # cell_ov itself: no end-of-charge stop 50 mV below it (chg_stop_dmv, balancing: tests/t2/test_balancing.py)
+    assert c.unlocked("set chg_stop_dmv 0")[0] == "ok"
     assert c.unlocked("set cell_ov_mv 3500")[0] == "ok"  # a protection setting: unlock first
     on = c.until(lambda t, f: t == "evt" and f["name"] == "cell_ov" and f["on"] == 1, what="cell_ov trip")
     assert on["val"] > 3500 and on["idx"] == 5  # the high cell (0-based), as the plant has it
