@@ -61,9 +61,12 @@ CASES = (
     # its COV delay starts at the first step that shows the crossing, so one step is added to the bound.
     # The firmware's limit can't sit above the AFE's COV (hard limits): at its hard limit (3600 mV as
     # the part applies it, 71 x 50.6 = 3592 mV) and 20 s slow, the AFE acts alone
-    ("AFE COV (3600 mV; firmware 3592 mV / 20 s)", "cov_charge", {"cov_mv": 3600},
-     dict(NO_STOP, cell_ov_mv=3592, cell_ov_ms=20_000), None,
-     ("ov", round(3600 / 50.6) * 506), (PROTECT["cov_ms"] + SAMPLE_MS) * 1000),
+    ("AFE COV (3650 mV; firmware 3643 mV / 20 s), a 90 A charger starts", OV_STEP, {"cov_mv": 3650},
+     dict(NO_STOP, cell_ov_mv=3643, cell_ov_ms=20_000), None,
+     ("ov_step", round(3650 / 50.6) * 506), (PROTECT["cov_ms"] + SAMPLE_MS) * 1000),
+    ("AFE COV (3600 mV; firmware 3592 mV / 20 s), 50 A ramp (onset within the noise)", "cov_charge",
+     {"cov_mv": 3600}, dict(NO_STOP, cell_ov_mv=3592, cell_ov_ms=20_000), None,
+     ("ov", round(3600 / 50.6) * 506), None),
 )
 
 
@@ -71,21 +74,24 @@ NOTES = """# Protection: fault onset to current interruption
 
 command: `.venv/bin/python bench/hil/bench_protection.py --seeds {seeds}` (plant time: it does not depend on
 the machine's load). Board: boards/sim.json with afe.protect SCD 400 A / 120 µs, OCD2 252 A / 20 ms, OCD1
-176 A / 400 ms, COV 3750 mV / 1 s (3600 mV and firmware cell_ov 3592 mV / 20 s for the AFE-COV row), the
+176 A / 400 ms, COV 3750 mV / 1 s (for the AFE-COV rows 3650 mV with firmware cell_ov 3643 mV / 20 s, and
+3600 mV with 3592 mV / 20 s: the firmware limit at the AFE's, slow, so the AFE acts alone), the
 end-of-charge stop (chg_stop_dmv) off in the over-voltage rows. Onset: the plant's fault log; for the
-charger step, the start of the plant step in which the cell passed the row's cell_ov (3620 mV); for the
-ramps, the first 100 ms truth row whose highest cell passes the threshold (the AFE's at its 50.6 mV step).
+charger steps, the start of the plant step in which the cell passed the row's threshold (cell_ov 3620 mV;
+the AFE's COV as the part applies it, 72 x 50.6 = 3643.2 mV); for the ramps, the first 100 ms truth row
+whose highest cell passes the threshold (the AFE's at its 50.6 mV step).
 Interruption: `Plant.interruptions`. Seeds 1–{seeds}.
 
 {table}
 
 The AFE's over-current protections cut at their configured delay inside a step (the simulated part's
-own µs time base). A firmware protection's bound is its delay + one sample: the charger-step row
-measures it (a 90 A charger lifts one cell past the limit within one step). On the 50 A ramps the
+own µs time base). A firmware protection's bound is its delay + one sample, the AFE's COV its delay +
+one plant step: the charger-step rows measure them (a 90 A charger lifts one cell past the threshold
+within one step). On the 50 A ramps the
 highest cell rises ~0.45 mV per 100 ms and stays within the simulated part's 1 mV (1σ) reading noise
 of the threshold for seconds; a reading below the limit restarts the delay (in the firmware and in
-the part alike), so onset → cut there spreads by seed with the noise (no bound given for the
-firmware's ramp row). The simulated part measures cell voltages once per plant step (100 ms; the real
+the part alike; SLUUBY2 describes COV as detected when the cell stays above the threshold for the
+delay), so onset → cut there spreads by seed with the noise (no bound given for the ramp rows). The simulated part measures cell voltages once per plant step (100 ms; the real
 one every ADC loop), so its COV bound adds one step.
 """
 
