@@ -13,7 +13,7 @@ gc.collect()
 _BASE = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0  # before the chips load: see Hal.sim_heap (CPython: hil/rp2040)
 
 from hil.chips.adc import NtcAdcSim
-from hil.chips.bq76952 import BQ76952Sim
+from hil.chips.bq76952 import BQ76952Sim, _copy  # dst[:n] = src[k:k + n], allocating nothing
 from hil.chips.bus import SimI2C
 from hil.chips.ina228 import INA228Sim
 # fault kinds sent with a step reply (scenario events), each as <BBh: one table, hil/faults.py
@@ -81,17 +81,6 @@ def _i16(b, i):
 
 def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
-
-
-@micropython.viper
-def _copy(dst, src, k: int, n: int):
-    """dst[0:n] = src[k:k + n], allocating nothing."""
-    d = ptr8(dst)
-    s = ptr8(src)
-    i = 0
-    while i < n:
-        d[i] = s[k + i]
-        i += 1
 
 
 class Hal:
