@@ -14,11 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from packwatch.protocol import encode_frame
+from packwatch.protocol import Decoder, encode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "docs" / "protocol_vectors.json"
 MODELS = ROOT / "firmware" / "pwfw" / "models"
+
+
+def frame_runner(app, hal):
+    """T0: the App (pwfw.app.App) on hil.hal_fake's chips, its serial output decoded: returns run(ms),
+    which steps the App through ms of the fake clock and returns every frame so far (app.frames)."""
+    app.dec = Decoder()
+    app.frames = []
+
+    def run(ms):
+        end = hal.t + ms
+        while hal.t < end:
+            app.step()
+        app.frames += app.dec.feed(bytes(hal.tx))
+        hal.tx.clear()
+        return app.frames
+
+    return run
 
 
 def micropython_exe():

@@ -10,6 +10,7 @@ import pytest
 from hil.hal_fake import FakeHal
 from packwatch.protocol import Decoder
 from pwfw.app import App
+from tests.support import frame_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,16 +21,7 @@ def app(tmp_path, monkeypatch):
     board = json.loads((ROOT / "boards" / "sim.json").read_text())
     hal = FakeHal(board)
     a = App(hal)
-    a.dec = Decoder()
-    a.frames = []
-
-    def run(ms):
-        end = hal.t + ms
-        while hal.t < end:
-            a.step()
-        a.frames += a.dec.feed(bytes(hal.tx))
-        hal.tx.clear()
-        return a.frames
+    run = frame_runner(a, hal)
 
     def cmd(text):
         hal.rx += text.encode() + b"\n" if isinstance(text, str) else text

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from hil.hal_fake import FakeHal
-from packwatch.protocol import Decoder
 from pwfw.app import App
 from pwfw.balance import Balancer
 from pwfw.balance_cmd import WHY
 from pwfw.balance_run import choose
 from pwfw.config import Config
+from tests.support import frame_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD = json.loads((ROOT / "boards" / "sim.json").read_text())
@@ -93,16 +93,7 @@ def app(tmp_path, monkeypatch):
     hal = FakeHal(BOARD)
     a = App(hal)
     a.hal_ = hal
-    a.dec = Decoder()
-    a.frames = []
-
-    def run(ms):
-        end = hal.t + ms
-        while hal.t < end:
-            a.step()
-        a.frames += a.dec.feed(bytes(hal.tx))
-        hal.tx.clear()
-        return a.frames
+    run = frame_runner(a, hal)
 
     def cmd(text):
         hal.rx += text.encode() + b"\n"

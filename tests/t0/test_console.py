@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from hil.hal_fake import FakeHal
-from packwatch.protocol import Decoder
 from pwfw.app import App
 from pwfw.protocol import LineReader
 from pwfw.soc import Estimator, load_model
+from tests.support import frame_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 V = json.loads((ROOT / "docs" / "protocol_vectors.json").read_text())
@@ -46,16 +46,7 @@ def app(tmp_path, monkeypatch):
     board = json.loads((ROOT / "boards" / "sim.json").read_text())
     hal = FakeHal(board)
     a = App(hal)
-    a.dec = Decoder()
-    a.frames = []
-
-    def run(ms):
-        end = hal.t + ms
-        while hal.t < end:
-            a.step()
-        a.frames += a.dec.feed(bytes(hal.tx))
-        hal.tx.clear()
-        return a.frames
+    run = frame_runner(a, hal)
 
     def send(data):
         """Send raw bytes; the replies (ok/err/cfg) they got within 300 ms."""
