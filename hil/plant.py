@@ -20,7 +20,10 @@ the path stopped a current that was flowing, in plant us.
 Balancing: the step request's `bal` mask (bit k = cell k; hal_sim maps the AFE's inputs to cells)
 bleeds each of those cells through the board's balancing resistor (`bal_r_ohm`, the board file's
 `limits` key, default in pwfw.config): I = V / R of that cell alone, inside the pack, so the pack
-current and the other cells do not see it. `bled_as` counts each cell's bled charge (A.s); the
+current and the other cells do not see it. A run of adjacent bled cells is one loop through the two
+outer input resistors and each cell's internal switch (`bal_rsw_ohm`, a part of `bal_r_ohm`; TI E2E
+1505209): I = sum(V) / (2 Rin + len x Rsw) = sum(V) / (bal_r_ohm + (len - 1) bal_rsw_ohm), the same
+current in each cell of the run. `bled_as` counts each cell's bled charge (A.s); the
 resistors' heat V^2 / R warms the board (the BQ76952's die and its TS3 area sensor).
 """
 import csv
@@ -85,7 +88,7 @@ class Plant:
     is faster than ~20 numpy calls at ~1.5 us each (see bench/hil/bench_plant.py)."""
 
     def __init__(self, chemistry="lfp", n_cells=None, seed=0, profile=None, capacity_ah=100.0,
-                 ambient_c=25.0, spread=True, soc0=0.6, h0=-1.0, bal_r_ohm=None):
+                 ambient_c=25.0, spread=True, soc0=0.6, h0=-1.0, bal_r_ohm=None, bal_rsw_ohm=None):
         if chemistry not in CHEMISTRY:
             raise ValueError("chemistry must be one of %s" % sorted(CHEMISTRY))
         n = n_cells or CHEMISTRY[chemistry]
@@ -129,13 +132,18 @@ class Plant:
         self.relay_closed = True
         self.chg = self.dsg = True  # the AFE's CHG/DSG FETs as the last step request had them
         self.bal_mask = 0  # cells being balanced (bit k = cell k), from the step request: see _bleed
-        if bal_r_ohm is None:
-            from pwfw.config import KEYS  # the firmware's default for the board's balancing resistor
+        from pwfw.config import KEYS  # the firmware's defaults for the board's balancing path
 
+        if bal_r_ohm is None:
             bal_r_ohm = [k[1] for k in KEYS if k[0] == "bal_r_ohm"][0]
+        if bal_rsw_ohm is None:
+            bal_rsw_ohm = [k[1] for k in KEYS if k[0] == "bal_rsw_ohm"][0]
         if not bal_r_ohm > 0:
             raise ValueError("bal_r_ohm must be > 0, got %r" % (bal_r_ohm,))
+        if not 0 <= bal_rsw_ohm < bal_r_ohm:
+            raise ValueError("bal_rsw_ohm must be in 0..bal_r_ohm, got %r" % (bal_rsw_ohm,))
         self.bal_r_ohm = float(bal_r_ohm)
+        self.bal_rsw_ohm = float(bal_rsw_ohm)
         self.bled_as = [0.0] * n  # charge bled per cell through its balancing resistor, A.s
         self._bal_j = 0.0  # heat of the balancing resistors since the last thermal update, J
         self.board_rise_c = 0.0  # the board over the ambient (balancing heat)
@@ -329,18 +337,26 @@ class Plant:
         self._out = None
 
     def _bleed(self, mask, c):
-        """The bled cells' own discharge V / R over the step (V: the cell's terminal voltage this step):
-        SoC, RC and R0 drop as if that cell alone carried -V/R more (the hysteresis state is not moved:
+        """The bled cells' own discharge over the step (V / R alone, a run's loop current for adjacent
+        cells; V: the terminal voltage this step): SoC, RC and R0 drop as if that cell alone carried it (the hysteresis state is not moved:
         60 mA on a 100 Ah cell). The terminal voltage misses this step's OCV change (seen next step)."""
         dt, a, _, _, _, g1, g2, _ = c
         soc, v1, v2, r0, v, mv10, bled = self._soc, self._v1, self._v2, self._r0, self._v, self._mv10, self.bled_as
-        r = self.bal_r_ohm
         dsum = 0.0
         k = 0
+        ib = 0.0
+        run = 0  # cells of the current run of adjacent bled cells still to go
         while mask and k < self.n_cells:
             if mask & 1:
+                if not run:  # a new run: its one loop current (module docstring)
+                    j, vs = k, 0.0
+                    while j < self.n_cells and mask >> (j - k) & 1:
+                        vs += max(v[j], 0.0)
+                        j += 1
+                    run = j - k
+                    ib = vs / (self.bal_r_ohm + (run - 1) * self.bal_rsw_ohm)
+                run -= 1
                 x = v[k]
-                ib = x / r if x > 0.0 else 0.0
                 soc[k] -= a[k] * ib
                 v1[k] -= g1[k] * ib
                 v2[k] -= g2[k] * ib

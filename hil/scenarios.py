@@ -48,11 +48,14 @@ class Scenario:
         self.events = sorted(((int(t), k, a) for t, k, a in events), key=lambda e: e[0])
         self._times = [e[0] for e in self.events]
 
-    def make_plant(self, seed=0, bal_r_ohm=None):
-        """bal_r_ohm: the board's balancing resistor (its limits' bal_r_ohm; None: the firmware's default)."""
+    def make_plant(self, seed=0, bal_r_ohm=None, bal_rsw_ohm=None):
+        """bal_r_ohm, bal_rsw_ohm: the board's balancing path and the AFE switch's part of it (its
+        limits' keys; None: the firmware's defaults)."""
         kw = dict(self._plant_kw)
         if bal_r_ohm is not None:
             kw["bal_r_ohm"] = bal_r_ohm
+        if bal_rsw_ohm is not None:
+            kw["bal_rsw_ohm"] = bal_rsw_ohm
         return Plant(self.chemistry, CHEMISTRY[self.chemistry], seed=seed,
                      profile=P.Mix(*self._parts(seed)), **kw)
 

@@ -67,8 +67,8 @@ class BenchScenario(Scenario):
         super().__init__("balancing_bench", days * DAY, parts, plant_kw={"spread": False, "h0": -1.0,
                                                                          "capacity_ah": cap_ah})
 
-    def make_plant(self, seed=0, bal_r_ohm=None):
-        pl = super().make_plant(seed, bal_r_ohm)
+    def make_plant(self, seed=0, bal_r_ohm=None, bal_rsw_ohm=None):
+        pl = super().make_plant(seed, bal_r_ohm, bal_rsw_ohm)
         rng = np.random.default_rng(1000 + seed)
         pl.cap_ah = self.cap_ah * (1.0 + rng.uniform(-CAP_SPREAD, CAP_SPREAD, N))
         pl._coef.clear()  # the SoC gain per step depends on the capacity
@@ -130,14 +130,20 @@ def need_ah(soc, cap):
     return miss.max() - miss
 
 
-def days_needed(need, max_cells, hours, duty, i_a=3.4 / 55):
-    """A lower bound on the days passive balancing needs (any schedule): the most any one cell needs,
-    any two neighbours together (never bled at once), and the whole over max_cells bled at once; each at
-    i_a for `hours` a day at `duty`."""
+def days_needed(need, max_cells, hours, duty, i_a=3.4 / 55, adjacent=False):
+    """A lower bound on the days passive balancing needs (any schedule), each cell bleeding at most i_a
+    for `hours` a day at `duty`: the most any one cell needs, the whole over max_cells bled at once, and
+    without `adjacent` any two neighbours together (never bled at once), with it any three in a row
+    (never all three at once: at most two of them bleed). With adjacent pairs pass the pair's current
+    as i_a for a bound that holds (a pair bleeds faster than a cell alone), V / R for the single rate."""
     per_day = i_a * hours * duty  # Ah one cell can lose in a day
-    pair = max(need[k] + need[k + 1] for k in range(len(need) - 1))
-    return max(need.max(), pair, need.sum() / max_cells) / per_day, {
-        "one cell": need.max() / per_day, "two neighbours": pair / per_day, "all": need.sum() / max_cells / per_day}
+    parts = {"one cell": need.max() / per_day}
+    if adjacent:
+        parts["three in a row"] = max(need[k:k + 3].sum() / 2 for k in range(len(need) - 2)) / per_day
+    else:
+        parts["two neighbours"] = max(need[k] + need[k + 1] for k in range(len(need) - 1)) / per_day
+    parts["all"] = need.sum() / max_cells / per_day
+    return max(parts.values()), parts
 
 
 def summarize(rows, frames, cap_k, days):
@@ -236,12 +242,19 @@ def main(argv=None):
     duty = 57 / 60  # the 3 s decision window of every bal_s (60 s)
     r_ohm = limits.get("bal_r_ohm", 55)
     paper = []
-    for label, cells_, hours, r in (("defaults: 4 cells, charge and rest (19 h a day), 55 Ω", 4, 19, 55),
-                                    ("bal_max_cells 8, bal_dsg 1 (24 h a day), 55 Ω", 8, 24, 55),
-                                    ("defaults, 27 Ω (126 mA)", 4, 19, 27),
-                                    ("bal_max_cells 8, bal_dsg 1, 27 Ω", 8, 24, 27)):
-        d, parts = days_needed(need, cells_, hours, duty, 3.4 / r)
-        paper.append("| %s | %s | %.1f |" % (label, " / ".join("%.1f" % parts[k] for k in parts), d))
+    rsw = limits.get("bal_rsw_ohm", 28)
+    for label, cells_, hours, r, adj in (
+            ("defaults: 4 cells, charge and rest (19 h a day), 55 Ω", 4, 19, 55, 0),
+            ("bal_max_cells 8, bal_dsg 1 (24 h a day), 55 Ω", 8, 24, 55, 0),
+            ("bal_max_cells 8, bal_adjacent 1 (charge and rest), 55 Ω", 8, 19, 55, 1),
+            ("bal_max_cells 8, bal_dsg 1, bal_adjacent 1, 55 Ω", 8, 24, 55, 1),
+            ("defaults, 27 Ω (126 mA)", 4, 19, 27, 0)):
+        rates = [3.4 / r] + ([6.8 / (r + rsw)] if adj else [])  # V / R; a pair's loop current
+        for i in rates:
+            d, parts = days_needed(need, cells_, hours, duty, i, adj)
+            paper.append("| %s%s | %s | %.1f |" % (
+                label, ", pairs at %.0f mA" % (i * 1000) if i != rates[0] else "",
+                " / ".join("%s %.1f" % (k, parts[k]) for k in parts), d))
     tab, first, late = table(res)
     cmd = ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g --seed %d --sample-ms %d%s" % (
         a.days, a.capacity_ah, a.seed, a.sample_ms, "".join(" --set %s=%d" % kv for kv in sorted(limits.items())))
@@ -260,10 +273,12 @@ def main(argv=None):
         tab, "",
         "![spread over days](balancing%s.png)" % tag, "",
         "On paper, from the plant's start (charge each cell must lose, Ah: %s; %.1f Ah in all), at 3.4 V"
-        " over the resistor and the %.0f %% duty: the fewest days any schedule needs (the one cell that needs"
-        " most / two neighbours, which are never bled at once / all of it over the cells bled at once):" % (
+        " over the resistor (and for pairs their loop current, (V1 + V2) / (bal_r_ohm + bal_rsw_ohm)) and the"
+        " %.0f %% duty: the fewest days any schedule needs (the one cell that needs most / two neighbours,"
+        " never bled at once, or with bal_adjacent three in a row, never all at once / all of it over the"
+        " cells bled at once; `days_needed`):" % (
             ", ".join("%.2f" % x for x in need), need.sum(), duty * 100), "",
-        "| settings | one cell / two neighbours / all [days] | at least [days] |", "|---|---|---|",
+        "| settings | bounds [days] | at least [days] |", "|---|---|---|",
         *paper, "",
         "Target (< %d mV at top of charge): %s. Over-voltage trips after day 2: %d. Charge bled per cell"
         " over the run (mAh, plant): %s." % (

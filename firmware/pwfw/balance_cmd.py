@@ -40,8 +40,10 @@ def set_mode(bal, mode, now, mask=0, minutes=60):
     if mode == MANUAL:
         if mask >> bal.n:
             raise ValueError("mask names cells beyond %d" % bal.n)
-        if mask & (mask >> 1):
-            raise ValueError("adjacent cells in mask: their balancing FETs share a sense input")
+        if mask & (mask >> 1) and not bal.cfg.bal_adjacent:
+            raise ValueError("adjacent cells in mask: their balancing FETs share a sense input (bal_adjacent 0)")
+        if mask & (mask >> 1) & (mask >> 2):
+            raise ValueError("three adjacent cells in mask: at most pairs")
         if ones(mask) > bal.cfg.bal_max_cells:
             raise ValueError("more than bal_max_cells (%d) cells" % bal.cfg.bal_max_cells)
         if bal.st[_MODE] != MANUAL:
@@ -105,19 +107,22 @@ def command(app, args):
 def state(bal):
     """What the store keeps (App.save): the mode to come back in (never manual) and the counters."""
     return {"mode": bal.st[_MODE] if bal.st[_MODE] != MANUAL else bal.st[_PREV], "s": list(bal.bal_s),
-            "mah": list(bal.bled_mah)}
+            "mah": list(bal.bled_mah), "goal": list(bal.goal_mah)}
 
 
 def restore(bal, d):
     m = d.get("mode", AUTO)
     if m in (OFF, AUTO):
         bal.st[_MODE] = m
-    for key, arr in (("s", bal.bal_s), ("mah", bal.bled_mah)):
+    for key, arr in (("s", bal.bal_s), ("mah", bal.bled_mah), ("goal", bal.goal_mah)):
         v = d.get(key) or []
         if len(v) == bal.n:
             for k in range(bal.n):
                 if type(v[k]) is int and v[k] >= 0:
                     arr[k] = v[k]
+    for k in range(bal.n):  # charge left to bleed: the policy goes on with it after a power loss
+        if bal.goal_mah[k]:
+            bal.st[_GOAL] = 1
 
 
 def drop():

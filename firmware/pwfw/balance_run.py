@@ -69,10 +69,20 @@ def run(bal, now, pack, est):
     dt = ticks_diff(st[_OFF], st[_LAST])
     m = st[_BLED]
     k = 0
-    while m and dt > 0 and k < n:  # what the last mask bled: I = V / R (mA) for dt ms
-        if m >> k & 1:
+    while m and dt > 0 and k < n:  # what the last mask bled (mA for dt ms)
+        if not m >> k & 1:
+            k += 1
+            continue
+        # a run of adjacent bled cells is one loop (TI E2E 1505209): their voltages over both input
+        # resistors and each switch, I = sum(V) / (bal_r_ohm + (len - 1) * bal_rsw_ohm); alone I = V / R
+        j = k
+        v = 0
+        while j < n and m >> j & 1:
+            v += cells[j]
+            j += 1
+        mas = v * dt // ((bal.cfg.bal_r_ohm + (j - k - 1) * bal.cfg.bal_rsw_ohm) * 1000)
+        while k < j:
             bal.bal_s[k] += (dt + 500) // 1000
-            mas = cells[k] * dt // (bal.cfg.bal_r_ohm * 1000)
             if est is not None:
                 est.bled(k, mas)
             q = bal._rem_mas[k] + mas
@@ -80,13 +90,13 @@ def run(bal, now, pack, est):
             g = bal.goal_mah[k] - q // _MAS_MAH
             bal.goal_mah[k] = g if g > 0 else 0
             bal._rem_mas[k] = q % _MAS_MAH
-        k += 1
-    st[_BLED] = 0
+            k += 1
     try:
         die = pack.afe.read_int_dk() - 2732  # the AFE's die: its balancing FETs heat it
     except (OSError, ValueError):
         die = None
     m = choose(bal, now, cells, pack.i_ma, pack.temps, die)
+    st[_BLED] = 0
     hi = 0
     k = 0
     while k < n:
@@ -167,22 +177,31 @@ def choose(bal, now, cells, i_ma, temps, die_dc):
             v = cells[k] - lo - c.bal_stop_dmv
             g[k] = max(1, v * (c.capacity_mah // 100) // 200) if v > 0 else 0  # >= 1 mAh: on to the stop delta
             k += 1
-    # the cells with the most left to bleed, no two adjacent, at most bal_max_cells
+    # at most bal_max_cells: first the cells that bled last and have charge left (held until it is
+    # gone: re-picking the most left each time moved the mask between alike cells), then those with
+    # the most left; none adjacent, or with bal_adjacent pairs but never three in a row
+    held = st[_BLED]
     n = 0
-    while n < c.bal_max_cells:
-        near = m | m >> 1 | m << 1
-        best = -1
-        q = 0
-        k = 0
-        while k < bal.n:
-            if g[k] > q and not near >> k & 1:
-                best = k
-                q = g[k]
-            k += 1
-        if best < 0:
-            break
-        m |= 1 << best
-        n += 1
+    p = 0
+    while p < 2:
+        while n < c.bal_max_cells:
+            if c.bal_adjacent:
+                near = m | (m << 1 & m << 2) | (m >> 1 & m >> 2) | (m << 1 & m >> 1)
+            else:
+                near = m | m >> 1 | m << 1
+            best = -1
+            q = 0
+            k = 0
+            while k < bal.n:
+                if g[k] > q and not near >> k & 1 and (p or held >> k & 1):
+                    best = k
+                    q = g[k]
+                k += 1
+            if best < 0:
+                break
+            m |= 1 << best
+            n += 1
+        p += 1
     st[_GOAL] = 1 if m else 0
     st[_WHY] = _W_AUTO if m else (_W_LOW if hi < c.bal_start_mv else _W_BALANCED)
     return m

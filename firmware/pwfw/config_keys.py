@@ -46,6 +46,10 @@ KEYS = (
     ("bal_stop_dmv", 5, 5, 0, 499, "mV"),
     ("bal_dsg", 0, 0, 0, 1, "0/1"),
     ("bal_r_ohm", 55, 55, 1, 1000, "ohm"),
+    # the AFE's internal balancing switch (R(CB) typ 28 ohm, docs/hardware.md): part of bal_r_ohm, and
+    # what an adjacent pair's current adds to the path (I = (V1 + V2) / (bal_r_ohm + bal_rsw_ohm))
+    ("bal_rsw_ohm", 28, 28, 0, 1000, "ohm"),
+    ("bal_adjacent", 0, 0, 0, 1, "0/1"),
     ("bal_max_cells", 4, 4, 1, 8, "cells"),
     ("bal_tmax_dc", 500, 500, -400, 1000, "0.1 °C"),
     ("bal_die_dc", 650, 650, -400, 1200, "0.1 °C"),
@@ -64,6 +68,7 @@ _ORDER = (
     ("dsg_tmin_dc", "dsg_tmax_dc"),
     ("spike_lo_mv", "spike_hi_mv"),
     ("bal_stop_dmv", "bal_start_dmv"),
+    ("bal_rsw_ohm", "bal_r_ohm"),
 )
 
 # Board-file top-level fields that are also configuration keys.

@@ -42,8 +42,9 @@ class Lockstep:
     def _init_lockstep(self, realtime, speed, truth_every_ms, pipeline):
         self.realtime = realtime
         self.speed = speed
-        # the board file's balancing resistor sets the plant's bleed current (one source: limits.bal_r_ohm)
-        self.plant = self.scenario.make_plant(self.seed, (self.board.get("limits") or {}).get("bal_r_ohm"))
+        # the board file's balancing path sets the plant's bleed current (one source: limits.bal_r_ohm, bal_rsw_ohm)
+        lim = self.board.get("limits") or {}
+        self.plant = self.scenario.make_plant(self.seed, lim.get("bal_r_ohm"), lim.get("bal_rsw_ohm"))
         self.truth_every_ms = truth_every_ms
         # (t_ms, i_ma, stack_mv10, [cells_mv10], [temps_dc], [soc], relay_closed, fw_ms, boot, pack_soc,
         # path, i_avg_ma, bal) rows for tests and `packwatch sim --truth` (packwatch.truth); fw_ms = the
