@@ -241,8 +241,9 @@ def main(argv=None):
     tag = "".join("_%s_%d" % kv for kv in sorted(limits.items()))
     duty = 57 / 60  # the 3 s decision window of every bal_s (60 s)
     r_ohm = limits.get("bal_r_ohm", 55)
-    paper = []
     rsw = limits.get("bal_rsw_ohm", 28)
+    other = ", ".join("%s %d" % kv for kv in sorted(limits.items()) if kv[0] not in ("bal_r_ohm", "bal_rsw_ohm"))
+    paper = []
     for label, cells_, hours, r, adj in (
             ("defaults: 4 cells, charge and rest (19 h a day), 55 Ω", 4, 19, 55, 0),
             ("bal_max_cells 8, bal_dsg 1 (24 h a day), 55 Ω", 8, 24, 55, 0),
@@ -264,12 +265,12 @@ def main(argv=None):
         "`%s` (%.0f s wall for %d simulated days; `make bench-balancing`). 16S LFP %.0f Ah, SoC spread ±3 %%"
         " and capacity spread ±2 %% (uniform, seed %d), one cycle a day: CC-CV charge 08:00 (0.2 C to 3.50 V"
         " per cell, tail 0.02 C), rest, inverter load 18:00–23:00, rest; firmware sampling every %d ms,"
-        " policy defaults (bal_start_mv 3400, start/stop 20/5 mV, at most 4 cells, bal_s 60, charge stop"
-        " 50 mV below cell_ov)%s, bleed resistor %d Ω; the charger ends at its tail current and goes on when"
-        " a path the BMS opened closes again."
+        " policy defaults (bal_start_mv 3400, start/stop 20/5 mV, at most 4 cells, none adjacent, bal_s 60,"
+        " charge stop 50 mV below cell_ov)%s, bleed path %d Ω (of it the AFE switch %d Ω); the charger ends"
+        " at its tail current and goes on when a path the BMS opened closes again."
         " Values from the plant's truth; trips from the firmware's events." % (
             cmd, wall, a.days, a.capacity_ah, a.seed, a.sample_ms,
-            "".join(", %s %d" % kv for kv in sorted(limits.items()) if kv[0] != "bal_r_ohm"), r_ohm), "",
+            " but for " + other if other else "", r_ohm, rsw), "",
         tab, "",
         "![spread over days](balancing%s.png)" % tag, "",
         "On paper, from the plant's start (charge each cell must lose, Ah: %s; %.1f Ah in all), at 3.4 V"

@@ -1,5 +1,8 @@
 """The plant's balancing bleed (hil/plant.py Plant._bleed): a bled cell discharges through the
-board's balancing resistor, I = V / R (Ohm's law), and nothing else does."""
+board's balancing resistor, I = V / R (Ohm's law), and nothing else does; an adjacent pair is one
+loop through both internal switches and the two outer input resistors, I = (V1 + V2) / (Rin + Rsw +
+Rsw + Rin) (TI E2E 1505209, "BQ76952: How to use host control to take care of adjacent cell
+balancing?")."""
 import numpy as np
 import pytest
 
@@ -37,6 +40,26 @@ def test_bled_cell_loses_v_over_r_times_t(r_ohm):
     assert np.allclose(lost_ah[others], 0.0, atol=1e-12)  # the pack current never carried it
     assert all(pl.bled_as[k] == 0.0 for k in others)
     assert pl.i_a == 0.0  # the shunt sees nothing
+
+
+@pytest.mark.parametrize("rin, rsw", [(13.5, 28.0), (20.0, 28.0)])  # 55 ohm board; TI's example 20 + 28
+def test_adjacent_pair_bleeds_tis_loop_current(rin, rsw):
+    # the board's bal_r_ohm is one cell's whole path: Rin + Rsw + Rin
+    pl = Plant("lfp", seed=4, soc0=0.9, h0=1.0, bal_r_ohm=2 * rin + rsw, bal_rsw_ohm=rsw)
+    pl.self_dis[:] = 0.0
+    mask = (1 << 4) | (1 << 5) | (1 << 9)  # cells 4 and 5 a pair, 9 alone
+    soc0 = pl.soc.copy()
+    volts = []
+    for _ in range(1800):
+        _run(pl, 1, mask)
+        volts.append(pl.cells_v.copy())
+    v = np.mean(volts, axis=0)
+    lost_ah = (soc0 - pl.soc) * pl.cap_ah
+    pair_a = (v[4] + v[5]) / (rin + rsw + rsw + rin)
+    for k in (4, 5):
+        assert lost_ah[k] == pytest.approx(pair_a * 0.5, rel=2e-3)  # the same current in both
+    assert lost_ah[9] == pytest.approx(v[9] / (rin + rsw + rin) * 0.5, rel=2e-3)
+    assert pair_a > 1.2 * v[4] / (rin + rsw + rin)  # a pair bleeds more than a cell alone
 
 
 def test_bleed_heats_the_board_not_without_it():

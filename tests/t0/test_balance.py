@@ -1,6 +1,9 @@
 """T0: the balancing policy (pwfw.balance) and the estimator's bled-charge correction. Expected masks
 follow the policy's definition in docs/configuration.md ("Balancing"): the highest cells above lowest +
-bal_stop_dmv, none adjacent, at most bal_max_cells."""
+bal_stop_dmv, none adjacent (with bal_adjacent pairs, never three in a row), at most bal_max_cells, the
+cells that bled held until their charge is gone.
+A pair's current is TI's (E2E 1505209, "BQ76952: How to use host control to take care of adjacent
+cell balancing?"): I = (V1 + V2) / (Rin + Rsw + Rsw + Rin), from the board's resistances here."""
 import json
 from pathlib import Path
 
@@ -37,6 +40,36 @@ def test_highest_cells_none_adjacent_at_most_max_cells():
     m = choose(b, 0, c, 1000, [250, 250], 300)
     # 3 (highest), not 4 (adjacent), 5, then 9, 12: four cells; 14 would be the fifth
     assert m == (1 << 3) | (1 << 5) | (1 << 9) | (1 << 12) and WHY[b.st[5]] == "auto"
+
+
+def test_adjacent_pairs_only_with_bal_adjacent_never_three_in_a_row():
+    c = cells(c3=3500, c4=3500, c5=3500, c6=3500)  # four alike neighbours, all to bleed
+    m = choose(bal(bal_adjacent=1), 0, c, 1000, [250], 300)
+    assert m == 0b1111 << 3 & ~(1 << 5) or m == 0b1111 << 3 & ~(1 << 4)  # two pairs or 3 + 5,6
+    assert m & m >> 1 and not m & m >> 1 & m >> 2
+    assert bin(m).count("1") == 3
+    m = choose(bal(), 0, c, 1000, [250], 300)  # bal_adjacent 0: never two adjacent
+    assert m == (1 << 3) | (1 << 5) and not m & m >> 1
+    wide = cells(**{"c%d" % k: 3500 for k in range(16)})
+    wide[0] = 3440  # the lowest: every other cell bleeds
+    m = choose(bal(bal_adjacent=1, bal_max_cells=8), 0, wide, 1000, [250], 300)
+    assert bin(m).count("1") == 8 and not m & 1 and not m & m >> 1 & m >> 2
+
+
+def test_the_cells_that_bled_are_held_until_their_charge_is_gone():
+    # below the top of charge: the charge left (goal_mah) decides; two at a time
+    b = bal(bal_max_cells=2)
+    below = [3300] * 16
+    g = b.goal_mah
+    g[2], g[6], g[9] = 100, 90, 80
+    m = choose(b, 0, below, 0, [250], 300)
+    assert m == (1 << 2) | (1 << 6)  # the most left
+    b.st[15] = m  # they bled (st[_BLED]) and now have less left than cell 9
+    g[2], g[6] = 40, 30
+    assert choose(b, 0, below, 0, [250], 300) == (1 << 2) | (1 << 6)  # held, not 9 instead
+    g[6] = 0  # cell 6's charge is gone: its place goes to the one with the most left
+    b.st[15] = (1 << 2) | (1 << 6)
+    assert choose(b, 0, below, 0, [250], 300) == (1 << 2) | (1 << 9)
 
 
 def test_never_below_the_lowest_plus_stop_delta():
@@ -157,6 +190,64 @@ def test_bled_charge_is_counted_from_v_over_r_and_persisted(app):
     assert app2.bal.bled_mah[6] == k and app2.bal.bal_s[6] == app.bal.bal_s[6]
 
 
+
+
+def _pair_app(tmp_path, monkeypatch, r_ohm, rsw_ohm):
+    monkeypatch.chdir(tmp_path)
+    board = dict(BOARD, limits=dict(BOARD["limits"], bal_adjacent=1, bal_r_ohm=r_ohm, bal_rsw_ohm=rsw_ohm))
+    hal = FakeHal(board)
+    a = App(hal)
+    return a, hal, frame_runner(a, hal)
+
+
+@pytest.mark.parametrize("r_ohm, rsw_ohm", [(55, 28), (68, 28)])  # 68 = TI's example: 20 + 28 + 20
+def test_an_adjacent_pair_is_counted_with_tis_loop_current(tmp_path, monkeypatch, r_ohm, rsw_ohm):
+    app, hal, run = _pair_app(tmp_path, monkeypatch, r_ohm, rsw_ohm)
+    hal.set(cells=cells(c6=3520, c7=3500), i_ma=1000)
+    run(630 * 1000)  # mid-period (the FETs are off in each period's last 3 s)
+    assert hal.bq.bal_mask == 0b11 << 6  # the pair, both on
+    run(2970 * 1000)
+    # the board's bal_r_ohm is the whole path of one cell: 2 Rin + Rsw
+    rin = (r_ohm - rsw_ohm) / 2
+    i_ma = (3520 + 3500) / (rin + rsw_ohm + rsw_ohm + rin)  # TI's formula (55/28: 84.6 mA)
+    for k in (6, 7):
+        secs = app.bal.bal_s[k]
+        assert 59 * 57 <= secs <= 60 * 57  # both on the whole hour at the bounded duty
+        # counted in whole mAh (the rest carried in mA.s, each period's mA.s floored): up to ~1 mAh under
+        assert 0 <= i_ma * secs / 3600 - app.bal.bled_mah[k] < 1.1
+    assert app.bal.bled_mah[6] > 3520 / r_ohm * app.bal.bal_s[6] / 3600 + 10  # more than alone
+
+
+def test_manual_pairs_with_bal_adjacent_and_never_three(tmp_path, monkeypatch):
+    app, hal, run = _pair_app(tmp_path, monkeypatch, 55, 28)
+
+    def cmd(text):
+        hal.rx += text.encode() + b"\n"
+        n = len(app.frames)
+        run(200)
+        return [f for f in app.frames[n:] if f[0] in ("ok", "err")][-1]
+
+    hal.set(cells=cells(c0=3460, c1=3460, c2=3460, c4=3460), i_ma=0)
+    assert cmd("balance cells 0x3 5")[0] == "ok"
+    run(500)
+    assert hal.bq.bal_mask == 3
+    r = cmd("balance cells 0x7")
+    assert r[0] == "err" and "three adjacent" in r[1]["error"]
+
+
+def test_charge_left_to_bleed_survives_a_power_loss(app):
+    hal = app.hal_
+    hal.set(cells=cells(c6=3520), i_ma=1000)
+    app.run_ms(65000)  # the top of charge gave cell 6 charge to bleed
+    left = app.bal.goal_mah[6]
+    assert left > 0 and hal.bq.bal_mask == 1 << 6
+    app.save()
+    hal.set(cells=[3300] * 16)  # back on the plateau: no top of charge to measure again
+    app2 = App(hal)
+    assert app2.bal.goal_mah[6] == left
+    run = frame_runner(app2, hal)
+    run(65000)
+    assert hal.bq.bal_mask == 1 << 6  # it goes on with what was left
 
 
 def test_balance_command_refusals_are_one_clear_line(app):

@@ -220,3 +220,48 @@ def test_charge_stops_before_cell_ov_and_the_charger_goes_on(board, tmp_path):
     assert len(stopped), "the charge current never stopped"
     assert (i[k + stopped[0]:] > 0.1).any(), "the charger did not go on after the stop"
     assert any(r[12] >> HIGH & 1 for r in after)  # the high cell bled meanwhile
+
+
+def _loop_bled_as(rows, k, rin, rsw):
+    """Charge cell k lost by TI's loop current (E2E 1505209) over the truth rows: alone V / (Rin + Rsw +
+    Rin); with a bled neighbour the pair's (V1 + V2) / (Rin + Rsw + Rsw + Rin) (never three in a row)."""
+    q = 0.0
+    for a, b in zip(rows, rows[1:]):
+        m = b[12]
+        if not m >> k & 1:
+            continue
+        j = k - 1 if k and m >> (k - 1) & 1 else k + 1 if m >> (k + 1) & 1 else None
+        v = a[3][k] / 1e4
+        i = v / (rin + rsw + rin) if j is None else (v + a[3][j] / 1e4) / (rin + rsw + rsw + rin)
+        q += i * (b[0] - a[0]) / 1000.0
+    return q
+
+
+@pytest.mark.parametrize("adjacent", [1, 0])
+def test_adjacent_high_cells_bleed_as_a_pair_only_with_bal_adjacent(board, tmp_path, adjacent):
+    soc0 = [0.985] * N
+    soc0[HIGH] = soc0[HIGH + 1] = 0.995  # two neighbours high
+    kw = {"soc0": soc0, "spread": False, "h0": 1.0, "capacity_ah": 100.0}
+    sc = Scenario("bal_pair", 3600, lambda seed: [], plant_kw=kw)
+    r_ohm, rsw = 55, 28  # the board's path of one cell and the AFE switch's part of it (R(CB) typ)
+    c, lim = _start(board, tmp_path, sc, bal_adjacent=adjacent, bal_r_ohm=r_ohm, bal_rsw_ohm=rsw)
+    soc_start = np.array(_truth(c)[0][5])
+    c.wait_t(c.vb.t_ms + 20 * 60 * 1000, timeout=300)
+    rows = _truth(c)
+    pair = (1 << HIGH) | (1 << (HIGH + 1))
+    masks = [row[12] for row in rows if row[12]]
+    assert masks
+    if not adjacent:
+        assert all(m & pair != pair for m in masks)  # never both at once
+        return
+    assert sum(1 for m in masks if m & pair == pair) > 0.9 * len(masks)
+    rin = (r_ohm - rsw) / 2
+    drop = (soc_start - np.array(rows[-1][5])) * 100.0 * 3600.0  # A.s: bleed + self-discharge
+    base = np.mean([drop[k] for k in range(N) if all(not m >> k & 1 for m in masks)])
+    for k in (HIGH, HIGH + 1):
+        q = _loop_bled_as(rows, k, rin, rsw)
+        assert drop[k] - base == pytest.approx(q, rel=0.01, abs=0.05)
+        assert q > 1.2 * _ohm_bled_as(rows, k, r_ohm)  # more than V / R alone
+    got = np.array([f for t, f in c.frames if t == "cell" and "bal_mah" in f][-1]["bal_mah"])
+    for k in (HIGH, HIGH + 1):  # the firmware's count, from its readings and the same formula
+        assert abs(got[k] - _loop_bled_as(rows, k, rin, rsw) / 3.6) <= 2
