@@ -50,6 +50,9 @@ def init(bal, cfg, n_cells, now):
     bal.bled_mah = array("i", [0] * n_cells)  # charge bled per cell (mAh) and the rest in mA.s
     bal._rem_mas = array("i", [0] * n_cells)
     bal.goal_mah = array("i", [0] * n_cells)  # charge each cell has still to bleed (auto)
+    bal.q = array("i", [0, 0, now, 0])  # Balancer._count: mAh, mA.ms, its last ticks_ms, at the top 0/1
+    bal.x_mah = array("i", [-1] * n_cells)  # q[0] at each cell's first reading at bal_start_mv
+    bal.x_bled = array("i", [0] * n_cells)  # its bled_mah then
 
 
 def run(bal, now, pack, est):
@@ -134,9 +137,12 @@ def choose(bal, now, cells, i_ma, temps, die_dc):
         return 0
     lo = 32767
     hi = -32768
+    j = 0
     k = 0
     while k < bal.n:
-        lo = cells[k] if cells[k] < lo else lo
+        if cells[k] < lo:
+            lo = cells[k]
+            j = k
         hi = cells[k] if cells[k] > hi else hi
         k += 1
     m = 0
@@ -172,10 +178,18 @@ def choose(bal, now, cells, i_ma, temps, die_dc):
         # 0.99 -> 1.0 SoC: ~180 mV per 1 %, so never more than it has; a cell still on the plateau shows
         # less than it lacks, and the next top of charge measures again), the others nothing. Not the
         # estimator's per-cell SoC: in T2 it put a cell 15 % above the lowest where the plant had 1.5 %
+        # Or, if more, the charge into the pack since the cell first read bal_start_mv in this charge
+        # until the lowest did (or until now: the lowest is further behind), less what it bled since:
+        # between two crossings in the knee (under charge ~98.5 % SoC) the same current filled both,
+        # so it is what the first has over the second (Balancer._count)
+        x = bal.x_mah
+        ref = x[j] if x[j] >= 0 else bal.q[0]
         k = 0
         while k < bal.n:
             v = cells[k] - lo - c.bal_stop_dmv
             g[k] = max(1, v * (c.capacity_mah // 100) // 200) if v > 0 else 0  # >= 1 mAh: on to the stop delta
+            if v > 0 and x[k] >= 0:
+                g[k] = max(g[k], ref - x[k] - (bal.bled_mah[k] - bal.x_bled[k]))
             k += 1
     # at most bal_max_cells: first the cells that bled last and have charge left (held until it is
     # gone: re-picking the most left each time moved the mask between alike cells), then those with

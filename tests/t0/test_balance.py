@@ -250,6 +250,31 @@ def test_charge_left_to_bleed_survives_a_power_loss(app):
     assert hal.bq.bal_mask == 1 << 6  # it goes on with what was left
 
 
+def test_the_charge_between_two_cells_reaching_the_start_voltage_is_the_first_ones_surplus(app):
+    # a 20 A charge: cell 3 reads bal_start_mv (3400) first, cell 6 after another 0.1 h, the rest
+    # never; the same current filled them all in between (series), so cell 3 has 20 A x (0.1 + 0.05) h
+    # = 3 Ah over the lowest, cell 6 1 Ah (less what each bled since: the firmware's own bled_mah)
+    hal = app.hal_
+    hal.set(cells=[3350] * 16, i_ma=20000)
+    app.run_ms(30000)
+    c = [3350] * 16
+    c[3] = 3400
+    hal.set(cells=list(c))
+    app.run_ms(360000)
+    c[3], c[6] = 3420, 3400
+    hal.set(cells=c)
+    app.run_ms(180000)
+    hal.set(i_ma=0)  # the charge ends; the next decision (within a minute, at the top) measures
+    app.run_ms(61000)
+    b = app.bal
+    for k, q_mah in ((3, 20000 * 540 / 3600), (6, 20000 * 180 / 3600)):
+        left = q_mah - b.bled_mah[k]  # neither bled before it crossed
+        # each crossing and the charge's end seen on the 1 s balancing tick: 5.6 mAh a second, a few
+        assert abs(b.goal_mah[k] - left) <= 20, (k, b.goal_mah[k], left)
+    assert b.goal_mah[3] > 5 * (3420 - 3350 - 5) * 5  # far more than the voltage alone shows (325 mAh)
+    assert all(b.goal_mah[k] == 0 for k in range(16) if k not in (3, 6))
+
+
 def test_balance_command_refusals_are_one_clear_line(app):
     for line, ok in (("balance cells 3", False), ("balance cells 0xZZ", False), ("balance sometimes", False),
                      ("balance cells 0x5 0", False), ("balance cells 0x5 30", True), ("balance", True)):
