@@ -60,7 +60,7 @@ class Balancer:
         bleeding or left to bleed, auto mode and every cell below bal_start_mv: nothing is loaded.
         Small frames on purpose (few locals each): a large one is allocated on the heap."""
         self._stop(pack.cells)
-        self._count(now, pack.cells, pack.i_ma)
+        self._count(now, pack)
         self.st[_NEXT] = ticks_add(now, 1000)
         if self.st[_PAUSED]:
             self._add(pack.cells)
@@ -76,25 +76,32 @@ class Balancer:
         if d and self._top(c) >= self.cfg.cell_ov_mv - d:  # at once, on one sample: the AFE's CHG FET off (App drives it)
             self.st[_FETS] = 2
 
-    def _count(self, now, c, i):
+    def _count(self, now, pack):
         # at the top: the charge into the pack (q[0] mAh, q[1] the rest in mA.ms) and each cell's first
         # reading at bal_start_mv (x_mah: q[0] then; x_bled: its bled_mah then). The charge between two
         # cells' crossings in the knee is their surplus (pwfw.balance_run.choose); off the top, anew.
+        # Few locals (q[4] holds dt): a larger frame is allocated on the heap, every second
         q = self.q
-        dt = ticks_diff(now, q[2])
+        q[4] = ticks_diff(now, q[2])
         q[2] = now
-        if self._top(c) < self.cfg.bal_start_mv - 100:
+        if self._top(pack.cells) < self.cfg.bal_start_mv - 100:
             if q[3]:
-                q[0] = q[1] = q[3] = 0
-                for k in range(self.n):
-                    self.x_mah[k] = -1
+                self._anew()
             return
         q[3] = 1
-        if i > 0 and 0 < dt < 10000:
-            s = q[1] + i * dt
-            q[0] += s // 3600000
-            q[1] = s % 3600000
-        self._cross(c)
+        if pack.i_ma > 0 and 0 < q[4] < 10000:
+            q[1] += pack.i_ma * q[4]
+            q[0] += q[1] // 3600000
+            q[1] %= 3600000
+        self._cross(pack.cells)
+
+    def _anew(self):
+        q = self.q
+        q[0] = q[1] = q[3] = 0
+        k = 0
+        while k < self.n:
+            self.x_mah[k] = -1
+            k += 1
 
     def _cross(self, c):
         x = self.x_mah

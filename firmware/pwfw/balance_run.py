@@ -50,7 +50,7 @@ def init(bal, cfg, n_cells, now):
     bal.bled_mah = array("i", [0] * n_cells)  # charge bled per cell (mAh) and the rest in mA.s
     bal._rem_mas = array("i", [0] * n_cells)
     bal.goal_mah = array("i", [0] * n_cells)  # charge each cell has still to bleed (auto)
-    bal.q = array("i", [0, 0, now, 0])  # Balancer._count: mAh, mA.ms, its last ticks_ms, at the top 0/1
+    bal.q = array("i", [0, 0, now, 0, 0])  # Balancer._count: mAh, mA.ms, its last ticks_ms, at the top 0/1, dt
     bal.x_mah = array("i", [-1] * n_cells)  # q[0] at each cell's first reading at bal_start_mv
     bal.x_bled = array("i", [0] * n_cells)  # its bled_mah then
 
