@@ -2,10 +2,12 @@
 # (host-controlled; docs/hardware.md "Cell balancing" says why not the part's autonomous mode).
 # Charge-based top balancing (docs/configuration.md "Balancing"): at the top of charge (highest cell at
 # or above bal_start_mv, max-min past bal_start_dmv) the voltages show which cells are high, and each
-# gets a charge to bleed (from its voltage above the lowest cell and the estimator's per-cell SoC
-# delta); those cells then bleed until that charge is gone, in charge and rest alike (not only while
-# above the start voltage), and the next top of charge measures again. Never below the lowest cell, none
-# adjacent, at most bal_max_cells; charge and rest only unless bal_dsg; stops past bal_tmax_dc / bal_die_dc.
+# gets a charge to bleed (from its voltage above the lowest cell in the LFP knee, or, if more, the
+# charge into the pack between its and the lowest's first reading at bal_start_mv);
+# those cells then bleed until that charge is gone, in charge and rest alike (not only while above the
+# start voltage), and the next top of charge measures again. Never below the lowest cell, none adjacent
+# (bal_adjacent: pairs, never three in a row), at most bal_max_cells, those that bled held until done;
+# charge and rest only unless bal_dsg; stops past bal_tmax_dc / bal_die_dc.
 # Every bal_s the FETs go off for a short window and the mean of its samples decides (bounded duty: the
 # balancing current's drop in the sense path never reaches a reading the policy uses).
 # End of charge: a cell at cell_ov_mv - chg_stop_dmv turns the CHG FET off until the window's mean of
