@@ -7,7 +7,7 @@ from array import array
 from pwfw.compat import MICROPYTHON, const, micropython, unload
 
 if not MICROPYTHON:
-    from pwfw.compat import ptr32
+    from pwfw.compat import ptr16, ptr32
 
 
 def load_model(src):
@@ -58,7 +58,7 @@ def _isqrt(n: int) -> int:
     if n <= 0:
         return 0
     x = 1
-    while x < n // x:  # x * x < n without the square: 2**30 is past a 32-bit port's small ints
+    while x * x < n:  # machine words: n < 2**30 keeps x <= 2**15 and its square within 32 bits
         x <<= 1
     while True:
         y = (x + n // x) >> 1
@@ -92,75 +92,43 @@ def _gain(p, m):
     return (a * a << 15) // max(1, a * a + b * b)
 
 
-# Per-cell loops in viper: machine-word arithmetic, ~5x faster than native code on Python ints, and
-# nothing allocated. Sequences are indexed generically (int(x[k]), x[k] = v), so cells_mv may be a
-# list or any int array, and the signs of the 'i' arrays survive on every port.
+# Estimator._hot (array('i')): the state only the per-sample path uses (remainders, accumulators) and
+# copies of constants it needs, as 32-bit words: viper reads them without an attribute lookup each
+_CC_REM = const(0)            # coulomb-count remainder, 0.1 mA*ms
+_SIG_ACC = const(1)           # sigma growth not yet added (ppm * 1e6)
+_SIGC_ACC = const(2)          # same for the cell sigma
+_HYST_ACC = const(3)          # |dSoC| * gamma towards the next h step
+_RC1_REM = const(4)           # RC integration remainders
+_RC2_REM = const(5)
+_I_LAST = const(6)            # the last step's current (mA), for _win_di_q
+_TAU1 = const(7)              # constants: m.tau1_ms, m.tau2_ms, m.gamma, _i_max_ma,
+_TAU2 = const(8)
+_GAMMA = const(9)
+_IMAX = const(10)
+_VLO = const(11)              # the plausible cell range (mV),
+_VHI = const(12)
+_GLAST = const(13)            # the SoC grid's last index
+_W_I = const(14)              # the window's sums: _win_i_q, _win_rc_uv, _win_soc_q, _win_di_q, _win_ms, which
+_W_RC = const(15)             # _step copies into those attributes once the window is complete (for _correct)
+_W_SOC = const(16)
+_W_DI = const(17)
+_W_MS = const(18)
+_NHOT = const(19)
+
+
+# The per-sample path in viper: machine-word arithmetic, ~5x faster than native code on Python ints,
+# nothing allocated. cells_mv is indexed generically (int(x[k])), so it may be a list or any int array
+# (an array of 2-byte items, pack.cells, is read as 16-bit words: _is16); the estimator's own
+# array('i') are read through ptr32, which a 64-bit port loads unsigned: values that may be negative
+# are sign-extended with (v << w) >> w, w = _WSH (0 on a 32-bit port, 32 on a 64-bit one)
 @micropython.viper
-def _vmin_in(cells, n: int, lo: int, hi: int, tmp) -> int:
-    """The lowest of cells[0:n], or -1 when one lies outside lo..hi (an implausible reading); the cells
-    copied into tmp (array('i')) for _add_cells: each read once, generically (any int sequence)."""
-    p = ptr32(tmp)
-    vmin = 99999
-    k = 0
-    while k < n:
-        v = int(cells[k])
-        if v < lo or v > hi:
-            return -1
-        p[k] = v
-        if v < vmin:
-            vmin = v
-        k += 1
-    return vmin
+def _wsh() -> int:
+    b = 1
+    b <<= 31  # not a literal: a 32-bit port's compiler would make 1 << 31 a big int
+    return 32 if b > 0 else 0
 
 
-@micropython.viper
-def _add_cells(sums, cells, n: int):
-    # both array('i'): 32-bit words, added and stored truncated, so exact on every port
-    s = ptr32(sums)
-    c = ptr32(cells)
-    k = 0
-    while k < n:
-        s[k] = s[k] + c[k]
-        k += 1
-
-
-@micropython.viper
-def _drift(d, pd, n: int, lim: int):
-    """Pending per-cell corrections pd applied to d at most lim each."""
-    k = 0
-    while k < n:
-        p = int(pd[k])
-        if p > lim:
-            p = lim
-        elif p < 0 - lim:
-            p = 0 - lim
-        if p:
-            d[k] = int(d[k]) + p
-            pd[k] = int(pd[k]) - p
-        k += 1
-
-
-@micropython.viper
-def _cell_pm(out, d, n: int, s: int, mm):
-    """out[k] = (s + d[k]) ppm as per mille, clamped to 0..1000; mm[0], mm[1] = the lowest and the highest
-    cell in ppm (clamped to 0..1e6): the pack SoC is computed from these, not from the rounded cells."""
-    lo = 1000000
-    hi = 0
-    k = 0
-    while k < n:
-        c = s + int(d[k])
-        if c < 0:
-            c = 0
-        elif c > 1000000:
-            c = 1000000
-        out[k] = c // 1000
-        if c < lo:
-            lo = c
-        if c > hi:
-            hi = c
-        k += 1
-    mm[0] = lo
-    mm[1] = hi
+_WSH = _wsh() if MICROPYTHON else 0  # CPython: ptr32 is the array itself, already signed
 
 
 # Table lookups in viper: the SoC grid (0..1e6 ppm, never negative, its last point 1e6: the searches
@@ -254,7 +222,6 @@ class Estimator:
         self._cell_d_ppm = array("i", [0] * n_cells)      # per-cell SoC minus pack average (ppm)
         self._cell_pend_ppm = array("i", [0] * n_cells)   # their pending corrections (ppm)
         self._win_cell_mv = array("i", [0] * n_cells)     # window sums of cell mV (then: innovations, uV)
-        self._cell_minmax_ppm = array("i", [0, 0])        # lowest and highest cell SoC (ppm), for _report
         self.fault = 0                          # bit0: implausible cell voltage seen (sample skipped)
         self.t_dc = None
         self._slope_uv_pm = 1                   # OCV slope (uV per pm) of the last _ocv() lookup
@@ -263,6 +230,17 @@ class Estimator:
         self._slope_mean = 1                    # mean cell slope of the last window
         self.syncs = 0
         self.cap_learns = 0
+        h = array("i", [0] * _NHOT)
+        h[_TAU1] = m.tau1_ms
+        h[_TAU2] = m.tau2_ms
+        h[_GAMMA] = m.gamma
+        h[_IMAX] = self._i_max_ma
+        h[_VLO] = m.v_cut_uv // 1000 - 800
+        h[_VHI] = m.v_full_uv // 1000 + 800
+        h[_GLAST] = g - 1
+        self._hot = h
+        self._csrc = None                       # the last cells_mv seen, and whether it is read as 16-bit words
+        self._c16 = False
         self.reset()
 
     # ---- persistence / control -------------------------------------------------------------
@@ -277,15 +255,11 @@ class Estimator:
         self._sig_ppm = _SIG_MAX                          # 1-sigma of the pack average (ppm)
         self._sig_cell_ppm = 50000                        # 1-sigma of a cell's delta (ppm)
         self._hyst_q15 = 0                                # hysteresis state h, -1..+1 in Q15
-        self._hyst_acc = 0                                # |dSoC| * gamma towards the next h step
-        self._cc_rem = 0                                  # coulomb-count remainder, 0.1 mA*ms
-        self._sig_acc = 0                                 # sigma growth not yet added (ppm * 1e6)
-        self._sig_cell_acc = 0                            # same for the cell sigma
+        for k in range(_TAU1):                            # remainders, accumulators (_hot)
+            self._hot[k] = 0
         self._off_ma1024 = 0                              # learned current offset, mA * 1024
         self._rc1_uv = 0                                  # RC branch voltages (uV)
         self._rc2_uv = 0
-        self._rc1_rem = 0                                 # their integration remainders
-        self._rc2_rem = 0
         self._rest_ms = 0                                 # time the current has been at rest
         self._calm_ms = _CALM_MS                          # time since the last window above C/10
         self._full_ms = 0                                 # time at the CV tail
@@ -399,49 +373,84 @@ class Estimator:
         i_avg_ma: the mean current over dt_ms from a charge accumulator (pwfw.plaus.Counter), which is
         what is counted; i_ma, the current at the sample, stays for the voltage correction (IR drop)."""
         self.t_dc = t_dc
-        ok = self._sample(i_ma, cells_mv)
-        if dt_ms <= 0:
-            self._report()
+        ok = _sample(self, i_ma, cells_mv)  # the class's functions called as plain ones (below the class):
+        if dt_ms <= 0:                       # ~5 us less than a method call each on the RP2040
+            _report(self)
             return
         if i_avg_ma is not None:
             i_ma = i_avg_ma
         while dt_ms > _DT_MAX:
-            self._step(_DT_MAX, i_ma)
+            _step(self, _DT_MAX, i_ma)
             dt_ms -= _DT_MAX
-        self._step(dt_ms, i_ma)
-        if ok and self._win_ms >= _WIN_MS:
+        if _step(self, dt_ms, i_ma) >= _WIN_MS and ok:
             self._correct()
-        self._report()
+        _report(self)
 
-    @micropython.native
-    def _sample(self, i_ma, cells_mv):
-        n = self.n
-        if len(cells_mv) < n:
-            self.fault |= 1
-            return False
-        vmin = _vmin_in(cells_mv, n, self.m.v_cut_uv // 1000 - 800, self.m.v_full_uv // 1000 + 800, self._cells)
-        if vmin < 0:
-            self.fault |= 1
-            return False
+    @micropython.viper
+    def _sample(self, i_ma: int, cells_mv) -> int:
+        # the cells checked (each read once, generically: any int sequence) into _cells, then into the
+        # window sums; 0 when the sample is not usable
+        n = int(self.n)
+        if int(len(cells_mv)) < n:
+            self.fault = int(self.fault) | 1
+            return 0
+        h = ptr32(self._hot)
+        lo = h[_VLO]
+        hi = h[_VHI]
+        tmp = ptr32(self._cells)
+        if cells_mv is not self._csrc:
+            self._csrc = cells_mv
+            self._c16 = self._is16(cells_mv)
+        k = 0
+        if self._c16:
+            c = ptr16(cells_mv)
+            while k < n:
+                tmp[k] = c[k]  # unsigned: a negative 'h' reads >= 32768, implausible either way
+                k += 1
+        else:
+            while k < n:
+                tmp[k] = int(cells_mv[k])
+                k += 1
+        vmin = 99999
+        k = 0
+        while k < n:
+            v = tmp[k]
+            if v < lo or v > hi:  # implausible: skipped
+                self.fault = int(self.fault) | 1
+                return 0
+            if v < vmin:
+                vmin = v
+            k += 1
         if not self._started:
             self._first(i_ma, cells_mv)
         self._vmin_mv = vmin
-        if self._win_n < _WIN_N:
-            _add_cells(self._win_cell_mv, self._cells, n)
-            self._win_n += 1
+        wn = int(self._win_n)
+        if wn < _WIN_N:
+            sums = ptr32(self._win_cell_mv)
+            k = 0
+            while k < n:
+                sums[k] = sums[k] + tmp[k]  # 32-bit words, stored truncated: exact on every port
+                k += 1
+            self._win_n = wn + 1
             x = i_ma
             if x > _I_MAX:
                 x = _I_MAX
-            elif x < -_I_MAX:
-                x = -_I_MAX
-            self._win_i_q += x // 4
-            self._win_rc_uv += self._rc1_uv + self._rc2_uv
-            self._win_soc_q += (self._soc_ppm + self._pend_ppm) // 8
-        return True
+            elif x < 0 - _I_MAX:
+                x = 0 - _I_MAX
+            h[_W_I] = h[_W_I] + x // 4  # 32-bit words, stored truncated: exact on every port
+            h[_W_RC] = h[_W_RC] + int(self._rc1_uv) + int(self._rc2_uv)
+            h[_W_SOC] = h[_W_SOC] + (int(self._soc_ppm) + int(self._pend_ppm)) // 8
+        return 1
 
-    @micropython.native
+    def _is16(self, c):
+        # an array of 2-byte items (pack.cells: array('h')) is read as 16-bit words, unsigned: only where
+        # the plausible range lies within 0..32767 (checked once per object: bytes() allocates)
+        h = self._hot
+        return type(c) is array and len(bytes(c)) == 2 * len(c) and h[_VLO] >= 0 and h[_VHI] < 32768
+
     def _first(self, i_ma, cells_mv):
-        # first boot: SoC interval consistent with the mean voltage on either hysteresis branch
+        # first boot: SoC interval consistent with the mean voltage on either hysteresis branch (bytecode:
+        # it runs once, and its native code took ~0.8 KB of the rp2 heap)
         n = self.n
         tot = 0
         for k in range(n):
@@ -466,115 +475,167 @@ class Estimator:
         self._win_soc_q = 0                               # sum of (soc + pending) / 8 (ppm)
         self._win_ms = 0
         self._win_di_q = 0                                # sum of |current change| / 16 (mA)
-        self._i_last_ma = 0
+        h = self._hot                                     # and as the sample path keeps them
+        h[_I_LAST] = 0
+        for k in range(_W_I, _NHOT):
+            h[k] = 0
 
-    @micropython.native
-    def _step(self, dt, i_ma):
+    @micropython.viper
+    def _step(self, dt: int, i_ma: int) -> int:
+        # machine words throughout: every value stays below 2**30 (32-bit safe); the state only this
+        # path uses is in _hot, the rest are attributes read and written once
+        h = ptr32(self._hot)
+        w = int(_WSH)
         i = i_ma  # calibrated already (Config.current_ma: i_offset_ma, i_gain_ppm)
-        rest_lim = self.cap_mah // 200                    # C/200
+        cap = int(self.cap_mah)
+        rest_lim = cap // 200                             # C/200
         # rest: the raw reading itself is below C/200 (not relative to the learned offset, which could
         # then creep along a slowly ramping small current); the learned offset stays within +-C/200
-        if -rest_lim <= i <= rest_lim:
-            r = self._rest_ms + dt
+        o = int(self._off_ma1024)
+        if i >= 0 - rest_lim and i <= rest_lim:
+            r = int(self._rest_ms) + dt
             if r >= _REST_MS:                                # the pack rests: what we read is offset
-                o = self._off_ma1024
                 o += ((i << 10) - o) * dt // _OFF_TAU
                 lo = rest_lim << 10
                 if o > lo:
                     o = lo
-                elif o < -lo:
-                    o = -lo
+                elif o < 0 - lo:
+                    o = 0 - lo
                 self._off_ma1024 = o
             if r > 1 << 28:
-                r = 1 << 28                                  # stays a small int (≈ 3 days)
+                r = 1 << 28                                  # stays a small int (about 3 days)
             self._rest_ms = r
         else:
             r = 0
             self._rest_ms = 0
-        # (inline compares instead of min/max/abs: each builtin call costs ~12 us on the RP2040)
-        i -= self._off_ma1024 >> 10
-        lo = self._i_max_ma
+        i -= o >> 10
+        lo = h[_IMAX]
         if i > lo:
             i = lo
-        elif i < -lo:
-            i = -lo
-        x = i - self._i_last_ma
-        self._win_di_q += (x if x >= 0 else -x) // 16
-        self._i_last_ma = i
-        self._win_ms += dt
+        elif i < 0 - lo:
+            i = 0 - lo
+        x = i - ((h[_I_LAST] << w) >> w)
+        h[_W_DI] = h[_W_DI] + (x if x >= 0 else 0 - x) // 16
+        h[_I_LAST] = i
+        wm = h[_W_MS] + dt
+        h[_W_MS] = wm
+        if wm >= _WIN_MS:  # the window is complete: its sums where _correct reads them
+            self._win_i_q = (h[_W_I] << w) >> w
+            self._win_rc_uv = (h[_W_RC] << w) >> w
+            self._win_soc_q = (h[_W_SOC] << w) >> w
+            self._win_di_q = h[_W_DI]
+            self._win_ms = wm
         # coulomb counting, exact in 0.1 mA*ms
-        cpp = self._cc_per_ppm
-        x = self._cc_rem + 10 * i * dt
+        cpp = int(self._cc_per_ppm)
+        x = ((h[_CC_REM] << w) >> w) + 10 * i * dt
         ds = x // cpp
-        self._cc_rem = x - ds * cpp
-        self._soc_ppm += ds
-        x = self._cc_ppm + ds
+        h[_CC_REM] = x - ds * cpp
+        soc = int(self._soc_ppm) + ds
+        x = int(self._cc_ppm) + ds
         if x > 4 * _PPM:
             x = 4 * _PPM
         elif x < -4 * _PPM:
             x = -4 * _PPM
         self._cc_ppm = x
-        a = ds if ds >= 0 else -ds
+        a = ds if ds >= 0 else 0 - ds
         # systematic error growth: gain/capacity (per |dSoC|) and residual offset (per time)
-        x = self._sig_acc + a * _K_GAIN + dt * (600 if r >= _REST_MS else 280)
+        x = h[_SIG_ACC] + a * _K_GAIN + dt * (600 if r >= _REST_MS else 280)
         if x >= _PPM:
-            y = self._sig_ppm + x // _PPM
+            y = int(self._sig_ppm) + x // _PPM
             self._sig_ppm = y if y < _SIG_MAX else _SIG_MAX
             x %= _PPM
-        self._sig_acc = x
-        x = self._sig_cell_acc + a * _K_CELL
+        h[_SIG_ACC] = x
+        x = h[_SIGC_ACC] + a * _K_CELL
         if x >= _PPM:
-            y = self._sig_cell_ppm + x // _PPM
+            y = int(self._sig_cell_ppm) + x // _PPM
             self._sig_cell_ppm = y if y < _SIGD_MAX else _SIGD_MAX
             x %= _PPM
-        self._sig_cell_acc = x
-        m = self.m
+        h[_SIGC_ACC] = x
         # one-state hysteresis: moves toward the branch of the current's sign
         if i != 0:
-            tgt = _H1 if i > 0 else -_H1
-            x = self._hyst_acc + a * m.gamma
-            self._hyst_acc = x
-            dh = ((tgt - self._hyst_q15) >> 4) * ((x if x < 250000 else 250000) >> 2) // 15625
+            tgt = _H1 if i > 0 else 0 - _H1
+            x = h[_HYST_ACC] + a * h[_GAMMA]
+            h[_HYST_ACC] = x
+            hq = int(self._hyst_q15)
+            dh = ((tgt - hq) >> 4) * ((x if x < 250000 else 250000) >> 2) // 15625
             if x >= _PPM:
                 self._hyst_q15 = tgt
-                self._hyst_acc = 0
+                h[_HYST_ACC] = 0
             elif dh != 0:
-                self._hyst_q15 += dh
-                self._hyst_acc = 0
-        # two RC branches, integrated exactly with remainders
-        s = self._soc_ppm
-        soc = m.soc
-        x = i * _tab_v(self._r1, soc, s) // 1000 - self._rc1_uv
+                self._hyst_q15 = hq + dh
+                h[_HYST_ACC] = 0
+        # two RC branches, integrated exactly with remainders; R1, R2 at soc (one grid search, as _tab_v)
+        t1 = ptr32(self._r1)
+        t2 = ptr32(self._r2)
+        if soc <= 0:
+            r1 = (t1[0] << w) >> w
+            r2 = (t2[0] << w) >> w
+        elif soc >= 1000000:
+            j = h[_GLAST]
+            r1 = (t1[j] << w) >> w
+            r2 = (t2[j] << w) >> w
+        else:
+            g = ptr32(self.m.soc)
+            j = 1
+            while g[j] < soc:
+                j += 1
+            a = g[j - 1]
+            f = (soc - a) // 100
+            a = (g[j] - a) // 100
+            r1 = (t1[j - 1] << w) >> w
+            r1 += (((t1[j] << w) >> w) - r1) * f // a
+            r2 = (t2[j - 1] << w) >> w
+            r2 += (((t2[j] << w) >> w) - r2) * f // a
+        v = int(self._rc1_uv)
+        x = i * r1 // 1000 - v
         if x > 500000:
             x = 500000
         elif x < -500000:
             x = -500000
-        d = x * dt + self._rc1_rem
-        tau = m.tau1_ms
-        q = d // tau
-        self._rc1_rem = d - q * tau
-        self._rc1_uv += q
-        x = i * _tab_v(self._r2, soc, s) // 1000 - self._rc2_uv
+        d = x * dt + ((h[_RC1_REM] << w) >> w)
+        q = d // h[_TAU1]
+        h[_RC1_REM] = d - q * h[_TAU1]
+        if q:
+            self._rc1_uv = v + q
+        v = int(self._rc2_uv)
+        x = i * r2 // 1000 - v
         if x > 500000:
             x = 500000
         elif x < -500000:
             x = -500000
-        d = x * dt + self._rc2_rem
-        tau = m.tau2_ms
-        q = d // tau
-        self._rc2_rem = d - q * tau
-        self._rc2_uv += q
+        d = x * dt + ((h[_RC2_REM] << w) >> w)
+        q = d // h[_TAU2]
+        h[_RC2_REM] = d - q * h[_TAU2]
+        if q:
+            self._rc2_uv = v + q
         # apply pending corrections at a bounded rate
         lim = _RATE * dt
-        p = self._pend_ppm
-        if p > lim:
-            p = lim
-        elif p < -lim:
-            p = -lim
-        self._soc_ppm += p
-        self._pend_ppm -= p
-        _drift(self._cell_d_ppm, self._cell_pend_ppm, self.n, lim)
+        p = int(self._pend_ppm)
+        if p:
+            if p > lim:
+                p = lim
+            elif p < 0 - lim:
+                p = 0 - lim
+            soc += p
+            self._pend_ppm = int(self._pend_ppm) - p
+        self._soc_ppm = soc
+        # and the pending per-cell ones
+        dd = ptr32(self._cell_d_ppm)
+        pd = ptr32(self._cell_pend_ppm)
+        n = int(self.n)
+        k = 0
+        while k < n:
+            p = (pd[k] << w) >> w
+            if p:
+                if p > lim:
+                    p = lim
+                elif p < 0 - lim:
+                    p = 0 - lim
+                dd[k] = dd[k] + p  # stored truncated to 32 bits: exact on every port
+                pd[k] = pd[k] - p
+            k += 1
         self._sync(i, dt)
+        return wm
 
     @micropython.native
     def _sync(self, i, dt):
@@ -871,17 +932,40 @@ class Estimator:
             d[j] += m
         self._soc_ppm -= m
 
-    @micropython.native
+    @micropython.viper
     def _report(self):
-        n = self.n
-        mm = self._cell_minmax_ppm
-        _cell_pm(self.cell_soc_pm, self._cell_d_ppm, n, self._soc_ppm, mm)
-        smin = mm[0]
+        # cell_soc_pm[k] = the cell's SoC (pack average + its delta, clamped to 0..1e6 ppm) as per mille;
+        # the pack SoC from the lowest and the highest cell in ppm, not from the rounded cells
+        n = int(self.n)
+        s = int(self._soc_ppm)
+        d = ptr32(self._cell_d_ppm)
+        out = ptr16(self.cell_soc_pm)
+        w = int(_WSH)
+        lo = 1000000
+        hi = 0
+        k = 0
+        while k < n:
+            c = s + ((d[k] << w) >> w)
+            if c < 0:
+                c = 0
+            elif c > 1000000:
+                c = 1000000
+            out[k] = c // 1000
+            if c < lo:
+                lo = c
+            if c > hi:
+                hi = c
+            k += 1
         # usable: discharge limited by the weakest cell, charge by the fullest; in ppm, so that every
-        # per-mille value is reachable (set_soc inverts this exactly); smin * 1000 <= 1e9 stays a small int
-        den = 1000000 - mm[1] + smin
-        self.soc_pm = smin * 1000 // den if den > 0 else 0
-        sp = self._sig_ppm // 100
-        sd = self._sig_cell_ppm // 100 if n > 1 else 0
-        p = self._pend_ppm
-        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + (p if p >= 0 else -p)) // 1000
+        # per-mille value is reachable (set_soc inverts this exactly); lo * 1000 <= 1e9 stays a small int
+        den = 1000000 - hi + lo
+        self.soc_pm = lo * 1000 // den if den > 0 else 0
+        sp = int(self._sig_ppm) // 100
+        sd = int(self._sig_cell_ppm) // 100 if n > 1 else 0
+        p = int(self._pend_ppm)
+        self.sigma_pm = (int(_isqrt(sp * sp + sd * sd)) * 100 + (p if p >= 0 else 0 - p)) // 1000
+
+
+_sample = Estimator._sample
+_step = Estimator._step
+_report = Estimator._report
