@@ -102,7 +102,16 @@ Safety/PF/FET/Alarm reads every 10th sample ~810; Plaus ~206 (before its flatten
 second, the accumulator subcommand's ~1 ms wait on the part. Not done: the estimator (soc.py, E's);
 the protections' limits copied only when cfg changes (~75 µs per sample: tried, not kept for the same
 T1 heap-edge reason); a HAL call that reads n ADC codes at once; the accumulator subcommand split over
-two samples instead of waiting."""
+two samples instead of waiting.
+
+Issue 16, the per-sample work outside the estimator, second pass (helper S; `--no-write`, "before"
+0f7de87, "after" 0f7de87 with S's commit, pwfw.soc as committed in both; emulated µs): whole sample
+3257.1 -> 2851.2; protections 301.8 -> 165.3 (limits copied on a cfg change only), AFE block read
+483.9 -> 301.4 (read_frame in one viper call, _read inline, supervision inline), the rest of
+App.sample 977.4 -> 891.6 (the relay written on a change), the rest of App.step 257.6 -> 244.1,
+current scaling 70.9 -> 52.7; the parts outside the estimator 2410.8 -> 2013.4 (goal 1000: not met);
+App heap 70112 -> 70336 B; 0 B per sample on both ports (the unix half's 19.2 B was the simulated
+chip's DASTATUS6 answer). docs/benchmarks.md "rp2040" has the whole table and what is left."""
 
 
 def script(n):

@@ -17,6 +17,8 @@ _OPEN_WIRE = const(128)  # pwfw.protect's open_wire alarm: a sense wire, not a d
 _BAL_MASK = const(2)  # pwfw.balance's Balancer.st: the cells bleeding now, the next decision's ticks
 _BAL_NEXT = const(8)
 _BAL_FETS = const(10)
+_RELAY_MASK = const(0xBD)  # pwfw.protect's: the alarms that open the relay
+_AFE_LOST_SAMPLES = const(20)  # pwfw.pack's: samples of a silent AFE before the path opens
 RESET_FILE = "reset.txt"
 
 
@@ -61,6 +63,7 @@ class App:
         self.next_report = now
         self._last_sample = now
         self._alert = False  # the ALERT pin as last seen (an extra sample on each assertion)
+        self._relay = None  # the relay as last driven (None: not yet): the pin is written on a change
         self._shut_said = False
         self.samples = 0
         self.hdr()
@@ -212,7 +215,10 @@ class App:
         # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe).
         # Driven before settle(): its once-a-second accumulator read waits ~1 ms on the part
         p.drive(self.prot.fets_ok() & self.bal.st[_BAL_FETS])  # balancing's end-of-charge stop
-        self.hal.relay(self.path() != 0)
+        on = self.path() != 0
+        if on != self._relay:
+            self._relay = on
+            self.hal.relay(on)
         if p.settle():
             self.est.update(dt, p.i_ma, p.cells, p.temps[0], p.i_avg_ma)  # counts the accumulator's charge
             if p.afe_ready and ticks_diff(now, self.bal.st[_BAL_NEXT]) >= 0:  # about once a second, not per sample
@@ -258,7 +264,8 @@ class App:
         """The power path (relay / contactor) as sample() drives it: closed only with the AFE
         configured and verified, answering, and no alarm that opens it (fail safe)."""
         p = self.pack
-        if p.afe_ready and self.prot.relay_ok() and not p.afe_lost():
+        # prot.relay_ok() and not p.afe_lost(), inline (two native calls less per sample)
+        if p.afe_ready and not self.prot.alarm & _RELAY_MASK and p.afe_misses < _AFE_LOST_SAMPLES:
             if p.safe_off:  # sensors lost: open, unless the board keeps discharge on (failsafe.keep_dsg)
                 return _FET_DSG if p.keep_dsg else 0
             return _FET_CHG | _FET_DSG  # one relay switches both paths

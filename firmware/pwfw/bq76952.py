@@ -1,9 +1,11 @@
 # TI BQ76952 battery monitor (AFE) on I2C: direct commands, subcommands, data memory, optional CRC-8.
 # Register map and transfer rules: docs/hardware.md (from the BQ76952 TRM, SLUUBY2).
+from array import array
+
 from pwfw.compat import MICROPYTHON, const, micropython, sleep_ms
 
 if not MICROPYTHON:
-    from pwfw.compat import ptr8
+    from pwfw.compat import ptr8, ptr16, ptr32
 
 _SAFETY_A = const(0x02)  # Safety Alert A, Safety Status A, ... PF Status D (0x11): 16 bytes
 _BAT_STATUS = const(0x12)
@@ -83,19 +85,39 @@ def _s16(b, i):
 
 
 @micropython.viper
-def _unpack_cells(out, d, m, n: int):
-    """out[i] = the signed 16-bit little-endian reading of input m[i] in d, for i < n (viper: the
-    per-sample loop without Python-int arithmetic)."""
+def _unpack_frame(out, d, m, n: int, w):
+    """out[i] = the signed 16-bit little-endian reading of input m[i] in d, for i < n; and, for
+    read_frame's block d, w (array('i')) = Battery Status, stack, PACK, LD (userV) and CC2, the last
+    four signed (one viper call per sample instead of six native ones)."""
     b = ptr8(d)
     p = ptr8(m)
+    o = ptr16(out)
     i = 0
     while i < n:
         j = p[i] << 1
+        o[i] = ((b[j] | (b[j + 1] << 8)) ^ 0x8000) - 0x8000  # signed (CPython's array checks the range)
+        i += 1
+    q = ptr32(w)
+    q[0] = b[0] | (b[1] << 8)
+    k = 1
+    j = _STACK - _BAT_STATUS  # stack, PACK, LD, CC2: adjacent words
+    while k < 5:
         v = b[j] | (b[j + 1] << 8)
         if v & 0x8000:
             v -= 0x10000
-        out[i] = v
-        i += 1
+        q[k] = v
+        k += 1
+        j += 2
+
+
+@micropython.viper
+def _copy(dst, src, n: int):
+    a = ptr8(dst)
+    b = ptr8(src)
+    k = 0
+    while k < n:
+        a[k] = b[k]
+        k += 1
 
 
 def cell_inputs(cells, cell_map=None):
@@ -131,6 +153,7 @@ class BQ76952:
         self._rf = mv[: _FRAME * w]
         # data bytes: the raw buffer itself, or the CRC-checked bytes copied out of it
         self._d = bytearray(_FRAME) if crc else self._raw
+        self._fw = array("i", bytes(20))  # read_frame's words (_unpack_frame)
         self._cmd = bytearray(2)
         self._cb = bytearray(4)  # CB_ACTIVE_CELLS write: subcommand + mask
         # the CRC of the first read byte covers (addr W, reg, addr R): precompute the address part
@@ -165,8 +188,7 @@ class BQ76952:
         self.set_map(16)
 
     # --- bus transfers ------------------------------------------------------------------------
-    # MicroPython puts a call's frame on the heap when its locals + stack pass ~11 words (a try
-    # block costs ~3): the per-sample path is split into small functions so it allocates nothing.
+    # Native: the frame stays on the C stack (a bytecode frame with a try block is heap-allocated).
     @micropython.native
     def _read(self, reg, raw, n):
         """Read n data bytes from reg in one transaction (auto-increment) into self._d."""
@@ -175,30 +197,21 @@ class BQ76952:
         tries = self.retries
         while tries:
             tries -= 1
-            if self._try(raw):
+            try:
+                self._rd(self.addr, reg, raw)
+            except OSError:
+                self.nacks += 1
+                continue
+            if not self.crc or self._check(raw):
                 return
+            self.crc_errors += 1
         # the last attempt raises the bus's own OSError (ENODEV, ETIMEDOUT) unchanged
         self.nacks += 1
         self._rd(self.addr, reg, raw)
         self.nacks -= 1
-        if self._bad(raw):
-            raise ValueError("bq76952 crc")
-
-    @micropython.native
-    def _try(self, raw):
-        try:
-            self._rd(self.addr, self._reg, raw)
-        except OSError:
-            self.nacks += 1
-            return False
-        return not self._bad(raw)
-
-    @micropython.native
-    def _bad(self, raw):
         if self.crc and not self._check(raw):
             self.crc_errors += 1
-            return True
-        return False
+            raise ValueError("bq76952 crc")
 
     @micropython.native
     def _check(self, raw):
@@ -257,36 +270,29 @@ class BQ76952:
         CFGUPDATE, security mode) makes the driver `stale`: ua is forgotten (cc2_ma 0) until
         configure() verifies the settings again, so no current is scaled with a unit the part lost."""
         self._read(_BAT_STATUS, self._rf, _FRAME)
-        self._cells2(out_mv)
-        d = self._d
-        self.status = d[0] | (d[1] << 8)
-        if self._bs_ok >= 0 and (self.status & _BS_WATCH) != self._bs_ok:
+        w = self._fw
+        _unpack_frame(out_mv, self._d, self._map2, self.cells, w)
+        st = self.status = w[0]
+        if self._bs_ok >= 0 and (st & _BS_WATCH) != self._bs_ok:
             self.stale = True
             self.ua = 0
-        self.stack_mv = _s16(d, _STACK - _BAT_STATUS) * _USERV_MV
-        self.pack_mv = _s16(d, _PACK - _BAT_STATUS) * _USERV_MV
-        self.ld_mv = _s16(d, _LD - _BAT_STATUS) * _USERV_MV
-        raw = _s16(d, _CC2 - _BAT_STATUS)
+        self.stack_mv = w[1] * _USERV_MV
+        self.pack_mv = w[2] * _USERV_MV
+        self.ld_mv = w[3] * _USERV_MV
+        raw = w[4]
         self.cc2_sat = raw >= _CC2_FULL or raw < -_CC2_FULL
         self.cc2_ma = raw * self.ua
 
     @micropython.native
     def _cells(self, out_mv):
-        _unpack_cells(out_mv, self._d, self._map, self.cells)
-
-    @micropython.native
-    def _cells2(self, out_mv):
-        _unpack_cells(out_mv, self._d, self._map2, self.cells)
+        _unpack_frame(out_mv, self._d, self._map, self.cells, self._fw)  # w: not read_frame's block, unused
 
     def read_safety(self):
         """Safety Alert/Status A-C and PF Alert/Status A-D (0x02..0x11) into self.safety, and FET
         Status (0x7F) into self.fet_status; allocation-free (two reads: on a change of Battery
         Status SS/PF, and once a second)."""
         self._read(_SAFETY_A, self._r16, 16)
-        s = self.safety
-        d = self._d
-        for i in range(16):
-            s[i] = d[i]
+        _copy(self.safety, self._d, 16)
         self._read(_FET_STATUS, self._r1, 1)
         self.fet_status = self._d[0]
 

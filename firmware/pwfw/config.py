@@ -23,6 +23,7 @@ class Config:
         self.bad_keys = 0  # wrong unlock keys in a row
         self.lockout_at = None  # ticks when the last lock-out began
         self._over = None  # overrides(), kept current by each change: a state save does not load config_keys
+        self.gen = 0  # counts the changes applied: pwfw.protect copies its limits again only after one
         self._apply("init", board)  # chem, cells and every key's int attribute
         if not MICROPYTHON:
             self.hard_limits(board)
@@ -52,6 +53,7 @@ class Config:
         try:
             r = getattr(k, fn)(self, *args)
             self._over = k.overrides(self)  # not after a refused change: nothing was applied
+            self.gen += 1
             return r
         finally:
             k = None

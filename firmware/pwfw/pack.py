@@ -231,7 +231,15 @@ class Pack:
                 return self._lost_config()
             if self.afe_ready:
                 self.fault &= ~_F_AFE
-                self._supervise()
+                # Battery Status every sample (it came with the frame); Safety/PF/FET Status when SS
+                # or PF changes and every _SAFETY_EVERY samples
+                bs = afe.status & _BS_SSPF
+                n = self._safety_n - 1
+                if bs != self._bs or n < 0 or self.alert:
+                    self._bs = bs
+                    n = _SAFETY_EVERY - 1
+                    self._read_safety()
+                self._safety_n = n
             return True
         except OSError:
             self.fault |= _F_AFE
@@ -262,17 +270,6 @@ class Pack:
             self.notes.append(("afe_reset", 1, self.afe.status, None))
             self._next_conf = self._now
         return False
-
-    def _supervise(self):
-        """Battery Status every sample (it came with the frame); Safety/PF/FET Status when SS or PF
-        changes and every _SAFETY_EVERY samples."""
-        bs = self.afe.status & _BS_SSPF
-        n = self._safety_n - 1
-        if bs != self._bs or n < 0 or self.alert:
-            self._bs = bs
-            n = _SAFETY_EVERY - 1
-            self._read_safety()
-        self._safety_n = n
 
     @micropython.native
     def _read_safety(self):
@@ -347,7 +344,8 @@ class Pack:
             self._raw_sum = 0
             self._raw_n = 0
         self.raw_i_ma = raw
-        self.i_ma = self.cfg.current_ma(raw)
+        c = self.cfg
+        self.i_ma = c.current_ma(raw) if c.i_offset_ma or c.i_gain_ppm else raw  # current_ma(raw) is raw then
         self.i_ok = True
         if self._i_sat:
             self.fault |= _F_CURRENT

@@ -47,7 +47,7 @@ _HALF = const(0x20000000)
 
 # The state array: per alarm bit (8 each) the condition to set, to release, the value and index its
 # event reports, its set delay, whether a set/release timer runs and when it started; then scratch and
-# scalars; the event ring; the limits, copied from cfg at every check (a `set` applies at once).
+# scalars; the event ring; the limits, copied from cfg when it changes (a `set` applies at once).
 _ON = const(0)
 _OFF = const(8)
 _VAL = const(16)
@@ -75,7 +75,7 @@ _SIZE = const(158)
 
 @micropython.viper
 def _lims(s, c):
-    """The limits from cfg c into s[_L:] (every sample: a changed setting applies at the next one)."""
+    """The limits from cfg c into s[_L:] (after each change of cfg: it applies at the next sample)."""
     p = ptr32(s)
     p[130] = int(c.cell_ov_mv)
     p[131] = int(c.cell_ov_hyst_mv)
@@ -339,6 +339,7 @@ class Protect:
         # +1 / -1: the current sensor is at its full scale in that direction (set by App each sample):
         # the true current is at least that, so over-current is raised without waiting for oc_ms
         self.i_sat = 0
+        self._gen = -1  # cfg.gen when the limits were last copied
 
     @property
     def ev_count(self):
@@ -364,7 +365,10 @@ class Protect:
     def check(self, now_ms, cells_mv, stack_mv, i_ma, temps_dc):
         """Evaluate one sample; returns the mask of alarm bits that changed."""
         s = self._s
-        _lims(s, self.cfg)
+        g = self.cfg.gen
+        if g != self._gen:  # a change (set, load) applies at this sample
+            self._gen = g
+            _lims(s, self.cfg)
         s[_NOW] = now_ms
         s[_ISAT] = self.i_sat + 1
         s[_STK] = 0 if stack_mv is None else stack_mv + _BIAS

@@ -123,17 +123,23 @@ class Bq76952Fsm(Bq76952Prot):
 
     def dastatus6(self):
         """DASTATUS6's 32 response bytes into the subcommand buffer: accumulated charge as I4 whole
-        userAh + U4 fraction (floor: a negative charge has a positive fraction), time in U4 s. Its own
-        small function: the firmware reads it once a second and T1 counts what the chips allocate too."""
-        d = _MAH_US * self._ua10 // 10
-        whole = self.q // d
-        self._put4(_XBUF, whole)
-        self._put4(_XBUF + 4, (self.q - whole * d) * (1 << 32) // d)
+        userAh + U4 fraction (floor: a negative charge has a positive fraction), time in U4 s. Small
+        frames (each a bytecode frame under ~11 words, which MicroPython keeps off the heap): the
+        firmware reads it once a second and T1 and bench/rp2040's unix half count what the chips allocate."""
+        self._charge4(self.q, _MAH_US * self._ua10 // 10)
         self._put4(_XBUF + 8, self.q_t // 1000000)
         r = self.reg
         for i in range(_XBUF + 12, _XBUF + 32):
             r[i] = 0
         return 32
+
+    def _charge4(self, q, d):
+        whole = q // d
+        self._put4(_XBUF, whole)
+        # the fraction rem * 2**32 // d in two 16-bit steps: that product passes 2**62 (a big int, on
+        # the heap) on the 64-bit unix port once rem > 2**30
+        rem = (q - whole * d) << 16
+        self._put4(_XBUF + 4, ((rem // d) << 16) + ((rem % d) << 16) // d)
 
     def _put4(self, a, v):
         r = self.reg

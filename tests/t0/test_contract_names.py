@@ -61,3 +61,12 @@ def test_firmware_fet_bits_are_the_spec():
 def test_firmware_prot_names_are_the_spec():
     assert list(pack.PROT_NAMES) == BITS["prot"]
     assert app.PROT_NAMES is pack.PROT_NAMES
+
+
+def test_constants_copied_into_the_hot_path_match_their_owners():
+    # App.path() uses its own const copies (a module global or an imported name costs a lookup per
+    # sample on a board): each must equal the owner's
+    from pwfw import protect
+
+    assert app._RELAY_MASK == protect._RELAY_MASK
+    assert app._AFE_LOST_SAMPLES == pack._AFE_LOST_SAMPLES
