@@ -47,6 +47,9 @@ _LEARN_SIG = const(8000)      # a confident point: a sync, or sigma <= 0.8 % aft
 _LEARN_REST = const(600000)   # ... of 10 min or more (relaxed: NMC's slow RC, most of LFP's)
 _CALM_MS = const(1200000)     # after a window above C/10: no plateau corrections for 20 min (RC, hysteresis)
 _FLAT_UV = const(40000)       # "plateau": the OCV moves less than 40 mV over +-10 % around the estimate
+_TOP_SOC = const(900000)      # top of charge: the highest cell's OCV puts it above 90 % ...
+_TOP_SZ = const(80000)        # ... with sz <= 8 % ...
+_TOP_SLOPE = const(1000)      # ... where the OCV rises >= 10 mV per % (past the upper knee, not a plateau)
 
 # @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
@@ -295,6 +298,8 @@ class Estimator:
         self._ref_ppm = 0                                 # the last confident point (ppm) and its sigma
         self._ref_sig_ppm = 0                             # (0: none)
         self._cc_ppm = 0                                  # counted ppm since that point
+        self._told = False                                # a told state (set_soc, restore) no window confirmed
+        self._doubt_ppm = 0                               # what the voltage says it may be off by (ppm)
         for k in range(self.n):
             self._cell_d_ppm[k] = 0
             self._cell_pend_ppm[k] = 0
@@ -315,6 +320,7 @@ class Estimator:
         self._pend_ppm = 0
         self._sig_ppm = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
         self._started = True
+        self._told = True
         self._learn(self._soc_ppm, self._sig_ppm)         # a known state is a (weak) point for capacity learning
         self._report()
 
@@ -357,6 +363,7 @@ class Estimator:
                 self._cell_pend_ppm[k] = max(-300000, min(300000, cp[k])) if len(cp) == self.n else 0
             self._sig_cell_ppm = max(_SIG_MIN, min(_SIGD_MAX, int(d.get("sigd", 20000))))
         self._started = True
+        self._told = True
         self._learn(s + p, self._sig_ppm)
         self._report()
 
@@ -638,6 +645,7 @@ class Estimator:
     def _anchor(self, target, sig=_SYNC_SIG):
         # a sync: pull the pack to target (drifting); a confident point for capacity learning
         self.syncs += 1
+        self._proven()
         self._pend_ppm += target - (self._soc_ppm + self._pend_ppm)
         self._sig_ppm = sig
         self._learn(target, sig)
@@ -675,10 +683,53 @@ class Estimator:
         self._calm_ms = 0 if abs(i) > self.cap_mah // 10 else min(c, 1 << 28)
         ir = self._ir_err_uv(s, i)
         e = self._innovations(s, i)
-        sl = self._correct_pack(s, i, e, ir)
+        sl = 0 if self._top(s, i, ir) else self._correct_pack(s, i, e, ir)
         if self.n > 1:
             self._correct_cells(s, e, sl, ir)
         self._clear_win()
+
+    @micropython.native
+    def _top(self, s, i, ir):
+        """The top of charge: the highest cell past the upper knee on the charge branch places the pack
+        (its 100 % is that cell's), whatever the others on the plateau show; also after the charge was
+        cut there (CHG off, a cell_ov trip, a charger that stops), when no CV tail follows. True if used
+        (this window's pack correction)."""
+        m = self.m
+        hq = self._hyst_q15
+        if hq <= 0 or i < -(self.cap_mah * m.tail_c_pm // 1000):
+            return False
+        d = self._cell_d_ppm
+        pd = self._cell_pend_ppm
+        kh = 0
+        vh = -_PPM
+        for k in range(self.n):
+            v = self._win_cell_mv[k] + self._ocv(s + d[k] + pd[k])   # its measured OCV (uV)
+            if v > vh:
+                vh = v
+                kh = k
+        z = self._inv(vh, hq)
+        r = self._pack_err_uv(s + d[kh] + pd[kh], ir)
+        sz = (self._inv(vh + 2 * r, hq) - self._inv(vh - 2 * r, hq)) >> 2
+        if z < _TOP_SOC or sz > _TOP_SZ:
+            return False
+        self._ocv(z)
+        if self._slope_uv_pm < _TOP_SLOPE:
+            return False  # a plateau near the top (a fitted LFP's 80-95 %): the highest cell's offset is tens of %
+        # worth: the voltage's interval, and the tables' knee position, at most the distance to full
+        # (100 % is where every cell's charge ends)
+        sm = max(_SYNC_SIG, _rss(_SYNC_SIG >> 6, sz >> 6, min(m.soc_err_ppm, _PPM - z) >> 6, 0) << 6)
+        sig = self._sig_ppm
+        f = _gain(sig, sm)
+        x = max(-_PPM, min(_PPM, z - d[kh] - pd[kh] - self._soc_ppm - self._pend_ppm))
+        self._pend_ppm += x * (f >> 6) >> 9
+        self._sig_ppm = max(sm, (sig >> 5) * _sqrt1m(f) >> 10)
+        self._proven()
+        return True
+
+    def _proven(self):
+        # an anchor or a steep part of the OCV has placed the pack: a told state is no longer in doubt
+        self._told = False
+        self._doubt_ppm = 0
 
     def _tw(self):
         # degC away from the model's 25 degC (its characterisation): R and RC roughly double per 20 degC
@@ -774,10 +825,16 @@ class Estimator:
                     bad = False
                     break
                 a += 10 if a < 20 else (5 if a < 25 else 4)
+        if self._told and not flat and not bad and abs(d) > max(2 * sig, sz):
+            # a told state (persisted, set) that no window of this boot has confirmed, and the voltage
+            # puts the pack 2 sigma and its own sigma away: either may be right, so the reported sigma
+            # covers both (_doubt_ppm); the estimate stays (the voltage is no better than the prior)
+            self._doubt_ppm = max(self._doubt_ppm, abs(d) >> 1)
         if bad:   # inconsistent: the prior is wrong by about d; widen sigma to that first. Found
             # before much was counted, the last confident point was not what it claimed (a wrong
             # persisted state): no capacity learning from it. Later, counting (the capacity) is to blame.
             sig = max(sig, min(_SIG_MAX, abs(d)))
+            self._proven()                                # the told state is refuted: sigma says so
             if abs(self._cc_ppm) < _LEARN_D:
                 self._ref_sig_ppm = 0
         # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
@@ -795,6 +852,8 @@ class Estimator:
                 self._sig_ppm = max(_SIG_MIN, post, floor)
             else:
                 self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
+            if self._sig_ppm < sig0 and not flat:
+                self._proven()                            # a steep part confirmed the state
             if flat and self._sig_ppm < sig0:
                 # on a plateau a wrong state looks like a right one (a few mV of model error, relaxation
                 # or an unknown hysteresis branch span tens of %): the voltage may move the estimate
@@ -884,4 +943,4 @@ class Estimator:
         sp = self._sig_ppm // 100
         sd = self._sig_cell_ppm // 100 if n > 1 else 0
         p = self._pend_ppm
-        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + (p if p >= 0 else -p)) // 1000
+        self.sigma_pm = (_isqrt(sp * sp + sd * sd) * 100 + (p if p >= 0 else -p) + self._doubt_ppm) // 1000
