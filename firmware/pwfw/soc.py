@@ -47,9 +47,6 @@ _LEARN_SIG = const(8000)      # a confident point: a sync, or sigma <= 0.8 % aft
 _LEARN_REST = const(600000)   # ... of 10 min or more (relaxed: NMC's slow RC, most of LFP's)
 _CALM_MS = const(1200000)     # after a window above C/10: no plateau corrections for 20 min (RC, hysteresis)
 _FLAT_UV = const(40000)       # "plateau": the OCV moves less than 40 mV over +-10 % around the estimate
-_TOP_SOC = const(900000)      # top of charge: the highest cell's OCV puts it above 90 % ...
-_TOP_SZ = const(80000)        # ... with sz <= 8 % ...
-_TOP_SLOPE = const(1000)      # ... where the OCV rises >= 10 mV per % (past the upper knee, not a plateau)
 
 # @micropython.native keeps each call's frame on the C stack: bytecode frames this size would be
 # heap-allocated per call (compat.micropython is a no-op stand-in on CPython).
@@ -300,6 +297,8 @@ class Estimator:
         self._cc_ppm = 0                                  # counted ppm since that point
         self._told = False                                # a told state (set_soc, restore) no window confirmed
         self._doubt_ppm = 0                               # what the voltage says it may be off by (ppm)
+        self._top_ds = 0                                  # the top of charge's cell (_innovations)
+        self._top_de = 0
         for k in range(self.n):
             self._cell_d_ppm[k] = 0
             self._cell_pend_ppm[k] = 0
@@ -683,48 +682,11 @@ class Estimator:
         self._calm_ms = 0 if abs(i) > self.cap_mah // 10 else min(c, 1 << 28)
         ir = self._ir_err_uv(s, i)
         e = self._innovations(s, i)
-        sl = 0 if self._top(s, i, ir) else self._correct_pack(s, i, e, ir)
+        t = self._top_de  # at the top of charge (t != 0): at its highest cell (its SoC and innovation)
+        sl = self._correct_pack(s + self._top_ds, i, e + t, ir, t)
         if self.n > 1:
             self._correct_cells(s, e, sl, ir)
         self._clear_win()
-
-    @micropython.native
-    def _top(self, s, i, ir):
-        """The top of charge: the highest cell past the upper knee on the charge branch places the pack
-        (its 100 % is that cell's), whatever the others on the plateau show; also after the charge was
-        cut there (CHG off, a cell_ov trip, a charger that stops), when no CV tail follows. True if used
-        (this window's pack correction)."""
-        m = self.m
-        hq = self._hyst_q15
-        if hq <= 0 or i < -(self.cap_mah * m.tail_c_pm // 1000):
-            return False
-        d = self._cell_d_ppm
-        pd = self._cell_pend_ppm
-        kh = 0
-        vh = -_PPM
-        for k in range(self.n):
-            v = self._win_cell_mv[k] + self._ocv(s + d[k] + pd[k])   # its measured OCV (uV)
-            if v > vh:
-                vh = v
-                kh = k
-        z = self._inv(vh, hq)
-        r = self._pack_err_uv(s + d[kh] + pd[kh], ir)
-        sz = (self._inv(vh + 2 * r, hq) - self._inv(vh - 2 * r, hq)) >> 2
-        if z < _TOP_SOC or sz > _TOP_SZ:
-            return False
-        self._ocv(z)
-        if self._slope_uv_pm < _TOP_SLOPE:
-            return False  # a plateau near the top (a fitted LFP's 80-95 %): the highest cell's offset is tens of %
-        # worth: the voltage's interval, and the tables' knee position, at most the distance to full
-        # (100 % is where every cell's charge ends)
-        sm = max(_SYNC_SIG, _rss(_SYNC_SIG >> 6, sz >> 6, min(m.soc_err_ppm, _PPM - z) >> 6, 0) << 6)
-        sig = self._sig_ppm
-        f = _gain(sig, sm)
-        x = max(-_PPM, min(_PPM, z - d[kh] - pd[kh] - self._soc_ppm - self._pend_ppm))
-        self._pend_ppm += x * (f >> 6) >> 9
-        self._sig_ppm = max(sm, (sig >> 5) * _sqrt1m(f) >> 10)
-        self._proven()
-        return True
 
     def _proven(self):
         # an anchor or a steep part of the OCV has placed the pack: a told state is no longer in doubt
@@ -755,14 +717,30 @@ class Estimator:
         comp = i * self._tab(self._r0, s) // 1000 + self._win_rc_uv // wn
         se = 0
         sg = 0
+        vh = 0
+        kh = 0
         for k in range(n):
             vk = (vs[k] // wn) * 1000 + (vs[k] % wn) * 1000 // wn - comp
             pk = self._ocv(s + self._cell_d_ppm[k] + self._cell_pend_ppm[k])
+            if vk > vh:
+                vh = vk
+                kh = k
             vs[k] = max(-300000, min(300000, vk - pk))
             se += vs[k]
             sg += self._slope_uv_pm
         self._slope_mean = max(1, sg // n)
-        return se // n
+        # The top of charge: the highest cell past the upper knee (Model.v_top_uv) on the charge branch
+        # places the pack, whatever the others show on the plateau (its 100 % is the pack's), also after
+        # a charge cut there (CHG off, cell_ov: no CV tail follows): the window's
+        # pack correction is then made at that cell (_top_ds: its SoC minus the pack's; _top_de: its
+        # innovation minus the mean, which the per-cell corrections keep)
+        e = se // n
+        self._top_ds = 0
+        self._top_de = 0
+        if vh >= self.m.v_top_uv and self._hyst_q15 > 0:
+            self._top_ds = self._cell_d_ppm[kh] + self._cell_pend_ppm[kh]
+            self._top_de = vs[kh] - e
+        return e
 
     @micropython.native
     def _pack_err_uv(self, s, ir):
@@ -778,9 +756,10 @@ class Estimator:
         return max(500, min(120000, _rss(m.cell_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
 
     @micropython.native
-    def _correct_pack(self, s, i, e, ir):
+    def _correct_pack(self, s, i, e, ir, top):
         """Pack update in the SoC domain from the mean innovation e (uV) at the window's estimate s (ppm)
-        and mean current i (mA). Returns the surface-lag allowance (ppm) the per-cell part uses.
+        and mean current i (mA). Returns the surface-lag allowance (ppm) the per-cell part uses. top: at
+        the top of charge s and e are its highest cell's (_innovations), used whatever the prior.
 
         Through the inverse OCV on the current branch: z is where the measured OCV puts the pack, sz a
         quarter of the SoC interval that +-2r spans (= r / slope where the OCV is straight; wider where
@@ -789,7 +768,8 @@ class Estimator:
         after a long rest with the branch known it is narrow and corrects. Global inversion, not a local
         slope: a small steep bit or a knee edge next to a plateau cannot fake information."""
         hq = self._hyst_q15
-        flat = self._ocv(s + 100000) - self._ocv(s - 100000) < _FLAT_UV
+        # (at the top of charge s is the highest cell's, and its voltage is past the knee: not flat)
+        flat = not top and self._ocv(s + 100000) - self._ocv(s - 100000) < _FLAT_UV
         if flat and self._calm_ms < _CALM_MS:
             # on a plateau under or just after a load the voltage is not at rest (IR and RC at another
             # temperature or age than the model's, hysteresis): it would only move a right state or
@@ -825,11 +805,12 @@ class Estimator:
                     bad = False
                     break
                 a += 10 if a < 20 else (5 if a < 25 else 4)
-        if self._told and not flat and not bad and abs(d) > max(2 * sig, sz):
+        x = abs(d)
+        if self._told and not (flat or bad) and x > 2 * sig and x > sz:
             # a told state (persisted, set) that no window of this boot has confirmed, and the voltage
             # puts the pack 2 sigma and its own sigma away: either may be right, so the reported sigma
             # covers both (_doubt_ppm); the estimate stays (the voltage is no better than the prior)
-            self._doubt_ppm = max(self._doubt_ppm, abs(d) >> 1)
+            self._doubt_ppm = x >> 1
         if bad:   # inconsistent: the prior is wrong by about d; widen sigma to that first. Found
             # before much was counted, the last confident point was not what it claimed (a wrong
             # persisted state): no capacity learning from it. Later, counting (the capacity) is to blame.
@@ -839,7 +820,7 @@ class Estimator:
                 self._ref_sig_ppm = 0
         # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
         # it would only bias), or when it has just shown the prior to be wrong
-        if sz <= sig or bad:
+        if sz <= sig or bad or top:
             f = _gain(sig, sz)
             self._pend_ppm += d * (f >> 6) >> 9
             post = (sig >> 5) * _sqrt1m(f) >> 10
@@ -852,13 +833,14 @@ class Estimator:
                 self._sig_ppm = max(_SIG_MIN, post, floor)
             else:
                 self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
-            if self._sig_ppm < sig0 and not flat:
-                self._proven()                            # a steep part confirmed the state
-            if flat and self._sig_ppm < sig0:
-                # on a plateau a wrong state looks like a right one (a few mV of model error, relaxation
-                # or an unknown hysteresis branch span tens of %): the voltage may move the estimate
-                # and widen its sigma, never narrow it; only an anchor (full, empty, a knee) does
-                self._sig_ppm = sig0
+            if self._sig_ppm < sig0:
+                if flat:
+                    # on a plateau a wrong state looks like a right one (a few mV of model error, relaxation
+                    # or an unknown hysteresis branch span tens of %): the voltage may move the estimate
+                    # and widen its sigma, never narrow it; only an anchor (full, empty, a knee) does
+                    self._sig_ppm = sig0
+                else:
+                    self._proven()                        # a steep part confirmed the state
             if self._rest_ms >= _LEARN_REST and self._sig_ppm <= _LEARN_SIG:
                 self._learn(self._soc_ppm + self._pend_ppm, self._sig_ppm)
         else:
