@@ -269,6 +269,10 @@ class Estimator:
         self._ref_ppm = 0                                 # the last confident point (ppm) and its sigma
         self._ref_sig_ppm = 0                             # (0: none)
         self._cc_ppm = 0                                  # counted ppm since that point
+        self._told = False                                # a told state (set_soc, restore) no window confirmed
+        self._doubt_ppm = 0                               # what the voltage says it may be off by (ppm)
+        self._top_ds = 0                                  # the top of charge's cell (_innovations)
+        self._top_de = 0
         for k in range(self.n):
             self._cell_d_ppm[k] = 0
             self._cell_pend_ppm[k] = 0
@@ -289,6 +293,7 @@ class Estimator:
         self._pend_ppm = 0
         self._sig_ppm = max(_SIG_MIN, min(_SIG_MAX, int(sigma_pm) * 1000))
         self._started = True
+        self._told = True
         self._learn(self._soc_ppm, self._sig_ppm)         # a known state is a (weak) point for capacity learning
         self._report()
 
@@ -331,6 +336,7 @@ class Estimator:
                 self._cell_pend_ppm[k] = max(-300000, min(300000, cp[k])) if len(cp) == self.n else 0
             self._sig_cell_ppm = max(_SIG_MIN, min(_SIGD_MAX, int(d.get("sigd", 20000))))
         self._started = True
+        self._told = True
         self._learn(s + p, self._sig_ppm)
         self._report()
 
@@ -699,6 +705,7 @@ class Estimator:
     def _anchor(self, target, sig=_SYNC_SIG):
         # a sync: pull the pack to target (drifting); a confident point for capacity learning
         self.syncs += 1
+        self._proven()
         self._pend_ppm += target - (self._soc_ppm + self._pend_ppm)
         self._sig_ppm = sig
         self._learn(target, sig)
@@ -736,10 +743,16 @@ class Estimator:
         self._calm_ms = 0 if abs(i) > self.cap_mah // 10 else min(c, 1 << 28)
         ir = self._ir_err_uv(s, i)
         e = self._innovations(s, i)
-        sl = self._correct_pack(s, i, e, ir)
+        t = self._top_de  # at the top of charge (t != 0): at its highest cell (its SoC and innovation)
+        sl = self._correct_pack(s + self._top_ds, i, e + t, ir, t)
         if self.n > 1:
             self._correct_cells(s, e, sl, ir)
         self._clear_win()
+
+    def _proven(self):
+        # an anchor or a steep part of the OCV has placed the pack: a told state is no longer in doubt
+        self._told = False
+        self._doubt_ppm = 0
 
     def _tw(self):
         # degC away from the model's 25 degC (its characterisation): R and RC roughly double per 20 degC
@@ -765,14 +778,30 @@ class Estimator:
         comp = i * self._tab(self._r0, s) // 1000 + self._win_rc_uv // wn
         se = 0
         sg = 0
+        vh = 0
+        kh = 0
         for k in range(n):
             vk = (vs[k] // wn) * 1000 + (vs[k] % wn) * 1000 // wn - comp
             pk = self._ocv(s + self._cell_d_ppm[k] + self._cell_pend_ppm[k])
+            if vk > vh:
+                vh = vk
+                kh = k
             vs[k] = max(-300000, min(300000, vk - pk))
             se += vs[k]
             sg += self._slope_uv_pm
         self._slope_mean = max(1, sg // n)
-        return se // n
+        # The top of charge: the highest cell past the upper knee (Model.v_top_uv) on the charge branch
+        # places the pack, whatever the others show on the plateau (its 100 % is the pack's), also after
+        # a charge cut there (CHG off, cell_ov: no CV tail follows): the window's
+        # pack correction is then made at that cell (_top_ds: its SoC minus the pack's; _top_de: its
+        # innovation minus the mean, which the per-cell corrections keep)
+        e = se // n
+        self._top_ds = 0
+        self._top_de = 0
+        if vh >= self.m.v_top_uv and self._hyst_q15 > 0:
+            self._top_ds = self._cell_d_ppm[kh] + self._cell_pend_ppm[kh]
+            self._top_de = vs[kh] - e
+        return e
 
     @micropython.native
     def _pack_err_uv(self, s, ir):
@@ -788,9 +817,10 @@ class Estimator:
         return max(500, min(120000, _rss(m.cell_err_uv >> 3, hu >> 3, ir >> 3, rlx >> 3) << 3))
 
     @micropython.native
-    def _correct_pack(self, s, i, e, ir):
+    def _correct_pack(self, s, i, e, ir, top):
         """Pack update in the SoC domain from the mean innovation e (uV) at the window's estimate s (ppm)
-        and mean current i (mA). Returns the surface-lag allowance (ppm) the per-cell part uses.
+        and mean current i (mA). Returns the surface-lag allowance (ppm) the per-cell part uses. top: at
+        the top of charge s and e are its highest cell's (_innovations), used whatever the prior.
 
         Through the inverse OCV on the current branch: z is where the measured OCV puts the pack, sz a
         quarter of the SoC interval that +-2r spans (= r / slope where the OCV is straight; wider where
@@ -799,7 +829,8 @@ class Estimator:
         after a long rest with the branch known it is narrow and corrects. Global inversion, not a local
         slope: a small steep bit or a knee edge next to a plateau cannot fake information."""
         hq = self._hyst_q15
-        flat = self._ocv(s + 100000) - self._ocv(s - 100000) < _FLAT_UV
+        # (at the top of charge s is the highest cell's, and its voltage is past the knee: not flat)
+        flat = not top and self._ocv(s + 100000) - self._ocv(s - 100000) < _FLAT_UV
         if flat and self._calm_ms < _CALM_MS:
             # on a plateau under or just after a load the voltage is not at rest (IR and RC at another
             # temperature or age than the model's, hysteresis): it would only move a right state or
@@ -835,15 +866,22 @@ class Estimator:
                     bad = False
                     break
                 a += 10 if a < 20 else (5 if a < 25 else 4)
+        x = abs(d)
+        if self._told and not (flat or bad) and x > 2 * sig and x > sz:
+            # a told state (persisted, set) that no window of this boot has confirmed, and the voltage
+            # puts the pack 2 sigma and its own sigma away: either may be right, so the reported sigma
+            # covers both (_doubt_ppm); the estimate stays (the voltage is no better than the prior)
+            self._doubt_ppm = x >> 1
         if bad:   # inconsistent: the prior is wrong by about d; widen sigma to that first. Found
             # before much was counted, the last confident point was not what it claimed (a wrong
             # persisted state): no capacity learning from it. Later, counting (the capacity) is to blame.
             sig = max(sig, min(_SIG_MAX, abs(d)))
+            self._proven()                                # the told state is refuted: sigma says so
             if abs(self._cc_ppm) < _LEARN_D:
                 self._ref_sig_ppm = 0
         # the voltage is used when it is at least as good as the prior (else, on a plateau or under load,
         # it would only bias), or when it has just shown the prior to be wrong
-        if sz <= sig or bad:
+        if sz <= sig or bad or top:
             f = _gain(sig, sz)
             self._pend_ppm += d * (f >> 6) >> 9
             post = (sig >> 5) * _sqrt1m(f) >> 10
@@ -856,11 +894,14 @@ class Estimator:
                 self._sig_ppm = max(_SIG_MIN, post, floor)
             else:
                 self._sig_ppm = max(_SIG_MIN, post, min(sig, floor))
-            if flat and self._sig_ppm < sig0:
-                # on a plateau a wrong state looks like a right one (a few mV of model error, relaxation
-                # or an unknown hysteresis branch span tens of %): the voltage may move the estimate
-                # and widen its sigma, never narrow it; only an anchor (full, empty, a knee) does
-                self._sig_ppm = sig0
+            if self._sig_ppm < sig0:
+                if flat:
+                    # on a plateau a wrong state looks like a right one (a few mV of model error, relaxation
+                    # or an unknown hysteresis branch span tens of %): the voltage may move the estimate
+                    # and widen its sigma, never narrow it; only an anchor (full, empty, a knee) does
+                    self._sig_ppm = sig0
+                else:
+                    self._proven()                        # a steep part confirmed the state
             if self._rest_ms >= _LEARN_REST and self._sig_ppm <= _LEARN_SIG:
                 self._learn(self._soc_ppm + self._pend_ppm, self._sig_ppm)
         else:
@@ -963,7 +1004,7 @@ class Estimator:
         sp = int(self._sig_ppm) // 100
         sd = int(self._sig_cell_ppm) // 100 if n > 1 else 0
         p = int(self._pend_ppm)
-        self.sigma_pm = (int(_isqrt(sp * sp + sd * sd)) * 100 + (p if p >= 0 else 0 - p)) // 1000
+        self.sigma_pm = (int(_isqrt(sp * sp + sd * sd)) * 100 + (p if p >= 0 else 0 - p) + int(self._doubt_ppm)) // 1000
 
 
 _sample = Estimator._sample

@@ -85,6 +85,14 @@ def _build(self, d):
     self.soc_err_ppm = min(200000, int(float(d.get("table_soc_err_pct", 0.0)) * 10000))
     # typical OCV slope (uV per pm) over 20…80 %: where the slow RC branch was fitted
     self.g_mid = max(1, (self.mid[GRID_PM.index(800)] - self.mid[GRID_PM.index(200)]) // 600)
+    # the top of charge (pwfw.soc._innovations): the charge-branch OCV from which the table rises >= 10 mV
+    # per % up to full, from 90 % on (past the upper knee: not a plateau near the top, where the highest of
+    # 16 cells' sensor offsets reads tens of %); none: never
+    j = n - 1
+    while j > 0 and GRID_PM[j - 1] >= 900 and (self.mid[j] + self.half[j] - self.mid[j - 1] - self.half[j - 1]
+                                                >= 1000 * (GRID_PM[j] - GRID_PM[j - 1])):
+        j -= 1
+    self.v_top_uv = self.mid[j] + self.half[j] if j < n - 1 else 1 << 29
     for j in range(1, n):  # interpolation products must stay small ints
         if abs(self.mid[j] - self.mid[j - 1]) * (GRID_PM[j] - GRID_PM[j - 1]) * 10 >= 1 << 29:
             raise ValueError("model: OCV step too large between grid points")
