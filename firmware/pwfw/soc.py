@@ -341,7 +341,6 @@ class Estimator:
         self._report()
 
     # ---- tables ------------------------------------------------------------------------------
-    @micropython.native
     def _tab(self, tab, s):
         return _tab_v(tab, self.m.soc, s)
 
@@ -353,13 +352,11 @@ class Estimator:
         self._slope_uv_pm = self._slope[0]
         return v
 
-    @micropython.native
     def _inv(self, v, hq):
         # SoC (ppm) where mid + h*half == v (hq: h in Q15, +_H1 charge branch, -_H1 discharge)
         m = self.m
         return _inv_v(m.soc, m.mid, m.half, v, hq >> 5)
 
-    @micropython.native
     def _lag(self, s):
         # surface - bulk SoC (ppm): the current filtered by the slow RC (v2 / r2) times tau2 / capacity
         # (a sphere: surface - mean = I*tau_D/15 with its slowest mode tau2 ~ tau_D/20). At most what v2
