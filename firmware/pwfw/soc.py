@@ -361,12 +361,26 @@ class Estimator:
         # surface - bulk SoC (ppm): the current filtered by the slow RC (v2 / r2) times tau2 / capacity
         # (a sphere: surface - mean = I*tau_D/15 with its slowest mode tau2 ~ tau_D/20). At most what v2
         # amounts to on the mid-range slope: there the RC branch was fitted and the lag is all it sees.
+        # Bytecode in few locals and no builtin calls: its frame stays within the ~11 words MicroPython
+        # keeps on the C stack (0 B per call), and its native code was rp2 heap (once per window).
         r2 = self._tab(self._r2, s)
         if r2 <= 0:
             return 0
-        c = max(-5000, min(5000, self._rc2_uv * 1000 // r2 * 1000 // self.cap_mah))   # C-rate, per mille
-        x = min(300000, abs(c) * min(36000, self.m.tau2_ms // 1000) // 18 * 5,
-                abs(self._rc2_uv) * 1000 // self.m.g_mid)
+        c = self._rc2_uv * 1000 // r2 * 1000 // self.cap_mah   # C-rate, per mille
+        if c > 5000:
+            c = 5000
+        elif c < -5000:
+            c = -5000
+        s = self.m.tau2_ms // 1000
+        if s > 36000:
+            s = 36000
+        x = (c if c >= 0 else -c) * s // 18 * 5
+        if x > 300000:
+            x = 300000
+        r2 = self._rc2_uv
+        r2 = (r2 if r2 >= 0 else -r2) * 1000 // self.m.g_mid
+        if r2 < x:
+            x = r2
         return x if c > 0 else -x
 
     # ---- the update --------------------------------------------------------------------------
