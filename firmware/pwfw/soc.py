@@ -222,6 +222,7 @@ class Estimator:
         self._cell_d_ppm = array("i", [0] * n_cells)      # per-cell SoC minus pack average (ppm)
         self._cell_pend_ppm = array("i", [0] * n_cells)   # their pending corrections (ppm)
         self._win_cell_mv = array("i", [0] * n_cells)     # window sums of cell mV (then: innovations, uV)
+        self._win_n = 0                         # (set again by _clear_win; here first, for its type)
         self.fault = 0                          # bit0: implausible cell voltage seen (sample skipped)
         self.t_dc = None
         self._slope_uv_pm = 1                   # OCV slope (uV per pm) of the last _ocv() lookup
