@@ -57,6 +57,7 @@ class Link:
         self.received = 0
         self.repl_seen = False    # a friendly-REPL prompt came by: the firmware is not running
         self.uid = None
+        self._tail = b""          # the last bytes read: a prompt may come split over reads
         self._reads = 0
         self._watches = []
         self._lock = threading.Lock()
@@ -85,8 +86,10 @@ class Link:
         if not data:
             return
         self.received += len(data)
-        if REPL_PROMPT in data:
+        seen = self._tail + data
+        if REPL_PROMPT in seen:
             self.repl_seen = True
+        self._tail = seen[1 - len(REPL_PROMPT):]
         with self._lock:
             watches = [w for w in self._watches if w.hit is None and w.since <= k]
         for w in watches:
