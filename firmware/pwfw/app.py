@@ -264,7 +264,7 @@ class App:
         """The power path (relay / contactor) as sample() drives it: closed only with the AFE
         configured and verified, answering, and no alarm that opens it (fail safe)."""
         p = self.pack
-        # prot.relay_ok() and not p.afe_lost(), inline (two native calls less per sample)
+        # prot.relay_ok() and the AFE's silence (pack's _AFE_LOST_SAMPLES), inline: two native calls less per sample
         if p.afe_ready and not self.prot.alarm & _RELAY_MASK and p.afe_misses < _AFE_LOST_SAMPLES:
             if p.safe_off:  # sensors lost: open, unless the board keeps discharge on (failsafe.keep_dsg)
                 return _FET_DSG if p.keep_dsg else 0

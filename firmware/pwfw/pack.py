@@ -27,7 +27,7 @@ _F_I_STUCK = const(2048)
 _F_T_CROSS = const(4096)
 _CRC_RECONF = const(3)  # samples in a row with CRC errors on a CRC board: the part may have reset into plain I2C
 _CHARGE_MA = const(100)  # above this the pack is charging (a charger is there): no deep-discharge shutdown
-_AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection
+_AFE_LOST_SAMPLES = const(20)  # relay opens when the AFE stays silent this long: no data, no protection (App.path)
 _TEMP_MS = const(1000)  # temperatures are read once a second: thermal time constants are minutes
 _STUCK_READS = const(60)  # an NTC whose raw code never moves for a minute is stuck
 _RECONF_MS = const(5000)  # an AFE that could not be configured is tried again this often (power path open)
@@ -208,11 +208,6 @@ class Pack:
             return False  # the next sample tries again
         self.shut = True
         return True
-
-    @micropython.native
-    def afe_lost(self):
-        """The AFE has been silent for _AFE_LOST_SAMPLES samples: no data, so no protection."""
-        return self.afe_misses >= _AFE_LOST_SAMPLES
 
     def _reconfigure(self, now):
         self._next_conf = ticks_add(now, _RECONF_MS)
