@@ -162,6 +162,12 @@ class Lockstep:
         while self._pending is not None and self._pending_due() <= 0:
             self._answer(*self._pending)
             self._parse_requests()
+        if self._pending is not None and self._specq and not self._spec_taken(*self._pending):
+            # held at a step other than the one computed ahead (the firmware woke early, or an ALERT
+            # sample): undo those steps now, not when the hold lifts, so the plant stands where the
+            # firmware is while a test looks at it
+            self.spec_misses += 1
+            self._unspec()
 
     # --- stepping the plant ---------------------------------------------------------------------
     # Pipelining: the firmware (one core) and the plant (this thread, the other core) run in
@@ -188,7 +194,7 @@ class Lockstep:
         q = self._specq
         if q:
             sp = q[0]
-            if sp[0] == t_ms and sp[1] == outputs and cut_us < 0 and sp[5] == bal:
+            if self._spec_taken(t_ms, outputs, cut_us, bal):
                 del q[0]
                 self.spec_hits += 1  # the firmware has taken the reply we sent ahead
                 self._learn(sp[3])
@@ -220,6 +226,11 @@ class Lockstep:
             self._next = ((t_ms + d) & 0xFFFFFFFF, outputs, d, bal, 0)
         else:
             self._next = None
+
+    def _spec_taken(self, t_ms, outputs, cut_us, bal):
+        """The request is the oldest step computed ahead (the firmware took the reply sent ahead)."""
+        sp = self._specq[0]
+        return sp[0] == t_ms and sp[1] == outputs and cut_us < 0 and sp[5] == bal
 
     def _learn(self, dt):
         """One more step the firmware took, dt ms long, into the history _predict reads."""
