@@ -5,6 +5,7 @@ module: test files never import from a conftest (pytest loads several, all named
 never edit sys.path themselves. conftest.py files hold fixtures and hooks only.
 """
 import bisect
+import json
 import os
 import select
 import subprocess
@@ -228,3 +229,15 @@ def soc_vs_truth(reports, truth, t0_ms=0, t1_ms=None):
                 continue
             pairs.append((row[0], r["soc_pm"] / 10.0, r["sig_pm"] / 10.0, row[9] * 100.0))
     return SocCheck(sorted(pairs))
+
+
+def board_ntc(name):
+    """The `ntc` block of boards/NAME.json."""
+    return json.loads((ROOT / "boards" / (name + ".json")).read_text())["ntc"]
+
+
+def ntc_code(cfg, r):
+    """The ideal read_u16 code of a board's NTC divider with the NTC at resistance r (ratiometric)."""
+    rf, rs = cfg["r_fixed"], cfg.get("r_series", 0)
+    f = rf / (r + rs + rf) if cfg.get("ntc_on_top") else (r + rs) / (r + rs + rf)
+    return round(f * 65536)

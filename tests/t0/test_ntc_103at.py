@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pwfw.ntc import Ntc, load_part
-from tests.support import ROOT
+from tests.support import ROOT, board_ntc as board, ntc_code as code_of
 
 # SEMITEC AT thermistor data sheet, 103AT, nominal kOhm (10 °C steps), as published in
 # gist.github.com/ti-nspire/28b50ebd1ce51045068a65674861f060
@@ -23,16 +23,6 @@ ONE_DEGREE = [40560, 38760, 37050, 35430, 33890, 32430, 31040, 29720, 28470, 272
               11630, 11200, 10780, 10380, 10000, 9632, 9281, 8944, 8622, 8313,
               8015, 7729, 7455, 7192, 6941, 6699, 6468, 6246, 6033, 5828,
               5630, 5439, 5256, 5080, 4912, 4749, 4594, 4444, 4300, 4161]
-
-
-def board(name):
-    return json.loads((ROOT / "boards" / (name + ".json")).read_text())["ntc"]
-
-
-def code_of(cfg, r):
-    rf, rs = cfg["r_fixed"], cfg.get("r_series", 0)
-    f = rf / (r + rs + rf) if cfg.get("ntc_on_top") else (r + rs) / (r + rs + rf)
-    return round(f * 65536)
 
 
 def test_the_shipped_table_is_the_published_one():

@@ -3,27 +3,14 @@ default part's manufacturer table, firmware/pwfw/models/ntc_b57330v2103.json), t
 board files' dividers and the simulated ports' ADCs with their non-idealities (RP2040-E11 DNL spikes
 and noise; the ESP32's specified 150-2450 mV range and a rail that is not 3.300 V). Expected values
 are the table's temperatures; the divider voltage comes from the table's resistance."""
-import json
-
 import pytest
 
 from hil.chips.adc import AdcHal, NtcAdcSim
 from pwfw.ntc import Ntc, load_part
-from tests.support import ROOT
+from tests.support import board_ntc as board, ntc_code as code_of
 
 RT = load_part("b57330v2103")
 SPAN = [(t, r) for t, r in RT if -30 <= t <= 80]  # the range the error is specified over
-
-
-def board(name):
-    return json.loads((ROOT / "boards" / (name + ".json")).read_text())["ntc"]
-
-
-def code_of(cfg, r):
-    """The ideal read_u16 code of the divider with the NTC at resistance r (ratiometric)."""
-    rf, rs = cfg["r_fixed"], cfg.get("r_series", 0)
-    f = rf / (r + rs + rf) if cfg.get("ntc_on_top") else (r + rs) / (r + rs + rf)
-    return round(f * 65536)
 
 
 def test_the_shipped_table_is_a_10k_b3435_part():
