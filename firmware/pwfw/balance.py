@@ -91,8 +91,12 @@ class Balancer:
                 self._anew()
             return
         q[3] = 1
-        if pack.i_ma > 0 and 0 < q[4] < 10000:
-            q[1] += pack.i_ma * q[4]
+        # the accumulator's mean since the last sample (pwfw.plaus.Counter), not the instant's reading:
+        # under an inverter's or charger's ripple a once-a-second sample is not the charge that flowed.
+        # Exact while this runs on every sample (sample_ms >= 1000); at faster sampling, the last
+        # interval's mean (100 ms: whole periods of a 100/120 Hz ripple)
+        if pack.i_avg_ma > 0 and 0 < q[4] < 10000:
+            q[1] += pack.i_avg_ma * q[4]
             q[0] += q[1] // 3600000
             q[1] %= 3600000
         self._cross(pack.cells)

@@ -98,7 +98,9 @@ def run(bal, now, pack, est):
         die = pack.afe.read_int_dk() - 2732  # the AFE's die: its balancing FETs heat it
     except (OSError, ValueError):
         die = None
-    m = choose(bal, now, cells, pack.i_ma, pack.temps, die)
+    # the direction from the accumulator's mean, not the instant's reading (a 100 Hz ripple's trough
+    # read as a discharge held the goals from the last top of charge)
+    m = choose(bal, now, cells, pack.i_avg_ma, pack.temps, die)
     st[_BLED] = 0
     hi = 0
     k = 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hil.hal_fake import FakeHal
+from hil.hal_ripple import RippleHal
 from pwfw.app import App
 from pwfw.balance import Balancer
 from pwfw.balance_cmd import WHY
@@ -123,7 +124,7 @@ def test_estimator_moves_the_bled_cell_by_its_charge():
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    hal = FakeHal(BOARD)
+    hal = RippleHal(BOARD)  # FakeHal whose AFE accumulates the charge: balancing counts from it
     a = App(hal)
     a.hal_ = hal
     run = frame_runner(a, hal)
@@ -273,6 +274,47 @@ def test_the_charge_between_two_cells_reaching_the_start_voltage_is_the_first_on
         assert abs(b.goal_mah[k] - left) <= 20, (k, b.goal_mah[k], left)
     assert b.goal_mah[3] > 5 * (3420 - 3350 - 5) * 5  # far more than the voltage alone shows (325 mAh)
     assert all(b.goal_mah[k] == 0 for k in range(16) if k not in (3, 6))
+
+
+def test_the_charge_to_bleed_is_the_charge_that_flowed_under_a_ripple(tmp_path, monkeypatch):
+    # the same two crossings under a 20 A charge with a 100 Hz, 5 A peak ripple (an inverter's), sampled
+    # once a second: every sample reads the ripple at about the same phase, so their mean is not the
+    # current. The goals must be the charge that flowed (the ripple HAL's truth, q_true), as the AFE's
+    # accumulator counts it, not the sampled one; the direction also from the mean (a trough sampled at
+    # the end of the charge is not a discharge)
+    monkeypatch.chdir(tmp_path)
+    hal = RippleHal(dict(BOARD, sample_ms=1000, report_ms=1000), ripple=(5.0, 100.0))
+    app = App(hal)
+    run = frame_runner(app, hal)
+    seen = []
+    sample = app.sample
+
+    def spy(now):
+        sample(now)
+        seen.append(app.pack.i_ma)
+
+    app.sample = spy
+    hal.set(cells=[3350] * 16, i_ma=20000)
+    run(30000)
+    c = [3350] * 16
+    c[3] = 3400
+    hal.set(cells=list(c))
+    q3 = hal.q_true
+    run(360000)
+    c[3], c[6] = 3420, 3400
+    hal.set(cells=c)
+    q6 = hal.q_true
+    run(180000)
+    q_end = hal.q_true
+    sampled = sum(seen) / len(seen)
+    assert abs(sampled - 20000) > 2000, sampled  # the scenario bites: the samples alias the ripple
+    hal.set(i_ma=0)
+    run(61000)
+    b = app.bal
+    for k, q in ((3, q3), (6, q6)):
+        left = (q_end - q) / 3600000 - b.bled_mah[k]
+        # each crossing seen on the 1 s balancing tick: 5.6 mAh a second, a few
+        assert abs(b.goal_mah[k] - left) <= 20, (k, b.goal_mah[k], left)
 
 
 def test_balance_command_refusals_are_one_clear_line(app):
