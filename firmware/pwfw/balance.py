@@ -96,9 +96,13 @@ class Balancer:
         # Exact while this runs on every sample (sample_ms >= 1000); at faster sampling, the last
         # interval's mean (100 ms: whole periods of a 100/120 Hz ripple)
         if pack.i_avg_ma > 0 and 0 < q[4] < 10000:
-            q[1] += pack.i_avg_ma * q[4]
-            q[0] += q[1] // 3600000
-            q[1] %= 3600000
+            # split before it is stored: hundreds of A over seconds pass q's 32-bit words (no new
+            # local: see above)
+            q[0] += pack.i_avg_ma * q[4] // 3600000
+            q[1] += pack.i_avg_ma * q[4] % 3600000
+            if q[1] >= 3600000:
+                q[0] += 1
+                q[1] -= 3600000
         self._cross(pack.cells)
 
     def _anew(self):
