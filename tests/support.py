@@ -5,7 +5,6 @@ module: test files never import from a conftest (pytest loads several, all named
 never edit sys.path themselves. conftest.py files hold fixtures and hooks only.
 """
 import bisect
-import json
 import os
 import select
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from packwatch.boardfile import load_board
 from packwatch.protocol import Decoder, encode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,8 +232,8 @@ def soc_vs_truth(reports, truth, t0_ms=0, t1_ms=None):
 
 
 def board_ntc(name):
-    """The `ntc` block of boards/NAME.json."""
-    return json.loads((ROOT / "boards" / (name + ".json")).read_text())["ntc"]
+    """The `ntc` block of boards/NAME.json (read and checked as the CLI reads it)."""
+    return load_board(ROOT / "boards" / (name + ".json"))["ntc"]
 
 
 def ntc_code(cfg, r):
