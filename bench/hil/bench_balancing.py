@@ -31,12 +31,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "firmware"))
 
 from hil import profiles as P  # noqa: E402
 from hil.plant import Plant  # noqa: E402
 from hil.scenarios import Scenario  # noqa: E402
 from packwatch.protocol import Decoder  # noqa: E402
 from packwatch.vboard import VirtualBoard  # noqa: E402
+from pwfw.config_keys import KEYS  # noqa: E402
+
+LFP = {k[0]: k[1] for k in KEYS}  # the firmware's LFP defaults, for the text (one source of truth)
 
 H = 3600.0
 DAY = 24 * H
@@ -240,8 +244,8 @@ def main(argv=None):
     res, bled, wall, rows, need = run(a.days, a.capacity_ah, a.seed, a.sample_ms, a.heap, limits=limits)
     tag = "".join("_%s_%d" % kv for kv in sorted(limits.items()))
     duty = 57 / 60  # the 3 s decision window of every bal_s (60 s)
-    r_ohm = limits.get("bal_r_ohm", 55)
-    rsw = limits.get("bal_rsw_ohm", 28)
+    r_ohm = limits.get("bal_r_ohm", LFP["bal_r_ohm"])
+    rsw = limits.get("bal_rsw_ohm", LFP["bal_rsw_ohm"])
     other = ", ".join("%s %d" % kv for kv in sorted(limits.items()) if kv[0] not in ("bal_r_ohm", "bal_rsw_ohm"))
     paper = []
     for label, cells_, hours, r, adj in (
@@ -265,11 +269,12 @@ def main(argv=None):
         "`%s` (%.0f s wall for %d simulated days; `make bench-balancing`). 16S LFP %.0f Ah, SoC spread ±3 %%"
         " and capacity spread ±2 %% (uniform, seed %d), one cycle a day: CC-CV charge 08:00 (0.2 C to 3.50 V"
         " per cell, tail 0.02 C), rest, inverter load 18:00–23:00, rest; firmware sampling every %d ms,"
-        " policy defaults (bal_start_mv 3400, start/stop 20/5 mV, at most 4 cells, none adjacent, bal_s 60,"
-        " charge stop 50 mV below cell_ov)%s, bleed path %d Ω (of it the AFE switch %d Ω); the charger ends"
+        " policy defaults (bal_start_mv %d, start/stop %d/%d mV, at most %d cells, none adjacent, bal_s %d,"
+        " charge stop %d mV below cell_ov)%s, bleed path %d Ω (of it the AFE switch %d Ω); the charger ends"
         " at its tail current and goes on when a path the BMS opened closes again."
         " Values from the plant's truth; trips from the firmware's events." % (
-            cmd, wall, a.days, a.capacity_ah, a.seed, a.sample_ms,
+            cmd, wall, a.days, a.capacity_ah, a.seed, a.sample_ms, LFP["bal_start_mv"], LFP["bal_start_dmv"],
+            LFP["bal_stop_dmv"], LFP["bal_max_cells"], LFP["bal_s"], LFP["chg_stop_dmv"],
             " but for " + other if other else "", r_ohm, rsw), "",
         tab, "",
         "![spread over days](balancing%s.png)" % tag, "",

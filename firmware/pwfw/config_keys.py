@@ -42,7 +42,7 @@ KEYS = (
     ("zero_max_ma", 50, 50, 0, 20000, "mA"),
     # cell balancing (pwfw.balance; docs/configuration.md "Balancing")
     ("bal_start_mv", 3400, 4000, 2000, 4500, "mV"),
-    ("bal_start_dmv", 20, 20, 1, 500, "mV"),
+    ("bal_start_dmv", 10, 10, 1, 500, "mV"),
     ("bal_stop_dmv", 5, 5, 0, 499, "mV"),
     ("bal_dsg", 0, 0, 0, 1, "0/1"),
     ("bal_r_ohm", 55, 55, 1, 1000, "ohm"),

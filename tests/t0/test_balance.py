@@ -100,9 +100,9 @@ def test_start_voltage_and_start_stop_hysteresis():
     low = [3300] * 16
     low[2] = 3390
     assert choose(b, 0, low, 0, [250], 300) == 0 and WHY[b.st[5]] == "low"
-    assert choose(b, 0, cells(c2=3465), 0, [250], 300) == 0 and WHY[b.st[5]] == "balanced"  # 15 < start 20
-    assert choose(b, 0, cells(c2=3475), 0, [250], 300) == 1 << 2  # 25 >= start: on
-    assert choose(b, 0, cells(c2=3465), 0, [250], 300) == 1 << 2  # 15 > stop 5: still on
+    assert choose(b, 0, cells(c2=3457), 0, [250], 300) == 0 and WHY[b.st[5]] == "balanced"  # 7 < start 10
+    assert choose(b, 0, cells(c2=3465), 0, [250], 300) == 1 << 2  # 15 >= start: on
+    assert choose(b, 0, cells(c2=3458), 0, [250], 300) == 1 << 2  # 8 > stop 5: still on
     assert choose(b, 0, cells(c2=3454), 0, [250], 300) == 0 and WHY[b.st[5]] == "balanced"
 
 
@@ -153,7 +153,7 @@ def test_app_drives_the_afe_and_reports_the_mask(app):
 
 def test_balance_command_manual_with_timeout_and_off(app):
     hal = app.hal_
-    hal.set(cells=cells(c0=3460, c2=3460), i_ma=0)
+    hal.set(cells=cells(c0=3457, c2=3457), i_ma=0)
     r = app.cmd("balance cells 0x5 1")
     assert r[0] == "ok" and r[1]["mode"] == "cells"
     app.run_ms(500)
@@ -161,7 +161,7 @@ def test_balance_command_manual_with_timeout_and_off(app):
     assert app.cmd("balance cells 3")[0] == "err"  # adjacent
     assert app.cmd("balance cells 0x10000")[0] == "err"  # beyond 16 cells
     assert app.cmd("balance cells 0x5555")[0] == "err"  # 8 cells > bal_max_cells 4
-    app.run_ms(61000 + 61000)  # the minute ran out: back to auto, which sees 10 mV < 20: off
+    app.run_ms(61000 + 61000)  # the minute ran out: back to auto, which sees 7 mV < 10: off
     assert hal.bq.bal_mask == 0
     assert app.cmd("balance")[1]["mode"] == "auto"
     app.cmd("balance cells 0x5 30")
@@ -353,7 +353,7 @@ def test_the_state_index_tables_are_one_table():
 
 
 def test_a_one_sample_spike_does_not_start_balancing_the_window_mean_decides(app):
-    # 20 mV is bal_start_dmv (docs/configuration.md): a cell that reads 25 mV high on one sample only
+    # 10 mV is bal_start_dmv (docs/configuration.md): a cell that reads 25 mV high on one sample only
     # (a different cell every sample, as a noisy reading would) moves no cell's mean over a decision
     # window by more than a few mV, so nothing balances; a policy that decides on one sample sees a
     # 25 mV spread at every decision and bleeds whichever cell spiked then
