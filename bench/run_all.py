@@ -24,9 +24,10 @@ BENCHES = [
     ("counting.md", [sys.executable, "bench/hil/bench_counting.py"], "coulomb counting under inverter ripple: samples vs the hardware accumulators"),
     ("rp2040.md", [sys.executable, "bench/rp2040/bench_rp2040.py"], "the firmware on the emulated RP2040 (skips without it)"),
 ]
-ORDER = ["vboard.md", "vboard_issue12.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "counting.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "balancing.md", "balancing_bal_dsg_1_bal_max_cells_8_bal_r_ohm_27.md", "plant.md"]
-# balancing.md: `make bench-balancing` (bench/hil/bench_balancing.py, ~20 min for 7 simulated days: not in `make bench`);
-# balancing_bal_dsg_1_...: the same with --set bal_r_ohm=27 --set bal_max_cells=8 --set bal_dsg=1 (what the target needs)
+ORDER = ["vboard.md", "vboard_issue12.md", "vboard_parts.md", "rp2040.md", "host.md", "ntc.md", "counting.md", "soc_cost.md", "soc_accuracy.md", "soc_locked.md", "protection.md", "balancing.md", "balancing_bal_adjacent_1_bal_dsg_1_bal_max_cells_8.md", "balancing_seeds_bal_adjacent_1_bal_dsg_1_bal_max_cells_8.md", "plant.md"]
+# balancing*.md: `make bench-balancing` (bench/hil/bench_balancing.py, ~1 min per simulated day and pack: not in
+# `make bench`): the defaults on one pack; --set bal_max_cells=8 --set bal_dsg=1 --set bal_adjacent=1 on one
+# pack (with its plot) and, with --seeds 1-5, on five
 
 
 def run(only=None):
