@@ -18,6 +18,8 @@ _BAL_MASK = const(2)  # pwfw.balance's Balancer.st: the cells bleeding now, the 
 _BAL_NEXT = const(8)
 _BAL_FETS = const(10)
 _RELAY_MASK = const(0xBD)  # pwfw.protect's: the alarms that open the relay
+_CHG_STOP = const(0x95)  # pwfw.protect's: the alarms that stop charging / discharging (fets_ok)
+_DSG_STOP = const(0xAA)
 _AFE_LOST_SAMPLES = const(20)  # pwfw.pack's: samples of a silent AFE before the path opens
 RESET_FILE = "reset.txt"
 
@@ -214,7 +216,14 @@ class App:
         # the AFE's FETs by direction (a charge alarm still lets the pack discharge); the relay, one
         # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe).
         # Driven before settle(): its once-a-second accumulator read waits ~1 ms on the part
-        p.drive(self.prot.fets_ok() & self.bal.st[_BAL_FETS])  # balancing's end-of-charge stop
+        # (pwfw.protect's fets_ok() and what was Pack.drive, inline: two calls less per sample) the
+        # AFE's FETs the alarms allow, bit 0 charge, bit 1 discharge, and balancing's end-of-charge stop
+        a = self.prot.alarm
+        want = ((0 if a & _CHG_STOP else 1) | (0 if a & _DSG_STOP else 2)) & self.bal.st[_BAL_FETS]
+        if p.safe_off:  # sensors lost: nothing conducts, or (board failsafe.keep_dsg) discharge only
+            want &= 2 if p.keep_dsg else 0
+        if want != p._want and p.afe_ready:  # a subcommand only when the wish changes
+            p._fets(want)
         on = self.path() != 0
         if on != self._relay:
             self._relay = on
@@ -271,8 +280,7 @@ class App:
             return _FET_CHG | _FET_DSG  # one relay switches both paths
         return 0
 
-    @micropython.native
-    def fet(self):
+    def fet(self):  # bytecode: once a report
         """`fet` in `rep`: the path as driven (bits 0-1) and the AFE's CHG/DSG drivers (bits 2-3).
         Computed, not stored, since only a sample changes what it depends on."""
         return self.path() | (self.pack.afe_fets << 2)
