@@ -150,6 +150,7 @@ class NoEst:
 
 class NoProt:
     alarm = 0
+    _s = array("i", [0] * 65)  # App.sample reads the event ring's count (_s[64])
 
     def check(self, now, cells, stack, i_ma, temps):
         pass
@@ -175,7 +176,6 @@ row("part: Counter.sample", *per_call(lambda k: P.count.sample(100, True), N_STE
 row("part: Plaus.check", *per_call(lambda k: P.plaus.check(now, None), N_STEP))  # noqa: F821
 row("part: App.path", *per_call(lambda k: app.path(), N_STEP))  # noqa: F821
 row("part: Pack.deep_uv", *per_call(lambda k: P.deep_uv(100), N_STEP))  # noqa: F821
-row("part: Protect.pop_event (none)", *per_call(lambda k: app.prot.pop_event(), N_STEP))  # noqa: F821
 row("part 1/s: Balancer.run", *per_call(lambda k: app.bal.run(now, P, app.est), N_REP))  # noqa: F821
 row("part 1/s: accumulator read (DASTATUS6)", *per_call(lambda k: P.count._read_acc(now), N_REP))  # noqa: F821
 for k in range(30):

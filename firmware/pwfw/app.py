@@ -20,6 +20,7 @@ _BAL_FETS = const(10)
 _RELAY_MASK = const(0xBD)  # pwfw.protect's: the alarms that open the relay
 _CHG_STOP = const(0x95)  # pwfw.protect's: the alarms that stop charging / discharging (fets_ok)
 _DSG_STOP = const(0xAA)
+_EV_CNT = const(64)  # pwfw.protect's _CNT: the events waiting in Protect._s's ring
 _AFE_LOST_SAMPLES = const(20)  # pwfw.pack's: samples of a silent AFE before the path opens
 RESET_FILE = "reset.txt"
 
@@ -224,7 +225,10 @@ class App:
             want &= 2 if p.keep_dsg else 0
         if want != p._want and p.afe_ready:  # a subcommand only when the wish changes
             p._fets(want)
-        on = self.path() != 0
+        # self.path() != 0, inline (a native call less per sample): the alarms read once above
+        on = p.afe_ready and not a & _RELAY_MASK and p.afe_misses < _AFE_LOST_SAMPLES
+        if on and p.safe_off and not p.keep_dsg:
+            on = False
         if on != self._relay:
             self._relay = on
             self.hal.relay(on)
@@ -234,10 +238,8 @@ class App:
                 self.bal.run(now, p, self.est)
             if p.deep_uv(dt) and not self.prot.alarm & _OPEN_WIRE and not p.shut:
                 self._shutdown(now)
-        while True:
+        while self.prot._s[_EV_CNT]:  # events waiting (pwfw.protect's ring): pop_event only then
             ev = self.prot.pop_event()
-            if ev is None:
-                break
             self.event(now, ALARM_NAMES[ev[0]], ev[1], ev[2], ev[3])
         changed = p.fault ^ fault0
         if changed:
@@ -268,8 +270,7 @@ class App:
             name, on, val, setting = n.pop(0)
             self.event(now, name, on, val, None, setting)
 
-    @micropython.native
-    def path(self):
+    def path(self):  # bytecode: App.sample has it inline; fet() calls it once a report
         """The power path (relay / contactor) as sample() drives it: closed only with the AFE
         configured and verified, answering, and no alarm that opens it (fail safe)."""
         p = self.pack

@@ -94,7 +94,7 @@ class Pack:
         self._dt = 0  # read() -> settle(): this sample's interval and whether the AFE answered
         self._ok = False
         self._conf_err = None  # the step or setting the last configuration failed at
-        self._want = -1  # the AFE FET state last commanded (drive()); -1: none yet
+        self._want = -1  # the AFE FET state last commanded (App.sample -> _fets()); -1: none yet
         self.alert = False  # App: the ALERT pin asserted (an extra sample): read the status at once
         self._crc_bad = 0
         # fail safe: sensors lost -> power path off (keep_dsg: the DSG FET and relay stay on); deep
