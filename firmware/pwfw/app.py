@@ -162,13 +162,24 @@ class App:
         hal = self.hal
         self.poll_commands()
         now = hal.ticks_ms()
-        wait = ticks_diff(self.next_sample, now)
-        if wait > 0 and not self._alerted():
-            hal.sleep_ms(wait)  # commands that arrive meanwhile wait for the next step (< one sample)
-            now = hal.ticks_ms()
-            if ticks_diff(self.next_sample, now) > 0 and not self._alerted():
-                return  # woken early (a port's sleep may be short)
-        if ticks_diff(self.next_sample, now) > 0:
+        wait = ticks_diff(self.next_sample, now)  # kept = ticks_diff(self.next_sample, now) below
+        if wait > 0:
+            # ALERT newly asserted since the last look (the part latches it until the status read
+            # clears it; a condition that persists latches again at once, so only an assertion counts)
+            a = hal.alert()
+            new = a and not self._alert
+            self._alert = a
+            if not new:
+                hal.sleep_ms(wait)  # commands that arrive meanwhile wait for the next step (< one sample)
+                now = hal.ticks_ms()
+                wait = ticks_diff(self.next_sample, now)
+                if wait > 0:
+                    a = hal.alert()  # the same test again (inline: a method call each cost ~45 us)
+                    new = a and not self._alert
+                    self._alert = a
+                    if not new:
+                        return  # woken early (a port's sleep may be short)
+        if wait > 0:
             # the AFE asserted ALERT (a protection, PF or safety alert latched): an extra sample now,
             # its status read at once; the sample grid and the reports stay as they are
             self.pack.alert = True
@@ -195,14 +206,6 @@ class App:
             if self.store.due(now, self.est.soc_pm):
                 self.save(now)
         hal.wdt_feed()
-
-    def _alerted(self):
-        """ALERT newly asserted since the last look (the part latches it until the status read clears
-        it; a condition that persists latches again at once, so only an assertion counts)."""
-        a = self.hal.alert()
-        new = a and not self._alert
-        self._alert = a
-        return new
 
     @micropython.native
     def sample(self, now):
