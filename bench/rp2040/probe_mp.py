@@ -150,6 +150,7 @@ class NoEst:
 
 class NoProt:
     alarm = 0
+    _s = array("i", [0] * 65)  # App.sample reads the event ring's count (_s[64])
 
     def check(self, now, cells, stack, i_ma, temps):
         pass
@@ -167,6 +168,18 @@ class NoProt:
 now = T[0]
 row("report", *per_call(lambda k: app.report(now), N_REP))  # noqa: F821
 row("cell_report", *per_call(lambda k: app.cell_report(now), N_REP))  # noqa: F821
+# parts of "the rest of App.sample", each called alone on the App's state (the clock held: no
+# accumulator read, no temperatures inside them); `part 1/s:` rows run once a second in the loop
+P = app.pack
+row("part: Pack.settle (charge counter + plausibility)", *per_call(lambda k: P.settle(), N_STEP))  # noqa: F821
+row("part: Counter.sample", *per_call(lambda k: P.count.sample(100, True), N_STEP))  # noqa: F821
+row("part: Plaus.check", *per_call(lambda k: P.plaus.check(now, None), N_STEP))  # noqa: F821
+row("part: App.path", *per_call(lambda k: app.path(), N_STEP))  # noqa: F821
+row("part: Pack.deep_uv", *per_call(lambda k: P.deep_uv(100), N_STEP))  # noqa: F821
+row("part 1/s: Balancer.run", *per_call(lambda k: app.bal.run(now, P, app.est), N_REP))  # noqa: F821
+row("part 1/s: accumulator read (DASTATUS6)", *per_call(lambda k: P.count._read_acc(now), N_REP))  # noqa: F821
+for k in range(30):
+    app.step()
 t, b = per_call(step, N_STEP)  # noqa: F821
 row("whole sample (App.step)", t, b)
 cuts = [

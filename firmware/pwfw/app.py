@@ -18,6 +18,9 @@ _BAL_MASK = const(2)  # pwfw.balance's Balancer.st: the cells bleeding now, the 
 _BAL_NEXT = const(8)
 _BAL_FETS = const(10)
 _RELAY_MASK = const(0xBD)  # pwfw.protect's: the alarms that open the relay
+_CHG_STOP = const(0x95)  # pwfw.protect's: the alarms that stop charging / discharging (fets_ok)
+_DSG_STOP = const(0xAA)
+_EV_CNT = const(64)  # pwfw.protect's _CNT: the events waiting in Protect._s's ring
 _AFE_LOST_SAMPLES = const(20)  # pwfw.pack's: samples of a silent AFE before the path opens
 RESET_FILE = "reset.txt"
 
@@ -159,13 +162,24 @@ class App:
         hal = self.hal
         self.poll_commands()
         now = hal.ticks_ms()
-        wait = ticks_diff(self.next_sample, now)
-        if wait > 0 and not self._alerted():
-            hal.sleep_ms(wait)  # commands that arrive meanwhile wait for the next step (< one sample)
-            now = hal.ticks_ms()
-            if ticks_diff(self.next_sample, now) > 0 and not self._alerted():
-                return  # woken early (a port's sleep may be short)
-        if ticks_diff(self.next_sample, now) > 0:
+        wait = ticks_diff(self.next_sample, now)  # kept = ticks_diff(self.next_sample, now) below
+        if wait > 0:
+            # ALERT newly asserted since the last look (the part latches it until the status read
+            # clears it; a condition that persists latches again at once, so only an assertion counts)
+            a = hal.alert()
+            new = a and not self._alert
+            self._alert = a
+            if not new:
+                hal.sleep_ms(wait)  # commands that arrive meanwhile wait for the next step (< one sample)
+                now = hal.ticks_ms()
+                wait = ticks_diff(self.next_sample, now)
+                if wait > 0:
+                    a = hal.alert()  # the same test again (inline: a method call each cost ~45 us)
+                    new = a and not self._alert
+                    self._alert = a
+                    if not new:
+                        return  # woken early (a port's sleep may be short)
+        if wait > 0:
             # the AFE asserted ALERT (a protection, PF or safety alert latched): an extra sample now,
             # its status read at once; the sample grid and the reports stay as they are
             self.pack.alert = True
@@ -193,14 +207,6 @@ class App:
                 self.save(now)
         hal.wdt_feed()
 
-    def _alerted(self):
-        """ALERT newly asserted since the last look (the part latches it until the status read clears
-        it; a condition that persists latches again at once, so only an assertion counts)."""
-        a = self.hal.alert()
-        new = a and not self._alert
-        self._alert = a
-        return new
-
     @micropython.native
     def sample(self, now):
         dt = ticks_diff(now, self._last_sample)
@@ -214,8 +220,18 @@ class App:
         # the AFE's FETs by direction (a charge alarm still lets the pack discharge); the relay, one
         # switch for both paths, opens on any hazard and whenever the AFE is not verified (fail safe).
         # Driven before settle(): its once-a-second accumulator read waits ~1 ms on the part
-        p.drive(self.prot.fets_ok() & self.bal.st[_BAL_FETS])  # balancing's end-of-charge stop
-        on = self.path() != 0
+        # (pwfw.protect's fets_ok() and what was Pack.drive, inline: two calls less per sample) the
+        # AFE's FETs the alarms allow, bit 0 charge, bit 1 discharge, and balancing's end-of-charge stop
+        a = self.prot.alarm
+        want = ((0 if a & _CHG_STOP else 1) | (0 if a & _DSG_STOP else 2)) & self.bal.st[_BAL_FETS]
+        if p.safe_off:  # sensors lost: nothing conducts, or (board failsafe.keep_dsg) discharge only
+            want &= 2 if p.keep_dsg else 0
+        if want != p._want and p.afe_ready:  # a subcommand only when the wish changes
+            p._fets(want)
+        # self.path() != 0, inline (a native call less per sample): the alarms read once above
+        on = p.afe_ready and not a & _RELAY_MASK and p.afe_misses < _AFE_LOST_SAMPLES
+        if on and p.safe_off and not p.keep_dsg:
+            on = False
         if on != self._relay:
             self._relay = on
             self.hal.relay(on)
@@ -225,10 +241,8 @@ class App:
                 self.bal.run(now, p, self.est)
             if p.deep_uv(dt) and not self.prot.alarm & _OPEN_WIRE and not p.shut:
                 self._shutdown(now)
-        while True:
+        while self.prot._s[_EV_CNT]:  # events waiting (pwfw.protect's ring): pop_event only then
             ev = self.prot.pop_event()
-            if ev is None:
-                break
             self.event(now, ALARM_NAMES[ev[0]], ev[1], ev[2], ev[3])
         changed = p.fault ^ fault0
         if changed:
@@ -259,8 +273,7 @@ class App:
             name, on, val, setting = n.pop(0)
             self.event(now, name, on, val, None, setting)
 
-    @micropython.native
-    def path(self):
+    def path(self):  # bytecode: App.sample has it inline; fet() calls it once a report
         """The power path (relay / contactor) as sample() drives it: closed only with the AFE
         configured and verified, answering, and no alarm that opens it (fail safe)."""
         p = self.pack
@@ -271,8 +284,7 @@ class App:
             return _FET_CHG | _FET_DSG  # one relay switches both paths
         return 0
 
-    @micropython.native
-    def fet(self):
+    def fet(self):  # bytecode: once a report
         """`fet` in `rep`: the path as driven (bits 0-1) and the AFE's CHG/DSG drivers (bits 2-3).
         Computed, not stored, since only a sample changes what it depends on."""
         return self.path() | (self.pack.afe_fets << 2)

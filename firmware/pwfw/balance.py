@@ -16,6 +16,7 @@
 from array import array
 
 from pwfw.compat import call, const, ticks_add, ticks_diff
+from pwfw.plaus import cells_ext
 
 OFF = 0
 AUTO = 1
@@ -167,10 +168,5 @@ class Balancer:
         except MemoryError:  # no room to load the decision now: FETs off, try in 1 s
             self.st[_DUE] = ticks_add(now, 1000)
 
-    def _top(self, c):  # its own small frame: run's stays on the C stack (a large one is heap-allocated)
-        hi = 0
-        k = 0
-        while k < self.n:
-            hi = c[k] if c[k] > hi else hi
-            k += 1
-        return hi
+    def _top(self, c):  # max(0, the cells): a viper loop (pwfw.plaus)
+        return cells_ext(c, self.n, 1)

@@ -5,7 +5,7 @@
 from array import array
 
 from pwfw.compat import const, micropython, ticks_add, ticks_diff
-from pwfw.plaus import cells_min
+from pwfw.plaus import cells_ext
 
 # `fault` in `rep` and the fault `evt` names: bit k is FAULT_NAMES[k] (docs/protocol.md, protocol_vectors.json;
 # tests/t0/test_contract_names.py holds the bits below, the host's table and the spec to it)
@@ -94,7 +94,7 @@ class Pack:
         self._dt = 0  # read() -> settle(): this sample's interval and whether the AFE answered
         self._ok = False
         self._conf_err = None  # the step or setting the last configuration failed at
-        self._want = -1  # the AFE FET state last commanded (drive()); -1: none yet
+        self._want = -1  # the AFE FET state last commanded (App.sample -> _fets()); -1: none yet
         self.alert = False  # App: the ALERT pin asserted (an extra sample): read the status at once
         self._crc_bad = 0
         # fail safe: sensors lost -> power path off (keep_dsg: the DSG FET and relay stay on); deep
@@ -173,7 +173,7 @@ class Pack:
         if ticks_diff(now, self.next_temp) >= 0:
             self.next_temp = ticks_add(now, _TEMP_MS)
             self._read_temps()
-        self.safe_off = bool(self.fault & _F_NO_TEMP) or self._i_sat
+        self.safe_off = (self.fault & _F_NO_TEMP) != 0 or self._i_sat  # no bool(): a builtin call
         self._ok = afe_ok
         return afe_ok
 
@@ -183,14 +183,14 @@ class Pack:
         subcommand, a ~1 ms wait) and the plausibility checks; True when the AFE answered."""
         self.count.sample(self._dt, self._ok)
         if self._ok:
-            self.plaus.check(self._now)
+            self.plaus.check(self._now, None)
         return self._ok
 
     @micropython.native
     def deep_uv(self, dt):
         """After a sample the AFE answered: True once a cell has been below shutdown_mv with no charge
         current for shutdown_s (the caller rules out an open sense wire)."""
-        lo = cells_min(self.cells, self.n_cells)
+        lo = cells_ext(self.cells, self.n_cells, 0)
         if lo < self.shutdown_mv and self.i_ma < _CHARGE_MA:
             self.low_mv = lo
             self._low_ms += dt
@@ -281,16 +281,10 @@ class Pack:
         f = afe.fet_status
         self.afe_fets = (f & 1) | ((f >> 1) & 2)  # FET Status bit 0 CHG_FET, bit 2 DSG_FET
 
-    def drive(self, want):
-        """The AFE's FETs as the firmware's own protections allow them: bit 0 charge, bit 1 discharge
-        (ALL_FETS_ON / CHG_PCHG_OFF / DSG_PDSG_OFF / ALL_FETS_OFF, TRM 12.5: the host can only turn a
-        FET off; the AFE's protections still rule). A subcommand only when the wish changes."""
-        if self.safe_off:  # sensors lost: nothing conducts, or (board failsafe.keep_dsg) discharge only
-            want &= 2 if self.keep_dsg else 0
-        if want != self._want and self.afe_ready:
-            self._fets(want)
-
     def _fets(self, want):
+        """The AFE's FETs as the firmware's own protections allow them (App.sample calls this when its
+        wish changes): bit 0 charge, bit 1 discharge (ALL_FETS_ON / CHG_PCHG_OFF / DSG_PDSG_OFF /
+        ALL_FETS_OFF, TRM 12.5: the host can only turn a FET off; the AFE's protections still rule)."""
         afe = self.afe
         was = self._want
         self._want = want

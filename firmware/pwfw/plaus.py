@@ -1,10 +1,12 @@
 # Per sample, after pwfw.pack has read the chips: the charge counted by the parts' own accumulators
 # (Counter -> Pack.i_avg_ma, what the estimator integrates) and the plausibility faults (Plaus -> bits in
 # Pack.fault). Integer-only and allocation-free (docs/hardware.md "Coulomb counting" and "Plausibility").
+from array import array
+
 from pwfw.compat import MICROPYTHON, const, micropython, ticks_diff
 
 if not MICROPYTHON:
-    from pwfw.compat import ptr16
+    from pwfw.compat import ptr16, ptr32
 
 _ACC_MS = const(1000)  # the BQ76952's accumulated charge is read once a second (a subcommand: ~1.5 ms of bus)
 _WIN_MS = const(10000)  # INA228 vs BQ76952 charge compared over 10 s windows (both integrate continuously)
@@ -29,29 +31,18 @@ _F_T_CROSS = const(4096)
 
 
 @micropython.viper
-def cells_sum(cells, n: int) -> int:
-    """The sum of cells[0:n] (array('h'); viper: one call instead of a native loop of generic subscripts)."""
+def cells_ext(cells, n: int, top: int) -> int:
+    """The lowest of cells[0:n] (array('h')), 32767 for none; top: the highest, 0 for none or below
+    (pwfw.balance's top of charge: its bytecode loop was ~190 us on the RP2040, three times a second)."""
     c = ptr16(cells)
-    tot = 0
-    k = 0
-    while k < n:
-        tot += ((c[k] & 0xFFFF) ^ 0x8000) - 0x8000  # int16 (ptr16 reads unsigned on MicroPython)
-        k += 1
-    return tot
-
-
-@micropython.viper
-def cells_min(cells, n: int) -> int:
-    """The lowest of cells[0:n] (array('h')), 32767 for none."""
-    c = ptr16(cells)
-    lo = 32767
+    x = 0 if top else 32767
     k = 0
     while k < n:
         v = ((c[k] & 0xFFFF) ^ 0x8000) - 0x8000
-        if v < lo:
-            lo = v
+        if (v > x) if top else (v < x):
+            x = v
         k += 1
-    return lo
+    return x
 
 
 class Counter:
@@ -78,7 +69,9 @@ class Counter:
     @micropython.native
     def sample(self, dt, afe_ok):
         p = self.p
-        raw = p.raw_i_ma if p.raw_i_ma is not None else 0
+        raw = p.raw_i_ma
+        if raw is None:
+            raw = 0
         if dt <= 0 or dt > 60000:  # first sample, or the loop was stopped: nothing to integrate
             p.i_avg_ma = p.i_ma
             self._t_acc = None
@@ -88,11 +81,19 @@ class Counter:
             if afe_ok:
                 self._bq_window()
         else:
-            q = self._bq(raw, dt, afe_ok)
+            # the BQ76952: the last second's mean current predicted, the part's count once a second
+            i = self._i_pred
+            q = (raw if i is None else i) * dt
+            self._pred += q
+            if afe_ok and p.afe_ready:
+                t = self._t_acc
+                if t is None or ticks_diff(p._now, t) >= _ACC_MS:
+                    q = self._bq(q, raw, t)
         q += self._rem
         i = q // dt
         self._rem = q - i * dt
-        p.i_avg_ma = p.cfg.current_ma(i)
+        c = p.cfg
+        p.i_avg_ma = c.current_ma(i) if c.i_offset_ma or c.i_gain_ppm else i  # current_ma(i) is i then
 
     @micropython.native
     def _ina(self, raw, dt):
@@ -127,13 +128,9 @@ class Counter:
         return t is None or ticks_diff(self.p._now, t) >= _ACC_MS
 
     @micropython.native
-    def _bq(self, raw, dt, afe_ok):
-        i = self._i_pred if self._i_pred is not None else raw
-        q = i * dt
-        self._pred += q
-        if not (afe_ok and self.p.afe_ready and self._due()):
-            return q
-        t0 = self._t_acc
+    def _bq(self, q, raw, t0):
+        """Once a second (the accumulator read due): this interval's charge q, the prediction since
+        the last read replaced by the part's count."""
         now = self.p._now
         acc = self._read_acc(now)
         if acc is None or t0 is None:  # a new baseline: what was predicted stands
@@ -164,6 +161,19 @@ class Counter:
         self.win_ms += ticks_diff(self.p._now, t0)
 
 
+# Plaus._s: the per-sample checks' state in one array('i') (viper reads it as machine words; every
+# word is non-negative: a 64-bit port reads them zero-extended, so signed values are stored + _BIAS)
+_S_V = const(0)  # samples in a row the stack has disagreed with the sum of the cells
+_S_PK = const(1)  # the same for PACK / LD against the stack
+_S_RAW = const(2)  # the current's raw reading + _BIAS when last seen, 0: none (None)
+_S_N = const(3)  # samples that raw reading has stayed the same
+_S_LO = const(4)  # the lowest and highest sum of the cells meanwhile, + _BIAS
+_S_HI = const(5)
+_S_TAT = const(6)  # Pack.next_temp when the temperatures were last compared
+_S_SIZE = const(7)
+_BIAS = const(0x10000000)
+
+
 class Plaus:
     """The plausibility faults: one sensor against another (or against physics). Each sets its bit in
     Pack.fault while the disagreement lasts (App sends the `evt` on each change)."""
@@ -171,71 +181,81 @@ class Plaus:
     def __init__(self, pack):
         self.p = pack
         self.n = pack.n_cells
-        self._v_n = 0
-        self._pk_n = 0
         self._t_n = 0
-        self._st_raw = None
-        self._st_n = 0
-        self._st_lo = 0
-        self._st_hi = 0
-        self._t_at = pack.next_temp
+        self._s = array("i", [0] * _S_SIZE)
+        self._s[_S_TAT] = pack.next_temp
 
-    @micropython.native
-    def check(self, now):
-        # one native frame for the per-sample checks (a method call each cost ~30-60 us on an RP2040)
+    @micropython.viper
+    def check(self, now, nil):  # nil: None (viper compares objects with an object, not the literal)
+        # one viper frame for the per-sample checks, its state in machine words (a native frame of
+        # generic int operations and attributes cost ~125 us on the RP2040)
         p = self.p
-        n = self.n
-        tot = cells_sum(p.cells, n)
-        st = p.stack_mv
-        f = p.fault
+        s = ptr32(self._s)
+        n = int(self.n)
+        c = ptr16(p.cells)
+        tot = 0
+        k = 0
+        while k < n:
+            tot += ((c[k] & 0xFFFF) ^ 0x8000) - 0x8000  # int16 (ptr16 reads unsigned on MicroPython)
+            k += 1
+        st = int(p.stack_mv)
+        f = int(p.fault)
         # the stack against the sum of the cells
         d = tot - st
         tol = n * _CELL_ERR_MV + st * _DIV_ERR_PM // 1000 + 2 * _USERV_MV
-        k = self._v_n + 1 if (d > tol or -d > tol) else 0
+        k = int(s[_S_V]) + 1 if (d > tol or 0 - d > tol) else 0
         if k >= _N_PERSIST:
             k = _N_PERSIST
             f |= _F_V_STACK
-        elif not k:
+        elif k == 0:
             f &= ~_F_V_STACK
-        self._v_n = k
+        s[_S_V] = k
         # PACK and LD against the stack, only with both FETs on: otherwise they are the charger's or
         # the load's side
-        if p.afe_fets != 3:
-            self._pk_n = 0
+        if int(p.afe_fets) != 3:
+            s[_S_PK] = 0
             f &= ~_F_V_PACK
         else:
-            i = p.i_ma if p.i_ma >= 0 else -p.i_ma
+            i = int(p.i_ma)
+            if i < 0:
+                i = 0 - i
             tol = 2 * (st * _DIV_ERR_PM // 1000) + 2 * _USERV_MV + i * _PATH_MOHM // 1000
-            a = p.afe.pack_mv - st
-            d = p.afe.ld_mv - st
-            bad = a > tol or -a > tol or d > tol or -d > tol
-            k = self._pk_n + 1 if bad else 0
+            afe = p.afe
+            a = int(afe.pack_mv) - st
+            d = int(afe.ld_mv) - st
+            bad = a > tol or 0 - a > tol or d > tol or 0 - d > tol
+            k = int(s[_S_PK]) + 1 if bad else 0
             if k >= _N_PERSIST:
                 k = _N_PERSIST
                 f |= _F_V_PACK
-            elif not bad:
+            elif k == 0:  # not bad
                 f &= ~_F_V_PACK
-            self._pk_n = k
+            s[_S_PK] = k
         # the current's raw reading frozen while the cells move
         r = p.raw_i_ma
-        if r is None or r != self._st_raw:
-            self._st_raw = r
-            self._st_n = 0
-            self._st_lo = self._st_hi = tot
+        rv = 0 if r is nil else int(r) + _BIAS
+        tb = tot + _BIAS
+        if rv == 0 or rv != int(s[_S_RAW]):
+            s[_S_RAW] = rv
+            s[_S_N] = 0
+            s[_S_LO] = tb
+            s[_S_HI] = tb
             f &= ~_F_I_STUCK
         else:
-            self._st_n += 1
-            if tot < self._st_lo:
-                self._st_lo = tot
-            if tot > self._st_hi:
-                self._st_hi = tot
-            if self._st_n >= _STUCK_N and self._st_hi - self._st_lo > n * _STUCK_MV:
+            k = int(s[_S_N]) + 1
+            s[_S_N] = k
+            if tb < int(s[_S_LO]):
+                s[_S_LO] = tb
+            if tb > int(s[_S_HI]):
+                s[_S_HI] = tb
+            if k >= _STUCK_N and int(s[_S_HI]) - int(s[_S_LO]) > n * _STUCK_MV:
                 f |= _F_I_STUCK
         p.fault = f
-        if p.next_temp != self._t_at:  # the temperatures were read this sample
-            self._t_at = p.next_temp
+        t = int(p.next_temp)
+        if t != int(s[_S_TAT]):  # the temperatures were read this sample
+            s[_S_TAT] = t
             self._temps()
-        if p.ina is not None and p.count.win_ms >= _WIN_MS:
+        if p.ina is not nil and int(p.count.win_ms) >= _WIN_MS:
             self._cross()
 
     def _set(self, bit, on):

@@ -69,4 +69,6 @@ def test_constants_copied_into_the_hot_path_match_their_owners():
     from pwfw import protect
 
     assert app._RELAY_MASK == protect._RELAY_MASK
+    assert (app._CHG_STOP, app._DSG_STOP) == (protect._CHG_STOP, protect._DSG_STOP)  # App.sample's fets_ok
+    assert app._EV_CNT == protect._CNT  # App.sample pops events only when the ring holds some
     assert app._AFE_LOST_SAMPLES == pack._AFE_LOST_SAMPLES
