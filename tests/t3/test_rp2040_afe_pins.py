@@ -60,8 +60,10 @@ def _afe_at(vb, tel, t_ms):
     vb.hold_at_ms = None
     tel.until(lambda t, f: t in ("ok", "err") and f.get("cmd") == "afe", timeout=WAIT, what="the afe reply")
     got = tel.frames[n:]
-    assert got[-1][0] == "ok", got[-1]
-    return [f for t, f in got if t == "afe"][-1], got[-1][1]
+    # the reply, not the last frame read: a `rep` may come in the same read after it
+    k = next(i for i, (t, f) in enumerate(got) if t in ("ok", "err") and f.get("cmd") == "afe")
+    assert got[k][0] == "ok", got[k]
+    return [f for t, f in got[:k] if t == "afe"][-1], got[k][1]
 
 
 def test_alert_on_gp6_then_deep_uv_shutdown_goes_dark_and_a_charger_wakes_the_board(pico):
