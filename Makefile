@@ -57,7 +57,7 @@ wheel-smoke: $(STAMP)
 ## benchmarks (timings never live in tests): results in bench/results/ and docs/benchmarks.md
 # the benchmarks' own plumbing checks first (they need the bench extra, so they are not in `make test`)
 bench-check: $(BSTAMP)
-	$(BIN)/python -m pytest -q -n 0 -p no:cacheprovider bench/soc/test_plumbing.py
+	$(BIN)/python -m pytest -q -n 0 -p no:cacheprovider bench/soc/test_plumbing.py bench/test_run_all.py
 
 bench: bench-check
 	$(BIN)/python -m bench.run_all

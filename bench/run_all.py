@@ -2,8 +2,11 @@
 
 Each benchmark runs in its own process and writes bench/results/<name>.md; this script only runs them
 and stitches the results (plus the SoC accuracy results of `make bench-soc`, if present) into
-docs/benchmarks.md with the commands that reproduce them. Timings never live in tests.
+docs/benchmarks.md with the commands that reproduce them - unless that file was edited by hand since the
+last stitch (bench/results/benchmarks.sha256), which is then kept and the stitch written beside it.
+Timings never live in tests.
 """
+import hashlib
 import subprocess
 import sys
 import time
@@ -40,7 +43,33 @@ def run(only=None):
         print("   (%.0f s)" % (time.monotonic() - t), flush=True)
 
 
-def stitch():
+# the sha256 of the docs/benchmarks.md that stitch() last wrote: a file that differs from it was edited by
+# hand (a session's notes, before/after tables that live in no results file) and is not overwritten
+STAMP = RESULTS / "benchmarks.sha256"
+STITCHED = RESULTS / "benchmarks_stitched.md.tmp"  # where the stitch goes instead (.gitignore: *.tmp)
+
+
+def stitch(docs=None):
+    docs = Path(docs) if docs else ROOT / "docs" / "benchmarks.md"
+    text = _render()
+    old = docs.read_bytes() if docs.exists() else None
+    stamp = STAMP.read_text().strip() if STAMP.exists() else None
+    if old is not None and hashlib.sha256(old).hexdigest() != stamp:
+        STITCHED.write_text(text)
+        print("%s has edits that are in no bench/results file: not overwritten; the stitched results are in"
+              " %s (merge them by hand, or delete %s to let stitch write it)" % (_rel(docs), _rel(STITCHED), docs.name))
+        return False
+    docs.write_text(text)
+    STAMP.write_text(hashlib.sha256(docs.read_bytes()).hexdigest() + "\n")
+    print("wrote %s" % _rel(docs))
+    return True
+
+
+def _rel(path):
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def _render():
     parts = ["# Benchmarks", "",
              "Measured on the development machine (2 cores, Python 3.11, MicroPython 1.29 unix port). Reproduce "
              "everything with `make bench` (and `make bench-soc` for the SoC accuracy benchmark, which needs "
@@ -54,8 +83,7 @@ def stitch():
                 parts += ["## " + name[:-3], ""]
             # each file's headings go one level down, under ours
             parts += ["#" + ln if ln.startswith("#") else ln for ln in text] + [""]
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
-    print("wrote docs/benchmarks.md")
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":
