@@ -59,8 +59,9 @@ def stitch(docs=None):
         print("%s has edits that are in no bench/results file: not overwritten; the stitched results are in"
               " %s (merge them by hand, or delete %s to let stitch write it)" % (_rel(docs), _rel(STITCHED), docs.name))
         return False
-    docs.write_text(text)
-    STAMP.write_text(hashlib.sha256(docs.read_bytes()).hexdigest() + "\n")
+    data = text.encode()
+    docs.write_bytes(data)
+    STAMP.write_text(hashlib.sha256(data).hexdigest() + "\n")
     print("wrote %s" % _rel(docs))
     return True
 

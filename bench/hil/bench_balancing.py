@@ -225,6 +225,12 @@ def plot(rows, res, path, cap_ah, r_ohm=55):
     fig.savefig(path, dpi=100)
 
 
+def _cmd(a, limits, packs):
+    """The command line that reproduces a run, for the results' text (packs: --seed or --seeds)."""
+    return ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g %s --sample-ms %d%s" % (
+        a.days, a.capacity_ah, packs, a.sample_ms, "".join(" --set %s=%d" % kv for kv in sorted(limits.items())))
+
+
 def _one(args):
     days, cap_ah, seed, sample_ms, heap, limits = args
     res, bled, wall, rows, need = run(days, cap_ah, seed, sample_ms, heap, log=lambda *_: None, limits=limits)
@@ -259,8 +265,7 @@ def many(a, seeds, limits):
     def when(x):
         return "day %g" % x if np.isfinite(x) else "not within %d days" % a.days
     tag = "".join("_%s_%d" % kv for kv in sorted(limits.items()))
-    cmd = ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g --seeds %s --jobs %d --sample-ms %d%s" % (
-        a.days, a.capacity_ah, a.seeds, a.jobs, a.sample_ms, "".join(" --set %s=%d" % kv for kv in sorted(limits.items())))
+    cmd = _cmd(a, limits, "--seeds %s --jobs %d" % (a.seeds, a.jobs))
     text = "\n".join([
         "# Balancing over days (issue 14), seeds %s%s" % (a.seeds, "".join(", %s %d" % kv for kv in sorted(limits.items()))),
         "", "`%s` (%.0f s wall). Top-of-charge max−min cell voltage per day (plant truth), per seed:" % (cmd, wall), "",
@@ -326,8 +331,7 @@ def main(argv=None):
                 label, ", pairs at %.0f mA" % (i * 1000) if i != rates[0] else "",
                 " / ".join("%s %.1f" % (k, parts[k]) for k in parts), d))
     tab, first, late = table(res)
-    cmd = ".venv/bin/python bench/hil/bench_balancing.py --days %d --capacity-ah %g --seed %d --sample-ms %d%s" % (
-        a.days, a.capacity_ah, a.seed, a.sample_ms, "".join(" --set %s=%d" % kv for kv in sorted(limits.items())))
+    cmd = _cmd(a, limits, "--seed %d" % a.seed)
     bled_mah = ", ".join("%.0f" % (q / 3.6) for q in bled)
     text = "\n".join([
         "# Balancing over days (issue 14)%s" % "".join(", %s %d" % kv for kv in sorted(limits.items())), "",
